@@ -1,0 +1,372 @@
+"""MoTEModel: a BERT-family encoder whose feed-forward blocks are per-task experts, with a
+sentence-transformers style `encode` API and save/load in safetensors + one JSON config.
+
+Data flow: texts -> task (prefix + expert id) -> tokenizer -> backbone with routed experts ->
+masked mean pooling -> L2 normalisation -> numpy embeddings.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .atomic import atomic_path, write_json_atomic
+from .experts import (
+    TaskRoutedFeedForward,
+    dense_path,
+    mote_layers,
+    resolve_placement,
+    routing,
+    transformer_layers,
+    upcycle_layers,
+)
+from .inputs import check_batch_size, length_sorted_batches, progress, validate_texts
+from .tasks import DEFAULT_TASKS, Task, TaskSet
+
+CONFIG_NAME = "mote_config.json"
+WEIGHTS_NAME = "model.safetensors"
+FORMAT_VERSION = 1
+
+
+def mean_pool(token_embeddings: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Masked mean over tokens, as sentence-transformers' Pooling(mean)."""
+    mask = attention_mask.unsqueeze(-1).to(token_embeddings.dtype)
+    summed = (token_embeddings * mask).sum(dim=1)
+    counts = mask.sum(dim=1).clamp(min=1e-9)
+    return summed / counts
+
+
+@contextmanager
+def quiet_transformers():
+    """Silence transformers' load report and weight-loading bar (the pooler we drop is expected)."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _resolve_dir(name_or_path: str | os.PathLike | None) -> str:
+    """A local directory as is; None -> the embedded default; anything else is a hub id."""
+    if name_or_path is None:
+        from .default_base import embedded_base_path
+
+        return str(embedded_base_path())
+    return os.fspath(name_or_path)
+
+
+def _read_max_seq_length(path: str, tokenizer, config) -> int:
+    st_config = Path(path) / "sentence_bert_config.json"
+    if st_config.is_file():
+        value = json.loads(st_config.read_text()).get("max_seq_length")
+        if value:
+            return int(value)
+    limit = getattr(config, "max_position_embeddings", 512)
+    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        limit -= 2  # positions are offset by padding_idx + 1
+    return int(min(tokenizer.model_max_length or limit, limit))
+
+
+class MoTEModel(nn.Module):
+    """Mixture of Task Experts encoder (sequence-level routing: one expert per task, per sequence)."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        tokenizer,
+        tasks: TaskSet,
+        mote_layer_ids: Sequence[int],
+        max_seq_length: int,
+        use_prefixes: bool = True,
+        normalize: bool = True,
+        source: str = "",
+    ):
+        super().__init__()
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.tasks = tasks
+        self.mote_layer_ids = list(mote_layer_ids)
+        self.max_seq_length = int(max_seq_length)
+        self.use_prefixes = use_prefixes
+        self.normalize = normalize
+        self.source = source
+        self._fingerprint: str | None = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def upcycle(
+        cls,
+        base: str | os.PathLike | None = None,
+        tasks: Sequence[Task] | TaskSet | None = None,
+        placement: str | Sequence[int] = "every_other",
+        use_prefixes: bool = True,
+        max_seq_length: int | None = None,
+        **from_pretrained_kwargs,
+    ) -> "MoTEModel":
+        """Turn a dense BERT-family checkpoint (local dir or hub id; None = embedded default) into MoTE.
+
+        `placement=[]` is allowed through `dense()`: it gives the dense model with the same API.
+        """
+        from transformers import AutoModel, AutoTokenizer
+
+        path = _resolve_dir(base)
+        task_set = tasks if isinstance(tasks, TaskSet) else TaskSet(tasks or DEFAULT_TASKS)
+        with quiet_transformers():
+            backbone = AutoModel.from_pretrained(path, add_pooling_layer=False, **from_pretrained_kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(path)
+        layer_ids = [] if placement == [] else resolve_placement(placement, len(transformer_layers(backbone)))
+        upcycle_layers(backbone, layer_ids, task_set.experts)
+        backbone.eval()
+        seq = max_seq_length or _read_max_seq_length(path, tokenizer, backbone.config)
+        return cls(backbone, tokenizer, task_set, layer_ids, seq, use_prefixes=use_prefixes, source=path)
+
+    @classmethod
+    def dense(cls, base: str | os.PathLike | None = None, **kwargs) -> "MoTEModel":
+        """The dense base with the same encode API (no experts): the reference that MoTE is compared to."""
+        return cls.upcycle(base, placement=[], **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, device: str | None = None) -> "MoTEModel":
+        """Load a model saved by `save_pretrained` (local directory or hub id)."""
+        from safetensors.torch import load_file
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        local = Path(path)
+        if not local.is_dir():
+            if os.path.exists(local):
+                raise NotADirectoryError(f"{local} is a file; a MoTE model is a directory")
+            from huggingface_hub import snapshot_download
+
+            local = Path(snapshot_download(os.fspath(path)))
+        config_file = local / CONFIG_NAME
+        if not config_file.is_file():
+            hint = " (a dense checkpoint: use MoTEModel.upcycle)" if (local / "config.json").is_file() else ""
+            raise FileNotFoundError(f"{config_file} not found: {local} is not a saved MoTE model{hint}")
+        cfg = json.loads(config_file.read_text())
+        if cfg.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{config_file}: unsupported format_version {cfg.get('format_version')!r}")
+        base_cfg = dict(cfg["base_config"])
+        model_type = base_cfg.pop("model_type")
+        config = AutoConfig.for_model(model_type, **base_cfg)
+        with quiet_transformers():
+            backbone = AutoModel.from_config(config, add_pooling_layer=False)
+        tasks = TaskSet.from_config(cfg["tasks"])
+        upcycle_layers(backbone, cfg["mote_layers"], tasks.experts)
+        state = load_file(str(local / WEIGHTS_NAME))
+        missing, unexpected = backbone.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.endswith("position_ids")]
+        if missing or unexpected:
+            raise ValueError(f"{local / WEIGHTS_NAME} does not match its config: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        backbone.eval()
+        tokenizer = AutoTokenizer.from_pretrained(str(local))
+        model = cls(
+            backbone, tokenizer, tasks, cfg["mote_layers"], cfg["max_seq_length"],
+            use_prefixes=cfg.get("use_prefixes", True), normalize=cfg.get("normalize", True), source=str(local),
+        )
+        if device:
+            model.to(device)
+        return model
+
+    def save_pretrained(self, path: str | os.PathLike) -> None:
+        """Write safetensors weights, mote_config.json and the tokenizer files (each write atomic)."""
+        from safetensors.torch import save_file
+
+        out = Path(path)
+        out.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.backbone.state_dict().items()}
+        with atomic_path(out / WEIGHTS_NAME) as tmp:
+            save_file(state, str(tmp), metadata={"format": "pt", "mote_fingerprint": self.fingerprint})
+        self.tokenizer.save_pretrained(str(out))
+        write_json_atomic(out / CONFIG_NAME, self.config_dict())
+
+    def config_dict(self) -> dict:
+        base_cfg = self.backbone.config.to_dict()
+        for key in ("_name_or_path", "transformers_version", "architectures", "torch_dtype", "dtype"):
+            base_cfg.pop(key, None)
+        return {
+            "format_version": FORMAT_VERSION,
+            "architecture": "mote",
+            "base_config": base_cfg,
+            "tasks": self.tasks.to_config(),
+            "experts": list(self.tasks.experts),
+            "mote_layers": self.mote_layer_ids,
+            "pooling": "mean",
+            "normalize": self.normalize,
+            "use_prefixes": self.use_prefixes,
+            "max_seq_length": self.max_seq_length,
+            "fingerprint": self.fingerprint,
+        }
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def fingerprint(self) -> str:
+        """sha256 over weights, task set, pooling and prefixes: what an index must be built and queried with.
+
+        Cached; call `refresh_fingerprint()` after changing weights (training does).
+        """
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            meta = {"tasks": self.tasks.to_config(), "mote_layers": self.mote_layer_ids,
+                    "use_prefixes": self.use_prefixes, "normalize": self.normalize,
+                    "max_seq_length": self.max_seq_length, "pooling": "mean"}
+            h.update(json.dumps(meta, sort_keys=True).encode())
+            for name, tensor in sorted(self.backbone.state_dict().items()):
+                if name.endswith("position_ids"):
+                    continue
+                h.update(name.encode())
+                h.update(tensor.detach().cpu().contiguous().float().numpy().tobytes())
+            self._fingerprint = h.hexdigest()[:32]
+        return self._fingerprint
+
+    def refresh_fingerprint(self) -> str:
+        self._fingerprint = None
+        return self.fingerprint
+
+    @property
+    def dim(self) -> int:
+        return int(self.backbone.config.hidden_size)
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return self.dim
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.backbone.parameters()).device
+
+    def parameter_report(self) -> dict:
+        """Total parameters, and active parameters per task path (what one forward pass uses)."""
+        total = sum(p.numel() for p in self.backbone.parameters())
+        per_layer = {}
+        for i, routed in mote_layers(self.backbone).items():
+            counts = {name: sum(p.numel() for p in e.parameters()) for name, e in routed.experts.items()}
+            per_layer[i] = counts
+        expert_total = sum(sum(c.values()) for c in per_layer.values())
+        shared = total - expert_total
+        active = {}
+        for task in self.tasks:
+            active[task.name] = shared + sum(c[task.expert] for c in per_layer.values())
+        ffn = next(iter(per_layer.values()))[self.tasks.experts[0]] if per_layer else 0
+        return {
+            "total": total,
+            "active_per_task": active,
+            "experts": len(self.tasks.experts),
+            "mote_layers": self.mote_layer_ids,
+            "feed_forward_params_per_expert": ffn,
+        }
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, input_ids, attention_mask, expert_ids, token_type_ids=None) -> torch.Tensor:
+        """Token ids -> pooled sentence embeddings (not normalised), routed by `expert_ids` (batch,)."""
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        with routing(expert_ids):
+            hidden = self.backbone(**kwargs).last_hidden_state
+        return mean_pool(hidden, attention_mask)
+
+    def prepare_texts(self, texts: Sequence[str], task: str) -> list[str]:
+        """Prepend the task's instruction prefix when prefixes are on (MoTE and IC see the same text)."""
+        prefix = self.tasks.get(task).prefix if self.use_prefixes else ""
+        return [prefix + t for t in texts] if prefix else list(texts)
+
+    def tokenize(self, texts: Sequence[str]) -> dict:
+        return self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="pt"
+        )
+
+    def embed_batch(self, texts: Sequence[str], tasks: Sequence[str]) -> torch.Tensor:
+        """Differentiable embeddings of texts (each with its own task): the training entry point."""
+        if len(texts) != len(tasks):
+            raise ValueError(f"{len(texts)} texts but {len(tasks)} tasks")
+        prepared = [self.prepare_texts([t], k)[0] for t, k in zip(texts, tasks)]
+        features = {k: v.to(self.device) for k, v in self.tokenize(prepared).items()}
+        expert_ids = torch.tensor([self.tasks.expert_index(k) for k in tasks], device=self.device)
+        emb = self.forward(expert_ids=expert_ids, **features)
+        return nn.functional.normalize(emb, p=2, dim=-1) if self.normalize else emb
+
+    # ------------------------------------------------------------------ encode API
+    @torch.inference_mode()
+    def encode(
+        self,
+        texts: str | Sequence[str],
+        task: str | Sequence[str] = "search_document",
+        batch_size: int = 32,
+        show_progress_bar: bool = False,
+        normalize_embeddings: bool | None = None,
+        convert_to_numpy: bool = True,
+        prompt_name: str | None = None,
+        **_ignored,
+    ) -> np.ndarray:
+        """Embed texts with the given task path; `task` may also be one task per text (mixed batch).
+
+        Returns float32 (n, dim), L2-normalised unless `normalize_embeddings=False`; a single string gives (dim,).
+        """
+        if prompt_name is not None:  # sentence-transformers' name for the same idea
+            task = prompt_name
+        items, single = validate_texts(texts)
+        batch_size = check_batch_size(batch_size)
+        if isinstance(task, str):
+            names = [self.tasks.get(task).name] * len(items)
+        else:
+            names = [self.tasks.get(t).name for t in task]
+            if len(names) != len(items):
+                raise ValueError(f"got {len(items)} texts but {len(names)} tasks")
+        normalize = self.normalize if normalize_embeddings is None else normalize_embeddings
+        out = np.zeros((len(items), self.dim), dtype=np.float32)
+        was_training = self.backbone.training
+        self.backbone.eval()
+        try:
+            with progress(len(items), show_progress_bar, "encode") as bar:
+                for idx in length_sorted_batches(items, batch_size):
+                    batch_tasks = [names[i] for i in idx]
+                    prepared = [self.prepare_texts([items[i]], k)[0] for i, k in zip(idx, batch_tasks)]
+                    features = {k: v.to(self.device) for k, v in self.tokenize(prepared).items()}
+                    expert_ids = torch.tensor([self.tasks.expert_index(k) for k in batch_tasks], device=self.device)
+                    emb = self.forward(expert_ids=expert_ids, **features)
+                    if normalize:
+                        emb = nn.functional.normalize(emb, p=2, dim=-1)
+                    out[idx] = emb.float().cpu().numpy()
+                    bar.update(len(idx))
+        finally:
+            self.backbone.train(was_training)
+        if not convert_to_numpy:
+            return torch.from_numpy(out)
+        return out[0] if single else out
+
+    def encode_query(self, texts, **kwargs) -> np.ndarray:
+        """Embed search queries with the search_query expert."""
+        return self.encode(texts, task="search_query", **kwargs)
+
+    def encode_document(self, texts, **kwargs) -> np.ndarray:
+        """Embed documents/passages with the search_document expert."""
+        return self.encode(texts, task="search_document", **kwargs)
+
+    # ------------------------------------------------------------------ export helpers
+    def dense_path(self, task: str) -> nn.Module:
+        """A dense transformers model equal to this model's `task` path (what one ONNX graph holds)."""
+        return dense_path(self.backbone, self.tasks.get(task).expert)
+
+    def expert_parameters(self, expert: str | None = None):
+        """Parameters of the experts (all, or one expert's): for 'train experts only' and gradient checks."""
+        for routed in mote_layers(self.backbone).values():
+            for name, module in routed.experts.items():
+                if expert is None or name == expert:
+                    yield from module.parameters()
+
+    def __repr__(self) -> str:
+        return (f"MoTEModel(source={self.source!r}, tasks={self.tasks.names}, mote_layers={self.mote_layer_ids}, "
+                f"dim={self.dim}, max_seq_length={self.max_seq_length}, use_prefixes={self.use_prefixes})")

@@ -1,0 +1,100 @@
+"""Task registry: which tasks exist, their instruction prefixes, temperatures and experts.
+
+A task names a *path* through the model. Several tasks may share one expert (for example a symmetric
+"similarity" task could reuse the classification expert); the registry is what routing, training
+temperatures and ONNX export all read, so it is the single place a task set is defined.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Iterable, Mapping
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task: its canonical name, instruction prefix, InfoNCE temperature and expert."""
+
+    name: str
+    prefix: str
+    temperature: float
+    expert: str = ""
+    aliases: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("_", "").isalnum():
+            raise ValueError(f"task name must be a non-empty identifier, got {self.name!r}")
+        if self.temperature <= 0:
+            raise ValueError(f"task {self.name!r}: temperature must be > 0, got {self.temperature}")
+        if not self.expert:
+            object.__setattr__(self, "expert", self.name)
+        object.__setattr__(self, "aliases", tuple(self.aliases))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["aliases"] = list(self.aliases)
+        return d
+
+
+DEFAULT_TASKS: tuple[Task, ...] = (
+    Task("search_query", "search_query: ", 0.03, aliases=("query", "queries")),
+    Task("search_document", "search_document: ", 0.03, aliases=("document", "documents", "passage", "corpus")),
+    Task("classification", "classification: ", 0.03),
+    Task("clustering", "clustering: ", 0.06),
+)
+
+
+class TaskSet:
+    """An ordered set of tasks with alias resolution; expert ids follow first appearance order."""
+
+    def __init__(self, tasks: Iterable[Task] = DEFAULT_TASKS):
+        self.tasks: tuple[Task, ...] = tuple(tasks)
+        if not self.tasks:
+            raise ValueError("a task set needs at least one task")
+        self._by_name: dict[str, Task] = {}
+        for task in self.tasks:
+            for key in (task.name, *task.aliases):
+                if key in self._by_name:
+                    raise ValueError(f"task name or alias {key!r} is defined twice")
+                self._by_name[key] = task
+        self.experts: tuple[str, ...] = tuple(dict.fromkeys(t.expert for t in self.tasks))
+
+    @classmethod
+    def from_config(cls, items: Iterable[Mapping]) -> "TaskSet":
+        return cls(Task(**{**item, "aliases": tuple(item.get("aliases", ()))}) for item in items)
+
+    def to_config(self) -> list[dict]:
+        return [t.to_dict() for t in self.tasks]
+
+    @property
+    def names(self) -> list[str]:
+        return [t.name for t in self.tasks]
+
+    def get(self, task: str) -> Task:
+        """Resolve a task name or alias; an unknown name is a ValueError listing the valid ones."""
+        if not isinstance(task, str):
+            raise TypeError(f"task must be a string, got {type(task).__name__}")
+        try:
+            return self._by_name[task]
+        except KeyError:
+            raise ValueError(
+                f"unknown task {task!r}; valid tasks: {', '.join(self.names)} "
+                f"(aliases: {', '.join(k for k in self._by_name if k not in self.names) or 'none'})"
+            ) from None
+
+    def expert_index(self, task: str) -> int:
+        return self.experts.index(self.get(task).expert)
+
+    def tasks_for_expert(self, expert: str) -> list[str]:
+        return [t.name for t in self.tasks if t.expert == expert]
+
+    def __contains__(self, task: object) -> bool:
+        return isinstance(task, str) and task in self._by_name
+
+    def __iter__(self):
+        return iter(self.tasks)
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def __repr__(self) -> str:
+        return f"TaskSet({self.names})"
