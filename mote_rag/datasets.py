@@ -127,3 +127,68 @@ def load_beir(folder: str | os.PathLike, split: str = "test", check_ids: bool = 
             raise ValueError(f"{qrels_file}: corpus id(s) {missing_d[:5]} have no entry in {corpus_file.name}")
     queries = {q: all_queries[q] for q in qrels if q in all_queries}
     return BeirDataset(folder.name, corpus, queries, qrels, split)
+
+
+# --------------------------------------------------------------------------- evaluation formats
+@dataclass
+class SentencePairs:
+    """Sentence pairs with a value each: an STS score (float) or a pair-classification label (0/1)."""
+
+    name: str
+    sentences1: list[str]
+    sentences2: list[str]
+    values: list[float]
+
+
+@dataclass
+class LabelledTexts:
+    """Texts with a label each (classification / clustering); labels kept as strings."""
+
+    name: str
+    texts: list[str]
+    labels: list[str]
+
+
+def _text_field(row: dict, key: str, where: str) -> str:
+    value = row[key]
+    if not isinstance(value, str):
+        raise ValueError(f"{where}: field {key!r} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _number_field(row: dict, key: str, where: str) -> float:
+    value = row[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: field {key!r} must be a number, got {value!r:.40}") from None
+    return float(value)
+
+
+def load_sentence_pairs(path: str | os.PathLike, value_field: str = "score") -> SentencePairs:
+    """Rows {"sentence1", "sentence2", <value_field>} (STS: "score"; pair classification: "label")."""
+    p = resolve_file(path)
+    rows = read_jsonl(p, ("sentence1", "sentence2", value_field))
+    s1, s2, values = [], [], []
+    for i, row in enumerate(rows, 1):
+        where = f"{p}: row {i}"
+        s1.append(_text_field(row, "sentence1", where))
+        s2.append(_text_field(row, "sentence2", where))
+        values.append(_number_field(row, value_field, where))
+    return SentencePairs(p.parent.name if p.stem in ("test", "dev", "train", "all") else p.stem, s1, s2, values)
+
+
+def load_labelled_texts(path: str | os.PathLike) -> LabelledTexts:
+    """Rows {"text", "label"}; the label may be a string or an integer (kept as its string)."""
+    p = resolve_file(path)
+    rows = read_jsonl(p, ("text", "label"))
+    texts, labels = [], []
+    for i, row in enumerate(rows, 1):
+        where = f"{p}: row {i}"
+        texts.append(_text_field(row, "text", where))
+        label = row["label"]
+        if not isinstance(label, (str, int)) or isinstance(label, bool):
+            raise ValueError(f"{where}: field 'label' must be a string or integer, got {label!r:.40}")
+        labels.append(str(label))
+    return LabelledTexts(p.parent.name, texts, labels)

@@ -360,6 +360,13 @@ class MoTEModel(nn.Module):
         """A dense transformers model equal to this model's `task` path (what one ONNX graph holds)."""
         return dense_path(self.backbone, self.tasks.get(task).expert)
 
+    def export_onnx(self, out_dir: str | os.PathLike, tasks: Sequence[str] | None = None, optimize: bool = False,
+                    quantize: bool = False, opset: int | None = None, check: bool = True) -> Path:
+        """One ONNX graph per task path (+ tokenizer.json, manifest.json) for the torch-free OnnxEncoder."""
+        from mote_rag.exporters import export_onnx
+
+        return export_onnx(self, out_dir, tasks=tasks, optimize=optimize, quantize=quantize, opset=opset, check=check)
+
     def expert_parameters(self, expert: str | None = None):
         """Parameters of the experts (all, or one expert's): for 'train experts only' and gradient checks."""
         for routed in mote_layers(self.backbone).values():

@@ -1,0 +1,102 @@
+"""Full default evaluation suite on the embedded base (all-MiniLM-L6-v2, no instruction prefixes), timed.
+
+Reference: the published MTEB scores of all-MiniLM-L6-v2 (plain transformers + mean pooling,
+max_seq_length 256): SciFact nDCG@10 64.51 and STS-B test Spearman 82.03; the run prints
+measured / published ratios and the absolute differences (acceptance: within 0.5).
+
+Runs one dataset at a time with a fresh embedding cache (cold: every embedding is computed once; the
+reranking sets reuse their retrieval corpus from that cache, as a normal suite run does) and rewrites the
+JSON after each dataset, so a run cut short still leaves its per-dataset timings.
+
+    python benchmarks/eval_default.py [--threads N] [--datasets a,b] [--out benchmarks/results]
+Writes benchmarks/results/eval_default.json and eval_default.md.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PUBLISHED = {"scifact": 64.51, "stsb": 82.03}
+# Cheap and acceptance-relevant sets first, the big corpora last.
+ORDER = ["stsb", "scifact", "scifact_rerank", "sickr", "sts12", "sts13", "sts14", "sts15", "mrpc", "trec", "sst2",
+         "mr", "cr", "subj", "mpqa", "banking77", "banking77_clustering", "ag_news_clustering", "quora_dup",
+         "quora_dup_rerank", "medquad", "medquad_rerank"]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    ap.add_argument("--datasets", default=None, help="comma-separated subset of the default suite")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = ap.parse_args()
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from mote_rag.atomic import write_bytes_atomic, write_json_atomic
+    from mote_rag.evaluation import compare, evaluate, get_suite
+    from mote_rag.evaluation.suite import DEFAULT
+    from mote_rag.model import MoTEModel
+
+    names = args.datasets.split(",") if args.datasets else [n for n in ORDER if n in {d.name for d in DEFAULT.datasets}]
+    missing = {d.name for d in DEFAULT.datasets} - set(names)
+    if not args.datasets and missing:
+        names += sorted(missing)
+    out = Path(args.out)
+    t_load = time.perf_counter()
+    model = MoTEModel.dense(None, use_prefixes=False)
+    load_s = time.perf_counter() - t_load
+    report = {"model": "all-MiniLM-L6-v2 (embedded base, no prefixes)", "suite": "default",
+              "torch_threads": torch.get_num_threads(), "model_load_seconds": round(load_s, 2),
+              "datasets": {}, "complete": False}
+    merged = None
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="mote-eval-cache-") as cache:
+        for name in names:
+            r = evaluate(model, get_suite([name]), cache_dir=cache, show_progress=True, name="base")
+            ds = r["datasets"][name]
+            print(f"{name:22s} {ds['main_metric']:10s} {ds['main_score']:7.2f}  {ds['seconds']:8.1f} s", flush=True)
+            if merged is None:
+                merged = r
+            else:
+                merged["datasets"].update(r["datasets"])
+            report["datasets"][name] = ds
+            report["elapsed_seconds"] = round(time.perf_counter() - started, 1)
+            write_json_atomic(out / "eval_default.json", report)
+    import numpy as np
+
+    from mote_rag.evaluation.suite import TASK_TYPES
+
+    merged["averages"] = {t: float(np.mean([d["main_score"] for d in merged["datasets"].values() if d["type"] == t]))
+                          for t in TASK_TYPES if any(d["type"] == t for d in merged["datasets"].values())}
+    merged["average_of_types"] = float(np.mean(list(merged["averages"].values())))
+    report.update(averages=merged["averages"], average_of_types=merged["average_of_types"], complete=True)
+    checks = {}
+    for name, published in PUBLISHED.items():
+        if name in merged["datasets"]:
+            got = merged["datasets"][name]["main_score"]
+            checks[name] = {"measured": round(got, 3), "published": published, "diff": round(got - published, 3),
+                            "ratio": round(got / published, 4), "within_0.5": abs(got - published) <= 0.5}
+            print(f"{name}: measured {got:.2f} vs published {published:.2f} (ratio {got / published:.4f}, "
+                  f"diff {got - published:+.2f})")
+    report["published_check"] = checks
+    total = time.perf_counter() - started
+    report["elapsed_seconds"] = round(total, 1)
+    report["under_20_minutes"] = total < 1200
+    print(f"total {total / 60:.1f} min (budget 20 min): {'OK' if total < 1200 else 'OVER'}")
+    write_json_atomic(out / "eval_default.json", report)
+    table = compare({"base": merged})
+    timing = "\n".join(f"| {n} | {d['seconds']:.1f} |" for n, d in report["datasets"].items())
+    md = (f"# Default suite, embedded base (no prefixes)\n\n{table}\n"
+          f"Total {total / 60:.1f} min with torch threads = {report['torch_threads']}.\n\n"
+          f"| dataset | seconds |\n|---|---|\n{timing}\n")
+    write_bytes_atomic(out / "eval_default.md", md.encode("utf-8"))
+    return 0 if all(c["within_0.5"] for c in checks.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""Fixtures shared by the LangChain and LlamaIndex integration tests.
+
+Two encoders: a tiny random BERT upcycled to MoTE, with its search_query expert perturbed so the query and
+document paths give different vectors (routing tests), and the real embedded base (all-MiniLM-L6-v2) upcycled
+to MoTE (standard suites, SciFact). The SciFact slice is encoded once per session through `CachingEncoder` and
+reused by the core evaluation and both integrations.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# The end-to-end slice: a seeded sample of SciFact test queries, all their positives and sampled distractors
+# (mote_rag.evaluation's own limits, so the core evaluation scores exactly the same slice).
+SCIFACT_LIMITS = {"max_queries": 40, "max_corpus": 300}
+
+
+class CachingEncoder:
+    """Wraps an encoder and remembers each (task, text) vector, so a corpus is encoded once per session.
+
+    Records every call's task and arguments in `calls`, which routing tests read.
+    """
+
+    def __init__(self, encoder):
+        self.inner = encoder
+        self.cache: dict[tuple[str, str], np.ndarray] = {}
+        self.calls: list[dict] = []
+
+    @property
+    def tasks(self):
+        return self.inner.tasks
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    @property
+    def fingerprint(self) -> str:
+        return self.inner.fingerprint
+
+    def encode(self, texts, task="search_document", batch_size=32, show_progress_bar=False, **kwargs):
+        single = isinstance(texts, str)
+        items = [texts] if single else list(texts)
+        name = self.tasks.get(task).name
+        self.calls.append({"task": name, "n": len(items), "batch_size": batch_size,
+                           "show_progress_bar": show_progress_bar})
+        missing = list(dict.fromkeys(t for t in items if (name, t) not in self.cache))
+        if missing:
+            vectors = self.inner.encode(missing, task=name, batch_size=batch_size,
+                                        show_progress_bar=show_progress_bar, **kwargs)
+            self.cache.update({(name, t): v for t, v in zip(missing, vectors)})
+        out = np.stack([self.cache[(name, t)] for t in items]) if items else np.zeros((0, self.dim), np.float32)
+        return out[0] if single else out
+
+
+@pytest.fixture(scope="session")
+def caching_encoder():
+    """The CachingEncoder class (test modules cannot import conftest)."""
+    return CachingEncoder
+
+
+@pytest.fixture(scope="session")
+def base_path() -> Path:
+    from mote_rag.default_base import embedded_base_path
+
+    return embedded_base_path()
+
+
+@pytest.fixture(scope="session")
+def tiny_mote(tmp_path_factory, base_path):
+    """A 2-layer, 32-wide random BERT (real tokenizer) upcycled to MoTE; search_query expert perturbed."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from mote_rag import MoTEModel
+
+    torch.manual_seed(0)
+    bert_dir = tmp_path_factory.mktemp("tiny-bert")
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    BertModel(config).save_pretrained(bert_dir)
+    AutoTokenizer.from_pretrained(base_path).save_pretrained(bert_dir)
+    model = MoTEModel.upcycle(bert_dir, placement="all", use_prefixes=False)
+    with torch.no_grad():
+        for p in model.expert_parameters("search_query"):
+            p.add_(0.5 * torch.randn_like(p))
+    model.refresh_fingerprint()
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_mote_dir(tmp_path_factory, tiny_mote) -> Path:
+    out = tmp_path_factory.mktemp("tiny-mote")
+    tiny_mote.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def minilm_mote(base_path):
+    """The embedded all-MiniLM-L6-v2 upcycled to MoTE (experts start equal; task prefixes differ).
+
+    Sequences are cut at 128 tokens (the base allows 256) to halve CI time; every side of each comparison
+    uses this same encoder.
+    """
+    from mote_rag import MoTEModel
+
+    return MoTEModel.upcycle(base_path, max_seq_length=128)
+
+
+def _scifact_spec():
+    """The core evaluation's SciFact dataset spec with this session's limits, and its folder."""
+    from mote_rag.evaluation import get_suite
+
+    suite = get_suite(["scifact"]).with_limits(SCIFACT_LIMITS)
+    spec = suite.datasets[0]
+    return spec, spec.resolve(suite.root_dir())
+
+
+@pytest.fixture(scope="session")
+def scifact_slice():
+    """(corpus {id: text}, queries {id: text}, qrels): the very slice the core evaluation scores."""
+    from mote_rag.evaluation.retrieval import load
+
+    data = load(*_scifact_spec())
+    return data.corpus, data.queries, data.qrels
+
+
+@pytest.fixture(scope="session")
+def scifact_encoder(minilm_mote):
+    return CachingEncoder(minilm_mote)
+
+
+def _ndcg_at_10(qrels: dict, run: dict) -> float:
+    """The core evaluation's own metric code (BEIR / trec_eval semantics), as a fraction."""
+    from mote_rag.evaluation.metrics import retrieval_metrics
+
+    return float(retrieval_metrics(qrels, run)["ndcg@10"])
+
+
+@pytest.fixture(scope="session")
+def ndcg_at_10():
+    return _ndcg_at_10
+
+
+@pytest.fixture(scope="session")
+def scifact_core(scifact_slice, scifact_encoder):
+    """mote_rag.evaluation.evaluate on the slice: nDCG@10 (fraction), its run and its size."""
+    from mote_rag.evaluation import evaluate
+
+    result = evaluate(scifact_encoder, suite=["scifact"], limits=SCIFACT_LIMITS, show_progress=False,
+                      keep_runs=True)
+    scifact = result["datasets"]["scifact"]
+    corpus, queries, qrels = scifact_slice
+    assert scifact["_qrels"] == qrels and scifact["size"] == {"queries": len(queries), "corpus": len(corpus)}
+    return {"ndcg@10": scifact["main_score"] / 100, "run": scifact["_run"]}

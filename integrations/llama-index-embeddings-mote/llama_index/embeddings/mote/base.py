@@ -1,0 +1,152 @@
+"""LlamaIndex embeddings backed by a MoTE encoder: text nodes go through the search_document expert, queries
+through the search_query expert, with no instruction plumbing on the caller's side.
+
+The encoder is an exported ONNX folder (the default; torch-free), a saved MoTE model folder, or an encoder
+object already in memory (`MoTEModel`, `OnnxEncoder`, anything with the mote-rag encoder protocol).
+Embeddings are L2-normalised: with llama-index-vector-stores-faiss use `faiss.IndexFlatIP(dim)` (inner
+product = cosine similarity, and its scores read "higher is better" as LlamaIndex expects).
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from typing import Any, List, Optional
+
+from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+
+MODEL_ENV = "MOTE_RAG_MODEL"
+DEFAULT_MOTE_BATCH_SIZE = 32
+
+
+def _describe(encoder: Any) -> str:
+    for attr in ("path", "source"):
+        value = getattr(encoder, attr, None)
+        if value:
+            return os.fspath(value)
+    return type(encoder).__name__
+
+
+def _open_encoder(model: Any) -> tuple[Any, str]:
+    """(encoder, description) from a path or an encoder object; a clear error for anything else."""
+    if model is None:
+        model = os.environ.get(MODEL_ENV)
+        if not model:
+            raise ValueError(
+                "MoTEEmbedding needs a model: pass model=<exported ONNX folder, saved MoTE folder, or an "
+                f"encoder object>, or set ${MODEL_ENV} to a model folder"
+            )
+    if isinstance(model, (str, os.PathLike)):
+        from mote_rag.encoders import load_encoder
+
+        return load_encoder(model), os.fspath(model)
+    if callable(getattr(model, "encode", None)) and hasattr(model, "tasks"):
+        return model, _describe(model)
+    raise TypeError(
+        f"model must be a model folder path or a mote-rag encoder (with .encode and .tasks), "
+        f"got {type(model).__name__}"
+    )
+
+
+class MoTEEmbedding(BaseEmbedding):
+    """MoTE embeddings for LlamaIndex: queries -> search_query expert, texts/nodes -> search_document expert.
+
+    Example:
+        ```python
+        import faiss
+        from llama_index.core import StorageContext, VectorStoreIndex
+        from llama_index.embeddings.mote import MoTEEmbedding
+        from llama_index.vector_stores.faiss import FaissVectorStore
+
+        embed_model = MoTEEmbedding("path/to/onnx-export")     # or a saved MoTE folder / MoTEModel object
+        store = FaissVectorStore(faiss_index=faiss.IndexFlatIP(embed_model.dim))
+        index = VectorStoreIndex(nodes, embed_model=embed_model,
+                                 storage_context=StorageContext.from_defaults(vector_store=store))
+        index.as_retriever(similarity_top_k=5).retrieve("what causes anaemia?")
+        ```
+
+    Override the tasks for other pipelines, e.g. `MoTEEmbedding(path, text_task="clustering")`. `embed_batch_size`
+    (alias `batch_size`) is both LlamaIndex's chunk size and the encoder's forward batch. Async methods run
+    the encoder in a worker thread, so the event loop stays responsive.
+    """
+
+    model: Optional[str] = Field(
+        default=None,
+        description=f"Model folder (exported ONNX or saved MoTE) or the source of the encoder object given; "
+        f"defaults to ${MODEL_ENV}.",
+    )
+    query_task: str = Field(default="search_query", description="Task (expert) for queries.")
+    text_task: str = Field(default="search_document", description="Task (expert) for texts and nodes.")
+    show_progress: bool = Field(default=False, description="Show the encoder's progress bar on text batches.")
+
+    _encoder: Any = PrivateAttr(default=None)
+    # Serialises calls into one encoder: a fast tokenizer raises "Already borrowed" when used from two threads.
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def __init__(self, model: Any = None, /, **kwargs: Any):
+        if model is not None and "model" in kwargs:
+            raise TypeError("model given both positionally and by keyword")
+        if "document_task" in kwargs:  # the LangChain integration's name for the same thing
+            kwargs["text_task"] = kwargs.pop("document_task")
+        if "batch_size" in kwargs:
+            kwargs["embed_batch_size"] = kwargs.pop("batch_size")
+        kwargs.setdefault("embed_batch_size", DEFAULT_MOTE_BATCH_SIZE)
+        encoder, description = _open_encoder(kwargs.pop("model", model))
+        kwargs.setdefault("model_name", description)
+        super().__init__(model=description, **kwargs)
+        self._encoder = encoder
+        for role in ("query_task", "text_task"):
+            try:
+                encoder.tasks.get(getattr(self, role))
+            except ValueError as exc:
+                raise ValueError(f"{role}: {exc}") from None
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "MoTEEmbedding"
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def encoder(self) -> Any:
+        """The underlying mote-rag encoder (MoTEModel, OnnxEncoder, ...)."""
+        return self._encoder
+
+    @property
+    def dim(self) -> int:
+        return int(self._encoder.dim)
+
+    @property
+    def fingerprint(self) -> str:
+        """The encoder's fingerprint: what a saved index must have been built with."""
+        return str(self._encoder.fingerprint)
+
+    # ------------------------------------------------------------------ sync API
+    def _encode(self, texts: List[str], task: str, show_progress: bool = False) -> List[Embedding]:
+        texts = list(texts)
+        if not texts:
+            return []
+        with self._lock:
+            vectors = self._encoder.encode(
+                texts, task=task, batch_size=self.embed_batch_size, show_progress_bar=show_progress
+            )
+        return vectors.tolist()  # float32 -> Python floats, exactly
+
+    def _get_query_embedding(self, query: str) -> Embedding:
+        return self._encode([query], self.query_task)[0]
+
+    def _get_text_embedding(self, text: str) -> Embedding:
+        return self._encode([text], self.text_task)[0]
+
+    def _get_text_embeddings(self, texts: List[str]) -> List[Embedding]:
+        return self._encode(texts, self.text_task, self.show_progress)
+
+    # ------------------------------------------------------------------ async API (worker thread)
+    async def _aget_query_embedding(self, query: str) -> Embedding:
+        return await asyncio.to_thread(self._get_query_embedding, query)
+
+    async def _aget_text_embedding(self, text: str) -> Embedding:
+        return await asyncio.to_thread(self._get_text_embedding, text)
+
+    async def _aget_text_embeddings(self, texts: List[str]) -> List[Embedding]:
+        return await asyncio.to_thread(self._get_text_embeddings, texts)

@@ -1,0 +1,60 @@
+"""`mote-rag export MODEL OUT`: one ONNX graph per task path, for serving with the torch-free OnnxEncoder."""
+from __future__ import annotations
+
+DESCRIPTION = (
+    "Export a saved MoTE model (or a dense checkpoint, or 'base' for the embedded MiniLM) to ONNX: one graph per "
+    "task path holding only that task's expert (pooling and L2 normalisation inside), tokenizer.json and "
+    "manifest.json with the sha256 of every file. Serve it with `mote_rag.OnnxEncoder(OUT)`, which needs no torch."
+)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("export", help="export per-task ONNX graphs", description=DESCRIPTION)
+    p.add_argument("model", help="saved MoTE model directory, dense checkpoint directory, or 'base'")
+    p.add_argument("out", help="output folder (created; an existing export there is replaced)")
+    p.add_argument("--tasks", default=None,
+                   help="comma-separated task names or aliases to export (default: every task)")
+    p.add_argument("--optimize", action="store_true", help="also write offline-optimised fp32 graphs (variant 'optimized')")
+    p.add_argument("--quantize", action="store_true", help="also write int8 dynamic-quantised graphs (variant 'int8')")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's pinned opset, 18)")
+    p.add_argument("--no-check", action="store_true", help="skip the onnxruntime-vs-torch check of each graph")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import json
+    from pathlib import Path
+
+    from mote_rag.cli.main import BadInput
+    from mote_rag.encoders import EMBEDDED, encoder_kind
+
+    if args.model not in EMBEDDED:
+        try:
+            kind = encoder_kind(args.model)
+        except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
+            raise BadInput(str(exc)) from None
+        if kind == "onnx":
+            raise BadInput(f"{args.model} is already an ONNX export; pass a saved MoTE model or a dense checkpoint")
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+    if args.tasks is not None and not tasks:
+        raise BadInput("--tasks names no task")
+    if args.opset is not None and not 14 <= args.opset <= 23:
+        raise BadInput(f"--opset {args.opset} is outside the supported range 14..23")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"{out} is a file; the export writes a folder")
+
+    from mote_rag.encoders import load_encoder
+
+    model = load_encoder(args.model)
+    if tasks:
+        for t in tasks:
+            model.tasks.get(t)  # ValueError listing valid tasks -> exit 2
+    model.export_onnx(out, tasks=tasks, optimize=args.optimize, quantize=args.quantize, opset=args.opset,
+                      check=not args.no_check)
+    manifest = json.loads((out / "manifest.json").read_text())
+    print(f"exported {len(manifest['tasks'])} task(s) to {out} (variants: {', '.join(manifest['variants'])}; "
+          f"fingerprint {manifest['fingerprint']})")
+    for task, entry in manifest["tasks"].items():
+        print(f"  {task:<18} {'  '.join(entry['graphs'].values())}")
+    return 0

@@ -1,0 +1,25 @@
+"""`mote-rag quickstart`: the whole product on the shipped sample, in minutes on a laptop CPU."""
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "quickstart", help="upcycle, train, evaluate, export, index and search on the shipped sample",
+        description="Upcycle the embedded all-MiniLM-L6-v2 into MoTE, train it with TA-CL on the MedQuAD sample "
+        "shipped with mote-rag, evaluate base vs trained on a held-out slice, export one ONNX graph per task path, "
+        "build a FAISS index of the sample corpus and answer example queries. A second run reuses what exists.")
+    p.add_argument("--out", default="mote-rag-quickstart", help="output folder (default: ./mote-rag-quickstart)")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's 120)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from .main import BadInput
+
+    if args.steps is not None and args.steps < 1:
+        raise BadInput(f"--steps must be a positive integer, got {args.steps}")
+    from ..quickstart import run_quickstart
+
+    run_quickstart(args.out, steps=args.steps, show_progress=not args.no_progress)
+    return 0

@@ -1,0 +1,66 @@
+"""Reranking built from retrieval qrels (there is no reranking set in shared/data).
+
+Candidates per query, fixed and model-independent so every encoder reranks the same lists:
+its judged positives plus the top `negatives` (default 20) non-relevant docs by TF-IDF cosine
+(scikit-learn TfidfVectorizer, sublinear tf, fitted on the corpus); ties broken by corpus order; a query's
+own id is excluded when `ignore_identical_ids`. The encoder scores candidates by cosine of the query
+(search_query) and document (search_document) embeddings. Metrics as MTEB's RerankingEvaluator: MAP
+(average precision over each candidate list, the main score) and MRR@10.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .metrics import average_precision, reciprocal_rank
+from .retrieval import load
+
+
+def lexical_candidates(corpus_texts: list[str], query_texts: list[str], positives: list[set[int]],
+                       negatives: int, exclude: list[int | None]) -> list[list[int]]:
+    """Positives + top-`negatives` TF-IDF hard negatives per query, as corpus indices (deterministic)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vec = TfidfVectorizer(sublinear_tf=True, dtype=np.float32)
+    docs = vec.fit_transform(corpus_texts)
+    queries = vec.transform(query_texts)
+    out = []
+    for start in range(0, len(query_texts), 256):
+        sims = (queries[start:start + 256] @ docs.T).toarray()
+        for row, qi in zip(sims, range(start, start + 256)):
+            banned = set(positives[qi])
+            if exclude[qi] is not None:
+                banned.add(exclude[qi])
+            order = np.argsort(-row, kind="stable")
+            negs = [int(j) for j in order[: negatives + len(banned)] if int(j) not in banned][:negatives]
+            out.append(sorted(set(positives[qi]).union(negs)))  # corpus order: no tie advantage for positives
+    return out
+
+
+def evaluate_reranking(spec, path: Path, embed) -> dict:
+    ds = load(spec, path)
+    doc_ids, qids = list(ds.corpus), list(ds.queries)
+    pos = {d: i for i, d in enumerate(doc_ids)}
+    corpus_texts = [ds.corpus[d] for d in doc_ids]
+    query_texts = [ds.queries[q] for q in qids]
+    positives = [{pos[d] for d, g in ds.qrels[q].items() if g > 0 and d in pos} for q in qids]
+    ignore = bool(spec.option("ignore_identical_ids", False))
+    exclude = [pos.get(q) if ignore else None for q in qids]
+    candidates = lexical_candidates(corpus_texts, query_texts, positives, int(spec.option("negatives", 20)), exclude)
+    # Same cache entry as the retrieval task on this folder: the corpus is embedded once per model.
+    doc_emb = embed(corpus_texts, spec.option("doc_task"), f"{path.name}-corpus")
+    query_emb = embed(query_texts, spec.option("query_task"), f"{path.name}-queries-{spec.split}")
+    aps, rrs = [], []
+    for qi, cands in enumerate(candidates):
+        if not positives[qi]:
+            continue
+        scores = doc_emb[cands] @ query_emb[qi]
+        rel = np.array([j in positives[qi] for j in cands])
+        aps.append(average_precision(rel, scores))
+        rrs.append(reciprocal_rank(rel, scores, 10))
+    if not aps:
+        raise ValueError(f"{path}: no query of split {spec.split!r} has a relevant document in the corpus")
+    metrics = {"map": 100 * float(np.mean(aps)), "mrr@10": 100 * float(np.mean(rrs))}
+    return {"main_metric": "map", "main_score": metrics["map"], "metrics": metrics,
+            "size": {"queries": len(aps), "candidates_per_query": float(np.mean([len(c) for c in candidates]))}}

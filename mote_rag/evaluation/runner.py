@@ -1,0 +1,156 @@
+"""Run a suite against one encoder: embed (deduplicated, cached, with progress), score each dataset,
+collect a JSON-ready result with per-type averages and timings.
+
+Every task type only sees `embed(texts, task, key) -> L2-normalised float32 rows`, so any object with
+`encode(texts, task=..., batch_size=..., show_progress_bar=...)` can be evaluated and figures are
+comparable across backends (MoTE, ONNX, dense, sentence-transformers).
+"""
+from __future__ import annotations
+
+import os
+import platform
+import re
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..atomic import write_json_atomic
+from .cache import EmbeddingCache, texts_digest
+from .classification import evaluate_classification
+from .clustering import evaluate_clustering
+from .pairs import evaluate_pair_classification, evaluate_sts
+from .reranking import evaluate_reranking
+from .retrieval import evaluate_retrieval
+from .suite import TASK_TYPES, Suite, get_suite
+
+RUNNERS = {
+    "retrieval": evaluate_retrieval,
+    "reranking": evaluate_reranking,
+    "sts": evaluate_sts,
+    "pair_classification": evaluate_pair_classification,
+    "classification": evaluate_classification,
+    "clustering": evaluate_clustering,
+}
+CHUNK = 512  # texts per encode() call: bounds memory and drives the progress bar
+
+
+class Embedder:
+    """Deduplicates texts, serves repeats from memory or the disk cache, encodes the rest longest-first."""
+
+    def __init__(self, encoder, cache: EmbeddingCache | None = None, batch_size: int = 64, show_progress: bool = True):
+        if not callable(getattr(encoder, "encode", None)):
+            raise TypeError(f"{type(encoder).__name__} has no encode(texts, task=...) method")
+        self.encoder = encoder
+        self.fingerprint = getattr(encoder, "fingerprint", None)
+        self.cache = cache if self.fingerprint else None
+        self.batch_size = batch_size
+        self.show_progress = show_progress
+        self.memory: dict[tuple, np.ndarray] = {}
+        self.stats = {"encoded_texts": 0, "cached_texts": 0, "encode_seconds": 0.0}
+
+    def __call__(self, texts: Sequence[str], task: str, key: str) -> np.ndarray:
+        unique = list(dict.fromkeys(texts))
+        if not unique:
+            raise ValueError(f"{key}: nothing to embed")
+        mem_key = (task, key, texts_digest(unique))
+        emb = self.memory.get(mem_key)
+        if emb is None and self.cache is not None:
+            emb = self.cache.get(self.fingerprint, task, key, unique)
+        if emb is None:
+            emb = self._encode(unique, task, f"{key} [{task}]")
+            if self.cache is not None:
+                self.cache.put(self.fingerprint, task, key, unique, emb)
+        else:
+            self.stats["cached_texts"] += len(unique)
+        self.memory[mem_key] = emb
+        if len(unique) == len(texts):
+            return emb
+        where = {t: i for i, t in enumerate(unique)}
+        return emb[[where[t] for t in texts]]
+
+    def _encode(self, texts: list[str], task: str, desc: str) -> np.ndarray:
+        from tqdm.auto import tqdm
+
+        start = time.perf_counter()
+        order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths share a batch
+        out = None
+        with tqdm(total=len(texts), desc=desc, unit="text", disable=not self.show_progress, leave=False) as bar:
+            for s in range(0, len(texts), CHUNK):
+                idx = order[s:s + CHUNK]
+                emb = np.asarray(self.encoder.encode([texts[i] for i in idx], task=task, batch_size=self.batch_size,
+                                                     show_progress_bar=False), dtype=np.float32)
+                if emb.ndim != 2 or emb.shape[0] != len(idx):
+                    raise ValueError(f"encoder returned shape {emb.shape} for {len(idx)} texts")
+                if out is None:
+                    out = np.empty((len(texts), emb.shape[1]), dtype=np.float32)
+                out[idx] = emb
+                bar.update(len(idx))
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        out /= np.maximum(norms, 1e-12)  # cosine everywhere, whatever the backend returns
+        self.stats["encoded_texts"] += len(texts)
+        self.stats["encode_seconds"] += time.perf_counter() - start
+        return out
+
+
+def encoder_name(encoder) -> str:
+    source = getattr(encoder, "source", None) or getattr(encoder, "path", None)
+    return Path(str(source)).name if source else type(encoder).__name__
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
+
+
+def evaluate(encoder, suite: "str | Suite | Sequence[str]" = "default", out_dir: str | os.PathLike | None = None,
+             cache_dir: str | os.PathLike | None = None, show_progress: bool = True, name: str | None = None,
+             limits: dict | None = None, batch_size: int = 64, keep_runs: bool = False) -> dict:
+    """Evaluate `encoder` on every dataset of `suite`; write <out_dir>/<name>.json when out_dir is given.
+
+    `limits` (max_corpus, max_queries, max_rows) shrink every dataset for short runs. Returns the result dict
+    (scores x100, per-type averages, seconds per dataset). `keep_runs=True` keeps retrieval runs/qrels
+    (under "_run"/"_qrels", never written to JSON) for cross-checks.
+    """
+    from tqdm.auto import tqdm
+
+    chosen = get_suite(suite).with_limits(limits)
+    root = chosen.root_dir()
+    embed = Embedder(encoder, EmbeddingCache(cache_dir) if cache_dir else None, batch_size, show_progress)
+    name = name or encoder_name(encoder)
+    results: dict[str, dict] = {}
+    started = time.perf_counter()
+    for spec in tqdm(chosen.datasets, desc=f"eval {name}", unit="dataset", disable=not show_progress):
+        t0 = time.perf_counter()
+        res = RUNNERS[spec.type](spec, spec.resolve(root), embed)
+        res = {"type": spec.type, **res, "seconds": round(time.perf_counter() - t0, 2)}
+        if not keep_runs:
+            res = {k: v for k, v in res.items() if not k.startswith("_")}
+        results[spec.name] = res
+    averages = {}
+    for t in TASK_TYPES:
+        scores = [r["main_score"] for r in results.values() if r["type"] == t]
+        if scores:
+            averages[t] = float(np.mean(scores))
+    result = {
+        "model": name,
+        "fingerprint": embed.fingerprint,
+        "suite": chosen.name,
+        "datasets": results,
+        "averages": averages,
+        "average_of_types": float(np.mean(list(averages.values()))),
+        "seconds": round(time.perf_counter() - started, 2),
+        "embedding": {k: round(v, 2) if isinstance(v, float) else v for k, v in embed.stats.items()},
+        "settings": {"batch_size": batch_size, "limits": limits or {},
+                     "specs": [s.to_dict() for s in chosen.datasets]},
+        "host": {"python": platform.python_version(), "cpus": os.cpu_count()},
+    }
+    if out_dir is not None:
+        write_json_atomic(Path(out_dir) / f"{safe_name(name)}.json", strip_private(result))
+    return result
+
+
+def strip_private(result: dict) -> dict:
+    out = dict(result)
+    out["datasets"] = {n: {k: v for k, v in r.items() if not k.startswith("_")} for n, r in result["datasets"].items()}
+    return out

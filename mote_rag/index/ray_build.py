@@ -1,0 +1,335 @@
+"""Build a sharded FAISS index on a Ray cluster: Ray Data reads the corpus, ONNX actors embed it, N shards.
+
+For corpora that outgrow one machine. The pipeline is plain Ray Data, so it runs unchanged on a laptop
+(`ray.init()` starts a local cluster) or on an existing cluster (`address="ray://head:10001"` / "auto"):
+
+    read      ray.data.read_text (JSON Lines, .gz included), read_csv (every column as a string) or
+              read_binary_files (a folder of .txt); rows become (id, text, metadata) with the same rules as
+              the single-machine reader (mote_rag.index.corpus_files): same ids, texts and metadata
+    embed     map_batches(DocumentEmbedder, concurrency=workers): one actor per worker, each holding one
+              onnxruntime session of the exported model's search_document graph with `threads` intra-op
+              threads (and reserving that many CPUs)
+    route     shard = int_id(id) % N (a stable hash; Python's hash() changes per process)
+    write     groupby(shard).map_groups: each shard is one FaissIndex (add_embeddings) saved with
+              FaissIndex.save, i.e. exactly the single-machine format: same index.json fields, encoder
+              fingerprint, sha256-named faiss file, atomic writes
+    manifest  shards.json (mote_rag.index.sharded.write_manifest), written last and atomically
+
+Layout: <output>/shards.json names <output>/<build>/shard-0000k-of-0000N; a rebuild writes a new <build>
+folder, swaps shards.json, then removes the old build, so a crash leaves the previous set or the new one.
+Workers write the shards, so on a multi-host cluster <output> and the model folder must be on storage
+every node reaches (NFS, a shared volume), as for any Ray Data write.
+
+    from mote_rag.index.ray_build import build_ray_index
+    manifest = build_ray_index("corpus.jsonl", "my-set", model="exported-onnx/", shards=4, workers=2)
+    ShardedIndex.load("my-set", encoder=OnnxEncoder("exported-onnx/"))
+
+Ray is optional (`pip install 'mote-rag[ray]'`); `require_ray()` says so when it is missing.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .corpus_files import ID_FIELD_GUESSES, _rows_to_corpus, _split_fields, corpus_format
+from .faiss_index import DEFAULT_PARAMS, INDEX_JSON, KINDS, FaissIndex, int_id
+from .sharded import SHARDS_JSON, read_manifest, shard_name, write_manifest
+
+INSTALL_HINT = "pip install 'mote-rag[ray]'"
+BUILD_PREFIX = "build-"
+
+
+class RayNotInstalled(ImportError):
+    """Ray (the optional extra) is not installed."""
+
+
+def require_ray():
+    """Import ray and ray.data, or fail with the command that installs them."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as exc:
+        raise RayNotInstalled(f"distributed indexing needs Ray, which is not installed ({exc}). Install the extra: "
+                              f"{INSTALL_HINT}") from None
+    return ray
+
+
+# ---------------------------------------------------------------------------------------------- reading
+def _documents(rows: list[dict], where: str, id_field: str, text_fields: list[str],
+               metadata_fields: list[str] | None) -> dict:
+    """Rows -> columns id, text, metadata (JSON), with the single-machine reader's checks and rules."""
+    corpus = _rows_to_corpus(((f"{where} (id {r.get(id_field)!r})", r) for r in rows), where, id_field,
+                             text_fields, metadata_fields)
+    return {"id": np.array(corpus.ids, dtype=object), "text": np.array(corpus.texts, dtype=object),
+            "metadata": np.array([json.dumps(m, ensure_ascii=False) for m in corpus.metadatas], dtype=object)}
+
+
+def _parse_jsonl(batch: dict, id_field: str, text_fields: list[str], metadata_fields) -> dict:
+    rows = []
+    paths = batch["path"]
+    for line, path in zip(batch["text"], paths):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: a line is not valid JSON ({exc.msg}): {line[:80]!r}") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}: expected one JSON object per line, got {type(row).__name__}: {line[:80]!r}")
+        rows.append(row)
+    return _documents(rows, str(paths[0]) if len(paths) else "corpus", id_field, text_fields, metadata_fields)
+
+
+def _parse_table(batch: dict, id_field: str, text_fields: list[str], metadata_fields, source: str) -> dict:
+    columns = list(batch)
+    n = len(batch[columns[0]]) if columns else 0
+    rows = [{c: batch[c][i] for c in columns} for i in range(n)]
+    return _documents(rows, source, id_field, text_fields, metadata_fields)
+
+
+def _parse_txt(batch: dict, root: str) -> dict:
+    rows = []
+    for data, path in zip(batch["bytes"], batch["path"]):
+        rel = Path(path).relative_to(root).as_posix() if Path(path).is_absolute() else Path(path).as_posix()
+        try:
+            text = bytes(data).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"{path} is not UTF-8 text") from None
+        rows.append({"id": rel, "text": text, "path": rel})
+    return _documents(rows, root, "id", ["text"], ["path"])
+
+
+def _first_jsonl_row(path: Path) -> dict:
+    from ..datasets import iter_jsonl
+
+    for row in iter_jsonl(path):
+        return row
+    raise ValueError(f"{path} holds no documents")
+
+
+def read_corpus_dataset(path: str | os.PathLike, id_field: str | None = None,
+                        text_fields: str | Sequence[str] = "text",
+                        metadata_fields: str | Sequence[str] | None = None, parse_cpus: float = 0.25):
+    """A Ray Dataset of documents (columns id, text, metadata as JSON) from the formats `mote-rag index` reads.
+
+    The id field is fixed up front (`id_field`, else the first of id, _id, doc_id in the first row): row
+    numbers, the single-machine fallback, are not stable when many readers split a file.
+    """
+    ray = require_ray()
+    p = Path(path).resolve()
+    fmt = corpus_format(p)
+    fields = _split_fields(text_fields) or ["text"]
+    meta = _split_fields(metadata_fields)
+    remote = {"num_cpus": parse_cpus}
+    if fmt == "txt-folder":
+        if not any(p.rglob("*.txt")):
+            raise ValueError(f"{p} holds no .txt files")
+        ds = ray.data.read_binary_files(str(p), include_paths=True, file_extensions=["txt"], **remote)
+        return ds.map_batches(_parse_txt, fn_kwargs={"root": str(p)}, batch_format="numpy", **remote)
+    if fmt == "jsonl":
+        columns = list(_first_jsonl_row(p))
+    else:
+        delimiter = "\t" if fmt == "tsv" else ","
+        with open(p, encoding="utf-8", newline="") as fh:
+            columns = next(csv.reader(fh, delimiter=delimiter), None)
+        if not columns:
+            raise ValueError(f"{p} is empty; expected a header row")
+    if id_field is None:
+        id_field = next((f for f in ID_FIELD_GUESSES if f in columns), None)
+        if id_field is None:
+            raise ValueError(f"{p}: no id field ({', '.join(ID_FIELD_GUESSES)}) in the first row (fields: "
+                             f"{columns[:12]}); the distributed indexer needs stable ids: pass --id-field")
+    kwargs = {"id_field": id_field, "text_fields": fields, "metadata_fields": meta}
+    if fmt == "jsonl":
+        # lines parsed by json.loads, as the single-machine reader does (Arrow's JSON reader would infer and
+        # coerce types per block); .gz is decompressed by Ray from the file extension
+        ds = ray.data.read_text(str(p), include_paths=True, **remote)
+        return ds.map_batches(_parse_jsonl, fn_kwargs=kwargs, batch_format="numpy", **remote)
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    ds = ray.data.read_csv(
+        str(p), parse_options=pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",", newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in columns},
+                                             strings_can_be_null=False, quoted_strings_can_be_null=False),
+        **remote)
+    return ds.map_batches(_parse_table, fn_kwargs={**kwargs, "source": str(p)}, batch_format="numpy", **remote)
+
+
+# ---------------------------------------------------------------------------------------------- embedding
+class DocumentEmbedder:
+    """Ray Data actor: one onnxruntime session of the document graph, `threads` intra-op threads."""
+
+    def __init__(self, model_dir: str, document_task: str, num_shards: int, threads: int, batch_size: int):
+        from ..runtime.onnx_encoder import OnnxEncoder
+
+        self.encoder = OnnxEncoder(model_dir, tasks=[document_task], threads=threads)
+        self.task = document_task
+        self.num_shards = int(num_shards)
+        self.batch_size = int(batch_size)
+        self.encoder.load(document_task)  # open the session now, not inside the first batch
+
+    def __call__(self, batch: dict) -> dict:
+        texts = [str(t) for t in batch["text"]]
+        vectors = self.encoder.encode(texts, task=self.task, batch_size=self.batch_size)
+        shards = np.fromiter((int_id(str(d)) % self.num_shards for d in batch["id"]), dtype=np.int64,
+                             count=len(texts))
+        return {**batch, "shard": shards, "vector": np.asarray(vectors, dtype=np.float32)}
+
+
+# ---------------------------------------------------------------------------------------------- writing
+def _new_shard_index(model_dir: str, kind: str, document_task: str, query_task: str, store_text: bool,
+                     encoder_spec: str, kind_params: dict) -> FaissIndex:
+    """An empty shard index whose header names the encoder exactly as a single-machine build does."""
+    from ..runtime.onnx_encoder import OnnxEncoder
+
+    encoder = OnnxEncoder(model_dir)  # graphs load lazily: only the manifest and tokenizer are read here
+    return FaissIndex(encoder, kind=kind, document_task=document_task, query_task=query_task,
+                      store_text=store_text, encoder_spec=encoder_spec, **kind_params)
+
+
+def _write_shard(batch: dict, model_dir: str, build_dir: str, num_shards: int, kind: str, document_task: str,
+                 query_task: str, store_text: bool, encoder_spec: str, kind_params: dict) -> dict:
+    """map_groups: every row of one shard -> one FaissIndex saved in the single-machine format."""
+    shard = int(batch["shard"][0])
+    ids = [str(d) for d in batch["id"]]
+    order = sorted(range(len(ids)), key=ids.__getitem__)  # deterministic files, whatever the arrival order
+    vectors = np.stack(batch["vector"]) if batch["vector"].dtype == object else np.asarray(batch["vector"])
+    index = _new_shard_index(model_dir, kind, document_task, query_task, store_text, encoder_spec, kind_params)
+    index.add_embeddings(vectors[order], [ids[i] for i in order],
+                         metadatas=[json.loads(batch["metadata"][i]) for i in order],
+                         texts=[str(batch["text"][i]) for i in order])
+    path = Path(build_dir) / shard_name(shard, num_shards)
+    index.save(path)
+    return {"shard": np.array([shard]), "count": np.array([len(index)]), "path": np.array([str(path)])}
+
+
+# ---------------------------------------------------------------------------------------------- driver
+def check_output(output: str | os.PathLike, overwrite: bool) -> Path:
+    """The shard-set folder to write; refuse to clobber anything that is not a shard set we may replace."""
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--output {out} is a file; give a directory for the shard set")
+    if (out / INDEX_JSON).exists():
+        raise ValueError(f"--output {out} holds a single-machine index; choose another directory for a shard set")
+    if (out / SHARDS_JSON).exists():
+        if not overwrite:
+            raise ValueError(f"--output {out} already holds a shard set; pass --overwrite to replace it")
+    elif out.is_dir() and any(out.iterdir()):
+        raise ValueError(f"--output {out} is a non-empty directory that is not a shard set; choose another")
+    return out
+
+
+def _user_error(exc: BaseException) -> BaseException | None:
+    """The ValueError/TypeError/FileNotFoundError a Ray worker raised (Ray wraps it), if any."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if type(exc) in (ValueError, TypeError, FileNotFoundError, KeyError):
+            return exc
+        cause = getattr(exc, "cause", None)
+        exc = cause if isinstance(cause, BaseException) else (exc.__cause__ or exc.__context__)
+    return None
+
+
+def build_ray_index(corpus: str | os.PathLike, output: str | os.PathLike, model: str | os.PathLike, *,
+                    shards: int, workers: int | None = None, threads: int = 1, address: str | None = None,
+                    kind: str = "flat", id_field: str | None = None, text_fields: str | Sequence[str] = "text",
+                    metadata_fields: str | Sequence[str] | None = None, batch_size: int = 64,
+                    rows_per_call: int = 256, store_text: bool = True, overwrite: bool = False,
+                    document_task: str = "search_document", query_task: str = "search_query",
+                    **kind_params) -> dict:
+    """Index `corpus` into `shards` shard indexes on Ray; returns the shards.json manifest it wrote.
+
+    model    an exported ONNX folder (`mote-rag export`); every worker opens it, so on a multi-host
+             cluster it must be on shared storage
+    workers  embedding actors (default: the cluster's CPUs // threads); threads: onnxruntime threads (and
+             CPUs reserved) per actor; address: a running cluster ("auto", "ray://host:10001"), else a
+             local one is started (and stopped afterwards) unless Ray is already initialised
+    """
+    ray = require_ray()
+    from ..encoders import encoder_kind
+    from ..runtime.onnx_encoder import OnnxEncoder
+
+    if not isinstance(shards, int) or shards < 1:
+        raise ValueError(f"--shards must be a positive integer, got {shards!r}")
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads per worker must be >= 1, got {threads!r}")
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be >= 1, got {workers!r}")
+    if batch_size < 1 or rows_per_call < 1:
+        raise ValueError("batch_size and rows_per_call must be >= 1")
+    if kind not in KINDS:
+        raise ValueError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
+    unknown = set(kind_params) - set(DEFAULT_PARAMS[kind])
+    if unknown:
+        raise ValueError(f"unknown option(s) {sorted(unknown)} for a {kind} index")
+    model_dir = Path(model).resolve()
+    if encoder_kind(model_dir) != "onnx":
+        raise ValueError(f"--model {model}: distributed indexing runs the exported ONNX graphs on the workers; "
+                         f"export the model first (`mote-rag export {model} -o {model}-onnx`) and pass that folder")
+    out = check_output(output, overwrite)
+    encoder = OnnxEncoder(model_dir)  # driver side: fingerprint, dim and task names only (no graph loaded)
+    document_task = encoder.tasks.get(document_task).name
+    query_task = encoder.tasks.get(query_task).name
+
+    started_here = False
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        started_here = True
+    elif address is not None:
+        raise ValueError("Ray is already initialised in this process; leave address unset to use that cluster")
+    t0 = time.perf_counter()
+    try:
+        if workers is None:
+            workers = max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
+        ds = read_corpus_dataset(corpus, id_field=id_field, text_fields=text_fields, metadata_fields=metadata_fields)
+        ds = ds.map_batches(DocumentEmbedder, batch_size=rows_per_call, batch_format="numpy",
+                            fn_constructor_kwargs={"model_dir": str(model_dir), "document_task": document_task,
+                                                   "num_shards": shards, "threads": threads,
+                                                   "batch_size": batch_size},
+                            concurrency=workers, num_cpus=threads)
+        out.mkdir(parents=True, exist_ok=True)
+        build_dir = out / f"{BUILD_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        spec = str(model_dir)
+        write_kwargs = {"model_dir": str(model_dir), "build_dir": str(build_dir), "num_shards": shards,
+                        "kind": kind, "document_task": document_task, "query_task": query_task,
+                        "store_text": store_text, "encoder_spec": spec, "kind_params": kind_params}
+        try:
+            written = ds.groupby("shard").map_groups(_write_shard, fn_kwargs=write_kwargs, batch_format="numpy",
+                                                     num_cpus=0.5).take_all()
+        except Exception as exc:  # noqa: BLE001 - re-raise a worker's input error as itself
+            shutil.rmtree(build_dir, ignore_errors=True)
+            cause = _user_error(exc)
+            if cause is not None:
+                raise type(cause)(str(cause)) from exc
+            raise
+        done = {int(r["shard"]) for r in written}
+        for k in range(shards):  # more shards than documents: the empty ones still exist, so the set is whole
+            if k not in done:
+                if kind == "ivfpq":
+                    shutil.rmtree(build_dir, ignore_errors=True)
+                    raise ValueError(f"shard {k} of {shards} received no documents; an IVF-PQ shard must be trained "
+                                     "on its own vectors: use fewer shards or kind flat/hnsw")
+                _new_shard_index(str(model_dir), kind, document_task, query_task, store_text, spec,
+                                 kind_params).save(build_dir / shard_name(k, shards))
+        seconds = time.perf_counter() - t0
+        total = sum(int(r["count"]) for r in written)
+        build = {"engine": "ray", "ray_version": ray.__version__, "workers": workers, "threads_per_worker": threads,
+                 "seconds": round(seconds, 3), "documents_per_second": round(total / seconds, 2) if seconds else None,
+                 "corpus": str(Path(corpus).resolve()), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        manifest = write_manifest(out, [build_dir / shard_name(k, shards) for k in range(shards)], build=build)
+    finally:
+        if started_here:
+            ray.shutdown()
+    for old in out.glob(f"{BUILD_PREFIX}*"):  # the manifest now names only the new build
+        if old.is_dir() and old.name != build_dir.name:
+            shutil.rmtree(old, ignore_errors=True)
+    read_manifest(out)
+    return manifest

@@ -1,0 +1,147 @@
+"""The main job on the embedded default: upcycle -> TA-CL train -> evaluate -> export ONNX -> index -> search.
+
+Everything runs on the MedQuAD sample shipped in `mote_rag/data/quickstart` (CC BY 4.0), so it needs no
+download and no shared data. Each stage writes into `out/` and is reused by a second run when its inputs
+(recipe and steps, model fingerprint) are unchanged.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from .datasets import iter_jsonl, read_qrels
+
+SAMPLE_DIR = Path(__file__).resolve().parent / "data" / "quickstart"
+EXAMPLE_QUERIES = 3
+
+
+def _log(msg: str) -> None:
+    print(f"[quickstart] {msg}", flush=True)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def train_stage(out: Path, steps: int | None, show_progress: bool):
+    from .model import MoTEModel
+    from .training import load_config, train
+
+    config = load_config(SAMPLE_DIR / "train.json", data_dir=str(SAMPLE_DIR), output_dir=str(out / "model"),
+                         steps=steps)
+    log = _read_json(out / "model" / "training_log.json")
+    if (log and log.get("finished") and log.get("recipe_hash") == config.recipe_hash()
+            and (out / "model" / "mote_config.json").is_file()):
+        _log(f"reusing the trained model in {out / 'model'} ({config.steps} steps)")
+    else:
+        _log(f"training MoTE with TA-CL for {config.steps} steps on the shipped MedQuAD sample")
+        log = train(config, show_progress=show_progress)
+    return MoTEModel.from_pretrained(out / "model"), config, log
+
+
+def evaluate_stage(model, out: Path, show_progress: bool, limits: dict | None) -> dict:
+    from .evaluation import evaluate, load_suite, write_report
+    from .model import MoTEModel
+
+    suite = load_suite(SAMPLE_DIR / "suite.json")
+    base = MoTEModel.dense(None, use_prefixes=False)
+    results = {}
+    for name, encoder in (("base", base), ("mote", model)):
+        _log(f"evaluating {name} on the held-out slice")
+        results[name] = evaluate(encoder, suite=suite, cache_dir=out / "cache", show_progress=show_progress,
+                                 name=name, limits=limits)
+    write_report(results, out / "eval", baseline="base")
+    return results
+
+
+def export_stage(model, out: Path):
+    from .runtime.onnx_encoder import OnnxEncoder
+
+    manifest = _read_json(out / "onnx" / "manifest.json")
+    if manifest and manifest.get("fingerprint") == model.fingerprint:
+        _log(f"reusing the ONNX graphs in {out / 'onnx'}")
+    else:
+        _log("exporting one ONNX graph per task path (fp32 + int8)")
+        model.export_onnx(out / "onnx", quantize=True)
+    return OnnxEncoder(out / "onnx")
+
+
+def index_stage(encoder, out: Path, show_progress: bool):
+    from .index.faiss_index import FaissIndex
+
+    meta = _read_json(out / "index" / "index.json")
+    if meta and (meta.get("encoder") or {}).get("fingerprint") == encoder.fingerprint:
+        _log(f"reusing the FAISS index in {out / 'index'}")
+        return FaissIndex.load(out / "index", encoder=encoder)
+    rows = list(iter_jsonl(SAMPLE_DIR / "retrieval" / "corpus.jsonl"))
+    _log(f"indexing {len(rows)} MedQuAD answers with the search_document graph")
+    index = FaissIndex.build(encoder, [r["text"] for r in rows], ids=[r["_id"] for r in rows],
+                             metadatas=[{"source": "MedQuAD"} for _ in rows], kind="flat",
+                             show_progress_bar=show_progress)
+    index.save(out / "index")
+    return index
+
+
+def example_queries(n: int = EXAMPLE_QUERIES) -> list[tuple[str, set[str]]]:
+    qrels = read_qrels(SAMPLE_DIR / "retrieval" / "qrels" / "test.tsv")
+    texts = {r["_id"]: r["text"] for r in iter_jsonl(SAMPLE_DIR / "retrieval" / "queries.jsonl")}
+    picked = sorted(qrels)[:: max(1, len(qrels) // n)][:n]
+    return [(texts[q], set(qrels[q])) for q in picked]
+
+
+def results_table(results: dict) -> str:
+    base, mote = results["base"], results["mote"]
+    lines = [f"{'dataset':<22}{'metric':<12}{'base':>8}{'mote':>8}{'delta':>8}"]
+    for ds, r in base["datasets"].items():
+        m = mote["datasets"][ds]
+        metric = r.get("main_metric", "main")
+        lines.append(f"{ds:<22}{metric:<12}{r['main_score']:>8.2f}{m['main_score']:>8.2f}"
+                     f"{m['main_score'] - r['main_score']:>+8.2f}")
+    return "\n".join(lines)
+
+
+def run_quickstart(out: str | Path = "mote-rag-quickstart", steps: int | None = None, show_progress: bool = True,
+                   eval_limits: dict | None = None) -> dict:
+    """Run every stage; returns a summary dict (also written to out/summary.json)."""
+    from .atomic import write_json_atomic
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    model, config, log = train_stage(out, steps, show_progress)
+    results = evaluate_stage(model, out, show_progress, eval_limits)
+    encoder = export_stage(model, out)
+    index = index_stage(encoder, out, show_progress)
+    print()
+    print("Held-out slice of the sample (scores x100):")
+    print(results_table(results))
+    print()
+    answers = []
+    for query, relevant in example_queries():
+        hits = index.search(query, k=3)
+        print(f"Q: {query}")
+        for rank, hit in enumerate(hits, 1):
+            mark = "*" if hit.id in relevant else " "
+            snippet = (hit.text or "").replace("\n", " ")[:90]
+            print(f"  {rank}.{mark} [{hit.score:.3f}] {hit.id}: {snippet}")
+        answers.append({"query": query, "hits": [h.id for h in hits], "relevant": sorted(relevant)})
+    print("  (* = a relevant answer)")
+    summary = {
+        "steps": config.steps,
+        "seconds": round(time.perf_counter() - started, 1),
+        "scores": {name: {ds: r["main_score"] for ds, r in res["datasets"].items()} for name, res in results.items()},
+        "fingerprint": model.fingerprint,
+        "paths": {"model": str(out / "model"), "onnx": str(out / "onnx"), "index": str(out / "index"),
+                  "eval": str(out / "eval")},
+        "examples": answers,
+    }
+    write_json_atomic(out / "summary.json", summary)
+    print()
+    for what, path in summary["paths"].items():
+        print(f"{what:>6}: {path}")
+    print(f"done in {summary['seconds']:.0f} s. Next: mote-rag search --index {out / 'index'} \"your question\"")
+    return summary

@@ -1,0 +1,328 @@
+"""TA-CL training recipe: one JSON file, validated completely before any model is built.
+
+The recipe is hierarchical (task -> datasets), names local files in the shared formats, and is the same object
+for the three arms (`mote`, `ic`, `plain`): only `arm` changes between them. Paths may use `${data}`, which
+expands to `data_dir` (default: `mote_rag.datasets.default_data_dir()`); relative paths are read against
+`data_dir` too.
+
+    {
+      "arm": "mote", "steps": 500, "batch_size": 32, "output_dir": "runs/mote",
+      "tasks": {
+        "retrieval": {"datasets": [{"name": "scifact", "format": "beir", "path": "retrieval/scifact"}]},
+        "classification": {"datasets": [{"name": "snli", "format": "triplets", "path": "nli/snli_triplets.jsonl"}]}
+      }
+    }
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ARMS = ("mote", "ic", "plain")
+SCHEDULES = ("proportional", "round_robin")
+FORMATS = ("beir", "triplets", "pairs", "labelled_pairs", "labelled")
+
+# Training task -> (model task of the anchors, model task of positives/negatives, homogeneous batches?).
+# Retrieval batches come from one dataset (in-batch negatives from the same corpus are the hard, useful
+# ones); classification and clustering batches mix datasets, as TA-CL prescribes.
+TRAINING_TASKS: dict[str, tuple[str, str, bool]] = {
+    "retrieval": ("search_query", "search_document", True),
+    "classification": ("classification", "classification", False),
+    "clustering": ("clustering", "clustering", False),
+}
+
+# File names that mark an evaluation split: never fed to training.
+_EVAL_SPLIT = re.compile(r"(^|[_\-.])(test|dev|validation|valid|val|trial)([_\-.]|$)", re.IGNORECASE)
+
+
+class ConfigError(ValueError):
+    """A recipe that cannot train: raised before any model is built, naming the file and the field."""
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """One dataset of a task. `format` says how rows become (anchor, positive, negatives) examples."""
+
+    name: str
+    format: str
+    path: str
+    split: str = "train"  # BEIR only: which qrels file; must be a training split
+    max_examples: int | None = None  # seeded subsample (large sets such as SST-2 or MedQuAD)
+    anchor_field: str = "anchor"
+    positive_field: str = "positive"
+    negative_fields: tuple[str, ...] = ("negative",)
+    text_field: str = "text"
+    label_field: str = "label"
+    positive_label: Any = 1  # labelled_pairs: which label marks a positive pair
+    negatives_per_example: int = 1  # labelled: hard negatives drawn from other labels
+
+    def resolved_path(self, data_dir: Path) -> Path:
+        raw = self.path.replace("${data}", str(data_dir)).replace("$data", str(data_dir))
+        p = Path(os.path.expanduser(raw))
+        return p if p.is_absolute() else data_dir / p
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    name: str
+    datasets: tuple[DatasetConfig, ...]
+    anchor_task: str
+    candidate_task: str
+    homogeneous: bool
+    batch_size: int
+    temperature: float | None = None  # None: the model's TaskSet temperature of `anchor_task`
+    weight: float | None = None  # proportional schedule: None -> number of examples
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    tasks: tuple[TaskConfig, ...]
+    arm: str = "mote"
+    base: str | None = None  # None: the embedded all-MiniLM-L6-v2
+    placement: Any = "every_other"
+    experts_only: bool = False
+    output_dir: str = "runs/mote-rag"
+    data_dir: str = ""
+    seed: int = 13
+    steps: int = 1000
+    batch_size: int = 32
+    mini_batch_size: int = 32  # GradCache chunk: memory follows this, the loss follows batch_size
+    learning_rate: float = 2e-5
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    schedule: str = "proportional"
+    symmetric: bool = False
+    max_seq_length: int | None = 128
+    checkpoint_every: int = 0  # 0: no intermediate checkpoints
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    threads: int | None = None
+    source: str = ""  # the file it was read from (for messages)
+
+    def task(self, name: str) -> TaskConfig:
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    def with_arm(self, arm: str, output_dir: str | None = None) -> "TrainConfig":
+        """The same recipe for another arm: only the model (and where it is saved) differs."""
+        if arm not in ARMS:
+            raise ConfigError(f"unknown arm {arm!r}: use one of {', '.join(ARMS)}")
+        return replace(self, arm=arm, output_dir=output_dir or self.output_dir,
+                       experts_only=self.experts_only and arm == "mote")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["tasks"] = {t["name"]: t for t in d["tasks"]}
+        return d
+
+    def recipe_hash(self) -> str:
+        """What must match for a resume: everything except where outputs go and how often they are written."""
+        d = self.to_dict()
+        for key in ("output_dir", "checkpoint_every", "keep_checkpoints", "log_every", "threads", "source"):
+            d.pop(key, None)
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+_TOP_KEYS = {f.name for f in fields(TrainConfig)} - {"tasks", "source"}
+_TASK_KEYS = {"datasets", "anchor_task", "candidate_task", "homogeneous", "batch_size", "temperature", "weight",
+              "temperatures"}
+_DATASET_KEYS = {f.name for f in fields(DatasetConfig)}
+
+
+def _err(where: str, msg: str) -> ConfigError:
+    return ConfigError(f"{where}: {msg}")
+
+
+def _positive_int(value, where: str, allow_zero: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
+        raise _err(where, f"must be a {'non-negative' if allow_zero else 'positive'} integer, got {value!r}")
+    return value
+
+
+def _positive_float(value, where: str, allow_zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (value == 0 and not allow_zero):
+        raise _err(where, f"must be a {'non-negative' if allow_zero else 'positive'} number, got {value!r}")
+    return float(value)
+
+
+def parse_config(raw: dict, source: str = "<config>", data_dir: str | os.PathLike | None = None,
+                 check_files: bool = True) -> TrainConfig:
+    """Validate a recipe dict (from JSON) and return a TrainConfig; every problem is a ConfigError."""
+    if not isinstance(raw, dict):
+        raise _err(source, f"expected a JSON object, got {type(raw).__name__}")
+    unknown = set(raw) - _TOP_KEYS - {"tasks", "temperatures", "comment", "_comment"}
+    if unknown:
+        raise _err(source, f"unknown key(s) {sorted(unknown)}; valid keys: {sorted(_TOP_KEYS | {'tasks'})}")
+    top = {k: v for k, v in raw.items() if k in _TOP_KEYS}
+
+    if data_dir is None:
+        data_dir = top.get("data_dir") or None
+    if data_dir is None:
+        from ..datasets import default_data_dir
+
+        try:
+            data_dir = default_data_dir()
+        except FileNotFoundError as exc:
+            raise _err(source, f"no data_dir given and {exc}") from None
+    data_path = Path(os.path.expanduser(str(data_dir)))
+    if not data_path.is_absolute() and source not in ("<config>",) and Path(source).is_file():
+        data_path = (Path(source).resolve().parent / data_path)
+    top["data_dir"] = str(data_path)
+    if check_files and not data_path.is_dir():
+        raise _err(source, f"data_dir {data_path} is not a directory")
+
+    arm = top.get("arm", "mote")
+    if arm not in ARMS:
+        raise _err(source, f"unknown arm {arm!r}; use one of {', '.join(ARMS)}")
+    schedule = top.get("schedule", "proportional")
+    if schedule not in SCHEDULES:
+        raise _err(source, f"unknown schedule {schedule!r}; use one of {', '.join(SCHEDULES)}")
+    for key in ("steps", "batch_size", "mini_batch_size", "keep_checkpoints", "log_every"):
+        if key in top:
+            _positive_int(top[key], f"{source}: {key}")
+    if "checkpoint_every" in top:
+        _positive_int(top["checkpoint_every"], f"{source}: checkpoint_every", allow_zero=True)
+    if "max_seq_length" in top and top["max_seq_length"] is not None:
+        _positive_int(top["max_seq_length"], f"{source}: max_seq_length")
+    if "threads" in top and top["threads"] is not None:
+        _positive_int(top["threads"], f"{source}: threads")
+    if "seed" in top and (isinstance(top["seed"], bool) or not isinstance(top["seed"], int)):
+        raise _err(source, f"seed must be an integer, got {top['seed']!r}")
+    _positive_float(top.get("learning_rate", 1.0), f"{source}: learning_rate")
+    for key in ("weight_decay", "max_grad_norm"):
+        _positive_float(top.get(key, 0.0), f"{source}: {key}", allow_zero=True)
+    warmup = _positive_float(top.get("warmup_ratio", 0.0), f"{source}: warmup_ratio", allow_zero=True)
+    if warmup >= 1:
+        raise _err(source, f"warmup_ratio must be < 1, got {warmup}")
+    if top.get("experts_only") and arm != "mote":
+        raise _err(source, f"experts_only applies to the mote arm only (arm is {arm!r}: it has no experts)")
+    placement = top.get("placement", "every_other")
+    if not (placement in ("every_other", "alternate", "all", "every") or
+            (isinstance(placement, list) and placement and all(isinstance(i, int) and i >= 0 for i in placement))):
+        raise _err(source, f"placement must be 'every_other', 'all' or a non-empty list of layer indices, got {placement!r}")
+    if isinstance(placement, list):
+        top["placement"] = tuple(placement)
+
+    temps = raw.get("temperatures") or {}
+    if not isinstance(temps, dict):
+        raise _err(source, "temperatures must be an object {task: temperature}")
+
+    tasks_raw = raw.get("tasks")
+    if not isinstance(tasks_raw, dict) or not tasks_raw:
+        raise _err(source, "tasks must be a non-empty object {task name: {datasets: [...]}}")
+    default_batch = top.get("batch_size", 32)
+    tasks = []
+    for tname, traw in tasks_raw.items():
+        where = f"{source}: tasks.{tname}"
+        if isinstance(traw, list):
+            traw = {"datasets": traw}
+        if not isinstance(traw, dict):
+            raise _err(where, "must be an object with a 'datasets' list")
+        bad = set(traw) - _TASK_KEYS
+        if bad:
+            raise _err(where, f"unknown key(s) {sorted(bad)}; valid: {sorted(_TASK_KEYS)}")
+        routing = TRAINING_TASKS.get(tname)
+        if routing is None and not ("anchor_task" in traw and "candidate_task" in traw):
+            raise _err(where, f"unknown task {tname!r}; known tasks: {', '.join(TRAINING_TASKS)} "
+                              "(or give anchor_task and candidate_task for a custom one)")
+        anchor_task = traw.get("anchor_task", routing[0] if routing else None)
+        candidate_task = traw.get("candidate_task", routing[1] if routing else None)
+        homogeneous = traw.get("homogeneous", routing[2] if routing else False)
+        if not isinstance(homogeneous, bool):
+            raise _err(where, f"homogeneous must be true or false, got {homogeneous!r}")
+        batch_size = _positive_int(traw.get("batch_size", default_batch), f"{where}.batch_size")
+        temperature = traw.get("temperature", temps.get(tname))
+        if temperature is not None:
+            temperature = _positive_float(temperature, f"{where}.temperature")
+        weight = traw.get("weight")
+        if weight is not None:
+            weight = _positive_float(weight, f"{where}.weight")
+        ds_raw = traw.get("datasets")
+        if not isinstance(ds_raw, list) or not ds_raw:
+            raise _err(where, "datasets must be a non-empty list")
+        datasets = []
+        names = set()
+        for i, draw in enumerate(ds_raw):
+            dwhere = f"{where}.datasets[{i}]"
+            datasets.append(_parse_dataset(draw, dwhere, data_path, check_files))
+            if datasets[-1].name in names:
+                raise _err(dwhere, f"dataset name {datasets[-1].name!r} is used twice in task {tname!r}")
+            names.add(datasets[-1].name)
+        tasks.append(TaskConfig(tname, tuple(datasets), anchor_task, candidate_task, homogeneous, batch_size,
+                                temperature, weight))
+    unknown_temps = set(temps) - set(tasks_raw)
+    if unknown_temps:
+        raise _err(source, f"temperatures name task(s) {sorted(unknown_temps)} that the recipe does not train")
+    return TrainConfig(tasks=tuple(tasks), source=source, **top)
+
+
+def _parse_dataset(draw, where: str, data_dir: Path, check_files: bool) -> DatasetConfig:
+    if not isinstance(draw, dict):
+        raise _err(where, f"expected an object, got {type(draw).__name__}")
+    bad = set(draw) - _DATASET_KEYS
+    if bad:
+        raise _err(where, f"unknown key(s) {sorted(bad)}; valid: {sorted(_DATASET_KEYS)}")
+    for key in ("name", "format", "path"):
+        if not isinstance(draw.get(key), str) or not draw.get(key):
+            raise _err(where, f"'{key}' must be a non-empty string")
+    if draw["format"] not in FORMATS:
+        raise _err(where, f"unknown format {draw['format']!r}; use one of {', '.join(FORMATS)}")
+    values = dict(draw)
+    if "negative_fields" in values:
+        nf = values["negative_fields"]
+        values["negative_fields"] = (nf,) if isinstance(nf, str) else tuple(nf)
+    if values.get("max_examples") is not None:
+        _positive_int(values["max_examples"], f"{where}.max_examples")
+    if "negatives_per_example" in values:
+        _positive_int(values["negatives_per_example"], f"{where}.negatives_per_example", allow_zero=True)
+    ds = DatasetConfig(**values)
+    path = ds.resolved_path(data_dir)
+    if ds.format == "beir":
+        if _EVAL_SPLIT.search(ds.split) or ds.split != "train" and not ds.split.startswith("train"):
+            raise _err(where, f"split {ds.split!r} is an evaluation split; only training splits may feed training")
+        if check_files:
+            if not path.is_dir():
+                raise _err(where, f"retrieval folder {path} not found")
+            qrels = path / "qrels" / f"{ds.split}.tsv"
+            if not qrels.is_file():
+                raise _err(where, f"qrels file {qrels} not found")
+    else:
+        if _EVAL_SPLIT.search(Path(ds.path).name.split(".")[0]):
+            raise _err(where, f"{ds.path} looks like an evaluation split (test/dev/validation); "
+                              "only training files may feed training")
+        if check_files:
+            from ..datasets import resolve_file
+
+            try:
+                resolve_file(path)
+            except FileNotFoundError:
+                raise _err(where, f"data file {path} not found") from None
+    return ds
+
+
+def load_config(path: str | os.PathLike, **overrides) -> TrainConfig:
+    """Read and validate a JSON recipe; `overrides` replace top-level keys (CLI flags)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} not found")
+    try:
+        raw = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: expected a JSON object, got {type(raw).__name__}")
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    return parse_config(raw, source=str(p), data_dir=raw.get("data_dir") or None)
+
+
+def default_config_path() -> Path:
+    """The default TA-CL mix over ../shared/data (mote_rag/data/train_default.json)."""
+    return Path(__file__).resolve().parents[1] / "data" / "train_default.json"
