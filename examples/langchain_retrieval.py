@@ -4,12 +4,13 @@ Documents are embedded by the search_document expert and questions by the search
 does the routing, the FAISS store uses inner product (= cosine on MoTE's unit vectors).
 
     pip install -e integrations/langchain-mote langchain-community faiss-cpu
-    python examples/langchain_retrieval.py                 # ./mote-rag-quickstart/onnx, else builds one
+    python examples/langchain_retrieval.py                 # ./mote-rag-quickstart/onnx, else the upcycled base
     python examples/langchain_retrieval.py --model DIR     # any exported ONNX folder or saved MoTE folder
 """
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import warnings
 from pathlib import Path
@@ -25,16 +26,19 @@ from langchain_mote import MoTEEmbeddings
 from mote_rag.datasets import load_beir
 
 SAMPLE = Path(mote_rag.__file__).parent / "data" / "quickstart" / "retrieval"
-CACHE = Path("mote-rag-quickstart") / "onnx"
+QUICKSTART = Path("mote-rag-quickstart") / "onnx"  # written by `mote-rag quickstart` (the trained model)
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "mote-rag" / "examples-base-onnx"
 
 
 def default_model() -> str:
-    """The quickstart's exported model if there is one; else the embedded base upcycled and exported once."""
-    if not (CACHE / "manifest.json").is_file():
-        from mote_rag import MoTEModel
+    """The quickstart's trained model if it was run here; else the embedded base upcycled, exported once."""
+    for folder in (QUICKSTART, CACHE):
+        if (folder / "manifest.json").is_file():
+            return str(folder)
+    from mote_rag import MoTEModel
 
-        print(f"no model at {CACHE}: upcycling the embedded base and exporting it there (once)")
-        MoTEModel.upcycle().export_onnx(CACHE)
+    print(f"no {QUICKSTART}: upcycling the embedded base and exporting its query/document graphs to {CACHE} (once)")
+    MoTEModel.upcycle().export_onnx(CACHE, tasks=["search_query", "search_document"])
     return str(CACHE)
 
 

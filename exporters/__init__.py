@@ -49,9 +49,9 @@ def export_onnx(model, out_dir: str | os.PathLike, tasks: Sequence[str] | None =
     graphs: dict[str, dict[str, str]] = {}
     variants: dict[str, dict] = {"fp32": {"fingerprint": model.fingerprint}}
     max_error = 0.0
+    onnx_graphs.export_paths(model, {stem: served[0] for stem, served in groups.items()}, out, opset=opset)
     for stem, served in groups.items():
         files = {"fp32": f"{stem}.onnx"}
-        onnx_graphs.export_path(model, served[0], out / files["fp32"], opset=opset)
         if check:
             max_error = max(max_error, onnx_graphs.check_graph(model, served[0], out / files["fp32"]))
         if optimize:

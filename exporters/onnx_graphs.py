@@ -2,14 +2,17 @@
 
 Pinned exporter: `torch.onnx.export(dynamo=True)` (torch.export + onnxscript) at an explicit opset, with
 attention in its eager form (plain MatMul/Softmax, which the graph optimiser fuses into ORT's Attention op).
-The trace uses batch 3 and sequence 7 (not 0 or 1, which torch.export would specialise) and both axes are
-declared dynamic; the graph is then checked in onnxruntime against torch at other batch sizes and lengths.
+The trace uses batch 3 and sequence >= 7 (not 0 or 1, which torch.export would specialise) and both axes are
+declared dynamic; each graph is then checked in onnxruntime against torch at other batch sizes and lengths.
 """
 from __future__ import annotations
 
 import copy
+import logging
 import os
+import tempfile
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -66,25 +69,65 @@ def _features(model, texts, names) -> dict[str, torch.Tensor]:
     return {k: batch[k] for k in names}
 
 
-def export_path(model, task: str, target: str | os.PathLike, opset: int = OPSET) -> Path:
-    """Write the ONNX graph of `task`'s path to `target` (atomically) and return the path."""
+def trace_program(model, task: str, opset: int = OPSET):
+    """torch.export + ONNX translation of one path, unoptimised so initializers keep their parameter names."""
     names = input_names(model)
-    module = path_module(model, task)
     features = _features(model, TRACE_TEXTS, names)
     if min(features["input_ids"].shape) < 2:
         raise RuntimeError("the export trace needs batch and sequence sizes >= 2")
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
-    dynamic = {k: {0: batch, 1: seq} for k in names}
-    target = Path(target)
-    with atomic_path(target) as tmp, torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings(), _quiet_exporter():
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            module, args=(), kwargs=features, f=None, input_names=names,
+        return torch.onnx.export(
+            path_module(model, task), args=(), kwargs=features, f=None, input_names=names,
             output_names=[OUTPUT_NORMALIZED, OUTPUT_POOLED], opset_version=opset, dynamo=True,
-            dynamic_shapes=dynamic, external_data=False, optimize=True, verbose=False,
+            dynamic_shapes={k: {0: batch, 1: seq} for k in names}, optimize=False, verbose=False,
         )
-        program.save(str(tmp), external_data=False)
-    return target
+
+
+def export_paths(model, tasks: dict[str, str], out_dir: str | os.PathLike, opset: int = OPSET) -> dict[str, Path]:
+    """Write one graph per entry of `tasks` (file stem -> task whose path it holds); returns stem -> path.
+
+    All paths share one architecture, so it is traced once; each graph then receives its own path's weights by
+    parameter name (every parameter must match an initializer, or this fails) and is constant-folded by
+    onnxruntime's BASIC level, which is hardware-independent (so the file is portable). `check_graph` then
+    compares each written graph with its torch path.
+    """
+    import onnxruntime as ort
+
+    first = next(iter(tasks.values()))
+    program = trace_program(model, first, opset)
+    written = {}
+    for stem, task in tasks.items():
+        state = path_module(model, task).state_dict()
+        missing = [k for k in state if k not in program.model.graph.initializers]
+        if missing:
+            raise RuntimeError(f"exported graph has no initializer for parameters {missing[:5]}")
+        program.apply_weights(state)
+        target = Path(out_dir) / f"{stem}.onnx"
+        with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as scratch, atomic_path(target) as tmp:
+            raw = Path(scratch) / "unfolded.onnx"
+            program.save(str(raw), external_data=False)
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+            options.optimized_model_filepath = str(tmp)
+            ort.InferenceSession(str(raw), options, providers=["CPUExecutionProvider"])
+        written[stem] = target
+    return written
+
+
+@contextmanager
+def _quiet_exporter():
+    """The dynamo exporter logs progress lines and torchvision notices through `logging`; keep them out."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._export")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 def check_graph(model, task: str, graph: str | os.PathLike, atol: float = 1e-4) -> float:

@@ -1,9 +1,9 @@
 """Fixtures shared by the LangChain and LlamaIndex integration tests.
 
-Two encoders: a tiny random BERT upcycled to MoTE, with its search_query expert perturbed so the query and
-document paths give different vectors (routing tests), and the real embedded base (all-MiniLM-L6-v2) upcycled
-to MoTE (standard suites, SciFact). The SciFact slice is encoded once per session through `CachingEncoder` and
-reused by the core evaluation and both integrations.
+Two models, each also exported to ONNX (the integrations' default input): a tiny random BERT upcycled to MoTE,
+with its search_query expert perturbed so the query and document paths give different vectors (routing tests),
+and the real embedded base (all-MiniLM-L6-v2) upcycled to MoTE (standard suites, SciFact). The SciFact slice is
+encoded once per session through `CachingEncoder` and reused by the core evaluation and both integrations.
 """
 from __future__ import annotations
 
@@ -98,6 +98,12 @@ def tiny_mote_dir(tmp_path_factory, tiny_mote) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_onnx_dir(tmp_path_factory, tiny_mote) -> Path:
+    """`tiny_mote`'s query and document paths exported to ONNX (the integrations' default, torch-free input)."""
+    return tiny_mote.export_onnx(tmp_path_factory.mktemp("tiny-onnx"), tasks=["search_query", "search_document"])
+
+
+@pytest.fixture(scope="session")
 def minilm_mote(base_path):
     """The embedded all-MiniLM-L6-v2 upcycled to MoTE (experts start equal; task prefixes differ).
 
@@ -128,8 +134,17 @@ def scifact_slice():
 
 
 @pytest.fixture(scope="session")
-def scifact_encoder(minilm_mote):
-    return CachingEncoder(minilm_mote)
+def minilm_onnx_dir(tmp_path_factory, minilm_mote) -> Path:
+    """`minilm_mote`'s query and document paths exported to ONNX."""
+    return minilm_mote.export_onnx(tmp_path_factory.mktemp("minilm-onnx"), tasks=["search_query", "search_document"])
+
+
+@pytest.fixture(scope="session")
+def scifact_encoder(minilm_onnx_dir):
+    """The ONNX runtime encoder (the integrations' default), caching its vectors for the whole session."""
+    from mote_rag.runtime.onnx_encoder import OnnxEncoder
+
+    return CachingEncoder(OnnxEncoder(minilm_onnx_dir))
 
 
 def _ndcg_at_10(qrels: dict, run: dict) -> float:

@@ -268,12 +268,19 @@ def test_cache_makes_reruns_free_and_is_keyed_by_fingerprint(mini_root, tmp_path
     assert len(enc.calls) == n_calls and second["embedding"]["encoded_texts"] == 0
     assert second["datasets"] == first["datasets"] | {k: {**v, "seconds": second["datasets"][k]["seconds"]}
                                                       for k, v in first["datasets"].items()}
-    files = sorted((tmp_path / "cache" / "fake-v1").rglob("*.npy"))
+    files = sorted((tmp_path / "cache" / "fake-v1-FakeEncoder").rglob("*.npy"))
     assert files and all(np.load(f, allow_pickle=False).dtype == np.float32 for f in files)
     other = FakeEncoder()
     other.fingerprint = "fake-v2"
     evaluate(other, suite, cache_dir=tmp_path / "cache", show_progress=False)
     assert other.calls  # a different model never reads another's embeddings
+
+    class OtherBackend(FakeEncoder):  # same fingerprint (as an ONNX fp32 export has), different backend
+        pass
+
+    backend = OtherBackend()
+    evaluate(backend, suite, cache_dir=tmp_path / "cache", show_progress=False)
+    assert backend.calls  # ONNX-vs-torch comparisons really embed with each backend
 
 
 # ---------------------------------------------------------------------------------------------- reports
@@ -310,9 +317,12 @@ def test_cli_eval_and_compare(mini_root, tmp_path, tiny_bert_dir, capsys):
     assert set(result["datasets"]) == {"ret", "sts"}
     assert list((out / "cache").rglob("*.npy"))
     assert (out / "averages.png").is_file() and "| ret |" in (out / "table.md").read_text()
-    rc = main(["eval", "--compare", str(out / "tiny.json"), str(out / "tiny.json"), "--baseline", "tiny",
+    other = dict(result, model="other", averages={**result["averages"], "sts": result["averages"]["sts"] - 2})
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    rc = main(["eval", "--compare", str(out / "tiny.json"), str(tmp_path / "other.json"), "--baseline", "other",
                "--out", str(tmp_path / "cmp")])
-    assert rc == 0 and "(+0.00)" in (tmp_path / "cmp" / "table.md").read_text()
+    table = (tmp_path / "cmp" / "table.md").read_text()
+    assert rc == 0 and "other (baseline)" in table and "(+2.00)" in table
     assert main(["eval", "--model", str(tmp_path / "missing"), "--out", str(out)]) == 2
     assert "missing" in capsys.readouterr().err
     assert main(["eval", "--out", str(out)]) == 2

@@ -62,7 +62,8 @@ def test_search_uses_query_path_and_returns_exact_cosine(tiny_mote):
     assert index.info()["query_task"] == "search_query" and index.info()["count"] == len(TEXTS)
 
 
-@pytest.mark.parametrize("kind,params,min_recall", [("hnsw", {"M": 16}, 0.97), ("ivfpq", {"nprobe": 32, "pq_m": 8}, 0.5)])
+@pytest.mark.parametrize("kind,params,min_recall",
+                         [("hnsw", {"M": 16}, 0.97), ("ivfpq", {"nprobe": 32, "pq_m": 8}, 0.5)])
 def test_approximate_kinds_recall_against_flat(kind, params, min_recall):
     x = clustered(4000, 32)
     q = clustered(100, 32, seed=1)

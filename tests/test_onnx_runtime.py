@@ -71,8 +71,9 @@ def test_each_graph_holds_only_its_expert_and_is_dense_sized(tiny_mote, tiny_exp
     for name in ("search_query.onnx", "clustering.onnx"):
         graph = onnx.load(str(tiny_export / name))
         stored = sum(int(np.prod(init.dims)) for init in graph.graph.initializer)
-        assert abs(stored - dense_params) <= 0.01 * dense_params, (name, stored, dense_params)
-        assert stored < 0.8 * total_params
+        # the dense count up to a few folded shape constants; the three other experts are not in the file
+        assert abs(stored - dense_params) <= 200, (name, stored, dense_params)
+        assert total_params - dense_params == 3 * sum(p.numel() for p in tiny_mote.expert_parameters("clustering"))
         assert [i.name for i in graph.graph.input] == ["input_ids", "attention_mask", "token_type_ids"]
         for graph_input in graph.graph.input:  # batch and sequence axes are symbolic, not traced sizes
             dims = graph_input.type.tensor_type.shape.dim
@@ -137,19 +138,6 @@ def test_graphs_load_lazily_and_only_for_the_tasks_asked(tiny_export):
         only.encode_document(["a"])
     with pytest.raises(ValueError, match="unknown task 'nope'"):
         OnnxEncoder(tiny_export, tasks=["nope"])
-
-
-def test_subset_and_dense_exports_share_files_as_they_should(tiny_bert_dir, tmp_path):
-    dense = MoTEModel.dense(tiny_bert_dir)
-    out = dense.export_onnx(tmp_path / "dense", check=False)
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert {e["graphs"]["fp32"] for e in manifest["tasks"].values()} == {"dense.onnx"}
-    assert manifest["architecture"] == "dense"
-    enc = OnnxEncoder(out)
-    assert np.abs(enc.encode(TEXTS, task="clustering") - dense.encode(TEXTS, task="clustering")).max() <= 1e-5
-    with pytest.raises(ValueError, match="unknown task"):
-        dense.export_onnx(tmp_path / "bad", tasks=["nope"])
-    assert not (tmp_path / "bad" / "manifest.json").exists()
 
 
 def test_bad_texts_and_tasks_give_the_torch_encoders_errors(tiny_mote, tiny_export):
@@ -240,20 +228,26 @@ def test_runtime_encoder_works_where_importing_torch_raises(tiny_mote, tiny_expo
     assert np.abs(np.array(payload["vectors"]) - tiny_mote.encode(texts, task="query")).max() <= 1e-5
 
 
-def test_cli_export(tiny_mote, tmp_path, capsys):
+def test_cli_export_of_a_dense_checkpoint_writes_one_shared_graph(tiny_bert_dir, tiny_export, tmp_path, capsys):
     from mote_rag.cli.main import main
 
-    saved = tmp_path / "saved"
-    tiny_mote.save_pretrained(saved)
     out = tmp_path / "onnx"
-    assert main(["export", str(saved), str(out), "--tasks", "query,clustering", "--quantize"]) == 0
+    assert main(["export", str(tiny_bert_dir), str(out), "--tasks", "query,clustering", "--quantize"]) == 0
     printed = capsys.readouterr().out
-    assert "exported 2 task(s)" in printed and "search_query.int8.onnx" in printed
-    enc = OnnxEncoder(out, variant="int8")
-    assert enc.tasks.names == ["search_query", "clustering"]
-    assert OnnxEncoder(out).fingerprint == MoTEModel.from_pretrained(saved).fingerprint
-    assert main(["export", str(out), str(tmp_path / "again")]) == 2
+    assert "exported 2 task(s)" in printed and "dense.int8.onnx" in printed
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["architecture"] == "dense"
+    assert {e["graphs"]["fp32"] for e in manifest["tasks"].values()} == {"dense.onnx"}  # one file for all tasks
+    assert sorted(p.name for p in out.glob("*.onnx")) == ["dense.int8.onnx", "dense.onnx"]
+    dense = MoTEModel.dense(tiny_bert_dir)
+    enc = OnnxEncoder(out)
+    assert enc.tasks.names == ["search_query", "clustering"] and enc.fingerprint == dense.fingerprint
+    assert np.abs(enc.encode(TEXTS, task="clustering") - dense.encode(TEXTS, task="clustering")).max() <= 1e-5
+
+    assert main(["export", str(tiny_export), str(tmp_path / "again")]) == 2
     assert "already an ONNX export" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "missing"), str(tmp_path / "x")]) == 2
-    assert main(["export", str(saved), str(tmp_path / "y"), "--tasks", "nope"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["export", str(tiny_bert_dir), str(tmp_path / "y"), "--tasks", "nope"]) == 2
     assert "unknown task 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "y" / "manifest.json").exists()

@@ -24,6 +24,15 @@ TINY_MIX = {
 }
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The tiny model is far faster on one thread; two threads on a busy 2-core machine thrash (25x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny_config(tmp_path, tiny_bert_dir, data_dir, **kw):
     raw = {"tasks": TINY_MIX, "base": str(tiny_bert_dir), "placement": "all", "steps": 30, "batch_size": 8,
            "mini_batch_size": 5, "learning_rate": 2e-3, "warmup_ratio": 0.1, "schedule": "round_robin",

@@ -36,7 +36,7 @@ def register(subparsers) -> None:
     p.add_argument("--backend", choices=["auto", "sentence-transformers"], default="auto",
                    help="how to open --model (auto: by what the folder holds)")
     p.add_argument("--no-prefixes", action="store_true", help="no instruction prefixes (dense/base models)")
-    p.add_argument("--suite", default="default", help="default | quick | a suite JSON file of your folders")
+    p.add_argument("--suite", default="default", help="default | quick | full (default with the whole MedQuAD corpus) | a suite JSON file of your folders")
     p.add_argument("--datasets", help="comma-separated dataset names of the suite to run")
     p.add_argument("--tasks", help="comma-separated task types: retrieval,reranking,sts,pair_classification,"
                                    "classification,clustering")

@@ -40,7 +40,7 @@ def register(subparsers) -> None:
                         "'base' for the embedded all-MiniLM-L6-v2 (default: base)")
     p.add_argument("--kind", choices=["flat", "hnsw", "ivfpq"], default="flat",
                    help="flat: exact search; hnsw: approximate, much faster on large corpora; ivfpq: compressed "
-                        "(about 1/30 of flat's memory) and approximate, for large corpora (default: flat)")
+                        "(about 1/20 of flat's memory) and approximate, for large corpora (default: flat)")
     p.add_argument("--id-field", default=None,
                    help="field holding the document id (default: the first of id, _id, doc_id; else the row "
                         "number)")
@@ -53,8 +53,8 @@ def register(subparsers) -> None:
     p.add_argument("--no-store-text", action="store_true",
                    help="do not keep the document texts in the index (smaller; search shows ids and metadata)")
     p.add_argument("--hnsw-m", type=int, default=32, help="hnsw: graph neighbours per node (default: 32)")
-    p.add_argument("--ef-search", type=int, default=128,
-                   help="hnsw: search breadth; higher = better recall, slower (default: 128)")
+    p.add_argument("--ef-search", type=int, default=256,
+                   help="hnsw: search breadth; higher = better recall, slower (default: 256)")
     p.add_argument("--nprobe", type=int, default=16,
                    help="ivfpq: inverted lists visited per query (default: 16)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing index in --output")

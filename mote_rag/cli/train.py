@@ -1,7 +1,6 @@
 """`mote-rag train --config FILE`: TA-CL training of one arm (mote, ic or plain) from a JSON recipe."""
 from __future__ import annotations
 
-import argparse
 import json
 
 
@@ -13,7 +12,6 @@ def register(subparsers) -> None:
         "task's temperature, GradCache for large batches. The JSON recipe lists task -> datasets over local "
         "files (see mote_rag/data/train_default.json); everything is validated before the model is built. "
         "The trained model is saved to the output directory (save_pretrained) with train_log.json.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--config", required=True, help="JSON recipe; 'default' for the packaged default mix")
     p.add_argument("--arm", choices=["mote", "ic", "plain"], help="override the recipe's arm")

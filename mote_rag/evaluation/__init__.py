@@ -5,7 +5,7 @@ Python API (stable; the training code and benchmarks call it)::
     from mote_rag.evaluation import evaluate, compare, get_suite, Suite, DatasetSpec
 
     result = evaluate(encoder,                  # MoTEModel, OnnxEncoder, SentenceTransformerEncoder, ...
-                      suite="default",          # "default" | "quick" | Suite | list of dataset names
+                      suite="default",          # "default" | "quick" | "full" | Suite | list of dataset names
                       out_dir=None,             # if set: writes <out_dir>/<name>.json
                       cache_dir=None,           # if set: corpus/sentence embeddings cached as .npy per
                                                 #   (encoder.fingerprint, task, dataset, texts hash)

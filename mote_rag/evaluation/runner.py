@@ -45,6 +45,10 @@ class Embedder:
         self.encoder = encoder
         self.fingerprint = getattr(encoder, "fingerprint", None)
         self.cache = cache if self.fingerprint else None
+        # The backend is part of the cache key: an ONNX fp32 export shares its torch model's fingerprint, but an
+        # ONNX-vs-torch comparison must embed with each backend, not read the other's vectors.
+        variant = getattr(encoder, "variant", None)
+        self.cache_key = f"{self.fingerprint}-{type(encoder).__name__}" + (f"-{variant}" if variant else "")
         self.batch_size = batch_size
         self.show_progress = show_progress
         self.memory: dict[tuple, np.ndarray] = {}
@@ -57,11 +61,11 @@ class Embedder:
         mem_key = (task, key, texts_digest(unique))
         emb = self.memory.get(mem_key)
         if emb is None and self.cache is not None:
-            emb = self.cache.get(self.fingerprint, task, key, unique)
+            emb = self.cache.get(self.cache_key, task, key, unique)
         if emb is None:
             emb = self._encode(unique, task, f"{key} [{task}]")
             if self.cache is not None:
-                self.cache.put(self.fingerprint, task, key, unique, emb)
+                self.cache.put(self.cache_key, task, key, unique, emb)
         else:
             self.stats["cached_texts"] += len(unique)
         self.memory[mem_key] = emb
@@ -96,7 +100,10 @@ class Embedder:
 
 def encoder_name(encoder) -> str:
     source = getattr(encoder, "source", None) or getattr(encoder, "path", None)
-    return Path(str(source)).name if source else type(encoder).__name__
+    if not source:
+        return type(encoder).__name__
+    path = Path(str(source))
+    return path.parent.name if path.name == "model" and path.parent.name else path.name  # packaged model dirs
 
 
 def safe_name(name: str) -> str:

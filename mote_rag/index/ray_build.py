@@ -66,6 +66,9 @@ def require_ray():
 def _documents(rows: list[dict], where: str, id_field: str, text_fields: list[str],
                metadata_fields: list[str] | None) -> dict:
     """Rows -> columns id, text, metadata (JSON), with the single-machine reader's checks and rules."""
+    if not rows:
+        empty = np.array([], dtype=object)
+        return {"id": empty, "text": empty, "metadata": empty}
     corpus = _rows_to_corpus(((f"{where} (id {r.get(id_field)!r})", r) for r in rows), where, id_field,
                              text_fields, metadata_fields)
     return {"id": np.array(corpus.ids, dtype=object), "text": np.array(corpus.texts, dtype=object),
@@ -115,11 +118,13 @@ def _first_jsonl_row(path: Path) -> dict:
 
 def read_corpus_dataset(path: str | os.PathLike, id_field: str | None = None,
                         text_fields: str | Sequence[str] = "text",
-                        metadata_fields: str | Sequence[str] | None = None, parse_cpus: float = 0.25):
+                        metadata_fields: str | Sequence[str] | None = None, parse_cpus: float = 0.0):
     """A Ray Dataset of documents (columns id, text, metadata as JSON) from the formats `mote-rag index` reads.
 
     The id field is fixed up front (`id_field`, else the first of id, _id, doc_id in the first row): row
-    numbers, the single-machine fallback, are not stable when many readers split a file.
+    numbers, the single-machine fallback, are not stable when many readers split a file. Reading and
+    parsing reserve `parse_cpus` (default none): they are light next to the encoders, and a cluster whose
+    CPUs all go to encoder actors would otherwise never schedule them (a deadlock, not a slowdown).
     """
     ray = require_ray()
     p = Path(path).resolve()
@@ -164,23 +169,35 @@ def read_corpus_dataset(path: str | os.PathLike, id_field: str | None = None,
 
 # ---------------------------------------------------------------------------------------------- embedding
 class DocumentEmbedder:
-    """Ray Data actor: one onnxruntime session of the document graph, `threads` intra-op threads."""
+    """Ray Data actor: one onnxruntime session of the document graph with `threads` intra-op threads.
 
-    def __init__(self, model_dir: str, document_task: str, num_shards: int, threads: int, batch_size: int):
+    Each batch is embedded, split by shard and sent straight to the shards' ShardWriter actors, so the
+    vectors never pass through the driver; the actor returns only (id, shard) for the driver's tally.
+    """
+
+    def __init__(self, model_dir: str, document_task: str, writers: list, threads: int, batch_size: int):
         from ..runtime.onnx_encoder import OnnxEncoder
 
         self.encoder = OnnxEncoder(model_dir, tasks=[document_task], threads=threads)
         self.task = document_task
-        self.num_shards = int(num_shards)
+        self.writers = writers
         self.batch_size = int(batch_size)
         self.encoder.load(document_task)  # open the session now, not inside the first batch
 
     def __call__(self, batch: dict) -> dict:
+        import ray
+
+        ids = [str(d) for d in batch["id"]]
         texts = [str(t) for t in batch["text"]]
-        vectors = self.encoder.encode(texts, task=self.task, batch_size=self.batch_size)
-        shards = np.fromiter((int_id(str(d)) % self.num_shards for d in batch["id"]), dtype=np.int64,
-                             count=len(texts))
-        return {**batch, "shard": shards, "vector": np.asarray(vectors, dtype=np.float32)}
+        vectors = np.asarray(self.encoder.encode(texts, task=self.task, batch_size=self.batch_size), np.float32)
+        shards = np.fromiter((int_id(d) % len(self.writers) for d in ids), dtype=np.int64, count=len(ids))
+        sent = []
+        for k in np.unique(shards).tolist():
+            rows = np.flatnonzero(shards == k)
+            sent.append(self.writers[k].add.remote([ids[i] for i in rows], [texts[i] for i in rows],
+                                                   [str(batch["metadata"][i]) for i in rows], vectors[rows]))
+        ray.get(sent)  # wait for the writers: back-pressure, and their errors surface here
+        return {"id": np.array(ids, dtype=object), "shard": shards}
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -194,20 +211,39 @@ def _new_shard_index(model_dir: str, kind: str, document_task: str, query_task: 
                       store_text=store_text, encoder_spec=encoder_spec, **kind_params)
 
 
-def _write_shard(batch: dict, model_dir: str, build_dir: str, num_shards: int, kind: str, document_task: str,
-                 query_task: str, store_text: bool, encoder_spec: str, kind_params: dict) -> dict:
-    """map_groups: every row of one shard -> one FaissIndex saved in the single-machine format."""
-    shard = int(batch["shard"][0])
-    ids = [str(d) for d in batch["id"]]
-    order = sorted(range(len(ids)), key=ids.__getitem__)  # deterministic files, whatever the arrival order
-    vectors = np.stack(batch["vector"]) if batch["vector"].dtype == object else np.asarray(batch["vector"])
-    index = _new_shard_index(model_dir, kind, document_task, query_task, store_text, encoder_spec, kind_params)
-    index.add_embeddings(vectors[order], [ids[i] for i in order],
-                         metadatas=[json.loads(batch["metadata"][i]) for i in order],
-                         texts=[str(batch["text"][i]) for i in order])
-    path = Path(build_dir) / shard_name(shard, num_shards)
-    index.save(path)
-    return {"shard": np.array([shard]), "count": np.array([len(index)]), "path": np.array([str(path)])}
+class ShardWriter:
+    """Ray actor holding one shard: collects its rows, then builds and saves one single-machine FaissIndex."""
+
+    def __init__(self, path: str, model_dir: str, kind: str, document_task: str, query_task: str,
+                 store_text: bool, encoder_spec: str, kind_params: dict):
+        self.path = path
+        self.index_args = (model_dir, kind, document_task, query_task, store_text, encoder_spec, kind_params)
+        self.ids: list[str] = []
+        self.texts: list[str] = []
+        self.metadatas: list[str] = []
+        self.vectors: list[np.ndarray] = []
+
+    def add(self, ids: list[str], texts: list[str], metadatas: list[str], vectors: np.ndarray) -> int:
+        self.ids += ids
+        self.texts += texts
+        self.metadatas += metadatas
+        self.vectors.append(np.asarray(vectors, dtype=np.float32))
+        return len(self.ids)
+
+    def save(self) -> dict:
+        """Build the shard (rows sorted by id, so a rebuild writes identical files) and save it atomically."""
+        index = _new_shard_index(*self.index_args)
+        if self.ids:
+            order = sorted(range(len(self.ids)), key=self.ids.__getitem__)
+            vectors = np.concatenate(self.vectors)[order]
+            index.add_embeddings(vectors, [self.ids[i] for i in order],
+                                 metadatas=[json.loads(self.metadatas[i]) for i in order],
+                                 texts=[self.texts[i] for i in order])
+        elif index.kind == "ivfpq":
+            raise ValueError(f"shard {Path(self.path).name} received no documents; an IVF-PQ shard is trained on "
+                             "its own vectors: use fewer shards or kind flat/hnsw")
+        index.save(self.path)
+        return {"path": self.path, "count": len(index)}
 
 
 # ---------------------------------------------------------------------------------------------- driver
@@ -238,13 +274,21 @@ def _user_error(exc: BaseException) -> BaseException | None:
     return None
 
 
+def _quiet_ray_data(ray, show_progress: bool) -> None:
+    """Ray Data's progress bars and INFO lines only when asked for (the CLI's default), else warnings only."""
+    import logging
+
+    ray.data.DataContext.get_current().enable_progress_bars = bool(show_progress)
+    logging.getLogger("ray.data").setLevel(logging.INFO if show_progress else logging.WARNING)
+
+
 def build_ray_index(corpus: str | os.PathLike, output: str | os.PathLike, model: str | os.PathLike, *,
                     shards: int, workers: int | None = None, threads: int = 1, address: str | None = None,
                     kind: str = "flat", id_field: str | None = None, text_fields: str | Sequence[str] = "text",
                     metadata_fields: str | Sequence[str] | None = None, batch_size: int = 64,
                     rows_per_call: int = 256, store_text: bool = True, overwrite: bool = False,
                     document_task: str = "search_document", query_task: str = "search_query",
-                    **kind_params) -> dict:
+                    show_progress: bool = False, **kind_params) -> dict:
     """Index `corpus` into `shards` shard indexes on Ray; returns the shards.json manifest it wrote.
 
     model    an exported ONNX folder (`mote-rag export`); every worker opens it, so on a multi-host
@@ -285,42 +329,46 @@ def build_ray_index(corpus: str | os.PathLike, output: str | os.PathLike, model:
         started_here = True
     elif address is not None:
         raise ValueError("Ray is already initialised in this process; leave address unset to use that cluster")
+    _quiet_ray_data(ray, show_progress)
     t0 = time.perf_counter()
     try:
         if workers is None:
             workers = max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
-        ds = read_corpus_dataset(corpus, id_field=id_field, text_fields=text_fields, metadata_fields=metadata_fields)
-        ds = ds.map_batches(DocumentEmbedder, batch_size=rows_per_call, batch_format="numpy",
-                            fn_constructor_kwargs={"model_dir": str(model_dir), "document_task": document_task,
-                                                   "num_shards": shards, "threads": threads,
-                                                   "batch_size": batch_size},
-                            concurrency=workers, num_cpus=threads)
         out.mkdir(parents=True, exist_ok=True)
         build_dir = out / f"{BUILD_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
         spec = str(model_dir)
-        write_kwargs = {"model_dir": str(model_dir), "build_dir": str(build_dir), "num_shards": shards,
-                        "kind": kind, "document_task": document_task, "query_task": query_task,
-                        "store_text": store_text, "encoder_spec": spec, "kind_params": kind_params}
+        # shard holders reserve no CPU (they hold memory; the encoders need the cores) and spread over nodes
+        writer_cls = ray.remote(num_cpus=0, scheduling_strategy="SPREAD")(ShardWriter)
+        writers = [writer_cls.remote(str(build_dir / shard_name(k, shards)), str(model_dir), kind, document_task,
+                                     query_task, store_text, spec, kind_params) for k in range(shards)]
         try:
-            written = ds.groupby("shard").map_groups(_write_shard, fn_kwargs=write_kwargs, batch_format="numpy",
-                                                     num_cpus=0.5).take_all()
+            ds = read_corpus_dataset(corpus, id_field=id_field, text_fields=text_fields,
+                                     metadata_fields=metadata_fields)
+            ds = ds.map_batches(DocumentEmbedder, batch_size=rows_per_call, batch_format="numpy",
+                                fn_constructor_kwargs={"model_dir": str(model_dir), "document_task": document_task,
+                                                       "writers": writers, "threads": threads,
+                                                       "batch_size": batch_size},
+                                concurrency=workers, num_cpus=threads)
+            routed = np.zeros(shards, dtype=np.int64)
+            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                routed += np.bincount(batch["shard"], minlength=shards)
+            if not routed.sum():
+                raise ValueError(f"{corpus} holds no documents")
+            written = ray.get([w.save.remote() for w in writers])
         except Exception as exc:  # noqa: BLE001 - re-raise a worker's input error as itself
             shutil.rmtree(build_dir, ignore_errors=True)
             cause = _user_error(exc)
-            if cause is not None:
+            if cause is not None and cause is not exc:
                 raise type(cause)(str(cause)) from exc
             raise
-        done = {int(r["shard"]) for r in written}
-        for k in range(shards):  # more shards than documents: the empty ones still exist, so the set is whole
-            if k not in done:
-                if kind == "ivfpq":
-                    shutil.rmtree(build_dir, ignore_errors=True)
-                    raise ValueError(f"shard {k} of {shards} received no documents; an IVF-PQ shard must be trained "
-                                     "on its own vectors: use fewer shards or kind flat/hnsw")
-                _new_shard_index(str(model_dir), kind, document_task, query_task, store_text, spec,
-                                 kind_params).save(build_dir / shard_name(k, shards))
+        finally:
+            for w in writers:
+                ray.kill(w)
+        counts = [int(r["count"]) for r in written]
+        if counts != routed.tolist():
+            raise RuntimeError(f"shard counts {counts} differ from the rows routed to them {routed.tolist()}")
         seconds = time.perf_counter() - t0
-        total = sum(int(r["count"]) for r in written)
+        total = int(routed.sum())
         build = {"engine": "ray", "ray_version": ray.__version__, "workers": workers, "threads_per_worker": threads,
                  "seconds": round(seconds, 3), "documents_per_second": round(total / seconds, 2) if seconds else None,
                  "corpus": str(Path(corpus).resolve()), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

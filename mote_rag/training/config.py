@@ -126,7 +126,7 @@ class TrainConfig:
     def recipe_hash(self) -> str:
         """What must match for a resume: everything except where outputs go and how often they are written."""
         d = self.to_dict()
-        for key in ("output_dir", "checkpoint_every", "keep_checkpoints", "log_every", "threads", "source"):
+        for key in ("output_dir", "data_dir", "checkpoint_every", "keep_checkpoints", "log_every", "threads", "source"):
             d.pop(key, None)
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -319,7 +319,10 @@ def load_config(path: str | os.PathLike, **overrides) -> TrainConfig:
         raise ConfigError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: expected a JSON object, got {type(raw).__name__}")
-    raw.update({k: v for k, v in overrides.items() if v is not None})
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if "data_dir" in overrides:  # a flag is relative to where the user is, not to the config file
+        overrides["data_dir"] = str(Path(os.path.expanduser(str(overrides["data_dir"]))).resolve())
+    raw.update(overrides)
     return parse_config(raw, source=str(p), data_dir=raw.get("data_dir") or None)
 
 

@@ -84,9 +84,21 @@ class RandContext:
 EmbedFn = Callable[[list[str], list[str]], torch.Tensor]
 
 
-def _chunks(n: int, size: int):
-    for start in range(0, n, size):
-        yield slice(start, min(start + size, n))
+SORT_CHUNK = 16  # texts per forward when a batch fits one graph: length-sorted chunks cut padding
+
+
+def _length_chunks(texts: Sequence[str], size: int) -> list[list[int]]:
+    """Row indices in chunks of `size`, shortest texts first: each chunk pads only to its own longest text."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    return [order[i:i + size] for i in range(0, len(order), size)]
+
+
+def _embed_sorted(embed: EmbedFn, texts: list[str], tasks: list[str], chunks: list[list[int]]) -> torch.Tensor:
+    parts = [embed([texts[i] for i in c], [tasks[i] for i in c]) for c in chunks]
+    order = [i for c in chunks for i in c]
+    inverse = torch.empty(len(order), dtype=torch.long)
+    inverse[torch.tensor(order)] = torch.arange(len(order))
+    return torch.cat(parts)[inverse.to(parts[0].device)]
 
 
 def cached_contrastive_step(
@@ -97,34 +109,38 @@ def cached_contrastive_step(
 ) -> float:
     """One GradCache forward/backward over `groups` (e.g. [(anchor texts, tasks), (candidate texts, tasks)]).
 
-    `loss_fn(*embeddings)` gets one tensor per group. Gradients are accumulated into the weights; returns the
-    loss value. A group is cut into mini-batches that never mix groups (each mini-batch is one task: MoTE
-    runs its single-expert path).
+    `loss_fn(*embeddings)` gets one tensor per group, rows in the given order. Gradients are accumulated into
+    the weights; returns the loss value. Mini-batches never mix groups (each is one task, so MoTE runs its
+    single-expert path) and hold texts of similar length (less padding).
     """
     if mini_batch_size < 1:
         raise ValueError(f"mini_batch_size must be >= 1, got {mini_batch_size}")
     total = sum(len(texts) for texts, _ in groups)
     if total <= mini_batch_size:
-        # small enough for one graph: the plain path, no recomputation
-        embs = [embed(texts, tasks) for texts, tasks in groups]
+        # small enough for one graph: no recomputation, only length-sorted chunks
+        embs = [_embed_sorted(embed, texts, tasks, _length_chunks(texts, min(SORT_CHUNK, mini_batch_size)))
+                for texts, tasks in groups]
         loss = loss_fn(*embs)
         loss.backward()
         return float(loss.detach())
     cached: list[torch.Tensor] = []
-    states: list[list[RandContext]] = []
+    plans: list[list[tuple[list[int], RandContext]]] = []
     with torch.no_grad():
         for texts, tasks in groups:
-            parts, group_states = [], []
-            for sl in _chunks(len(texts), mini_batch_size):
-                group_states.append(RandContext())
-                parts.append(embed(texts[sl], tasks[sl]))
-            cached.append(torch.cat(parts).detach().requires_grad_(True))
-            states.append(group_states)
+            plan, parts = [], []
+            for chunk in _length_chunks(texts, mini_batch_size):
+                plan.append((chunk, RandContext()))
+                parts.append(embed([texts[i] for i in chunk], [tasks[i] for i in chunk]))
+            order = torch.tensor([i for c, _ in plan for i in c])
+            reps = torch.empty(len(texts), parts[0].shape[1], dtype=parts[0].dtype, device=parts[0].device)
+            reps[order.to(reps.device)] = torch.cat(parts)
+            cached.append(reps.requires_grad_(True))
+            plans.append(plan)
     loss = loss_fn(*cached)
     loss.backward()
-    for (texts, tasks), reps, group_states in zip(groups, cached, states):
-        for sl, state in zip(_chunks(len(texts), mini_batch_size), group_states):
+    for (texts, tasks), reps, plan in zip(groups, cached, plans):
+        for chunk, state in plan:
             with state:
-                emb = embed(texts[sl], tasks[sl])
-            emb.backward(reps.grad[sl])
+                emb = embed([texts[i] for i in chunk], [tasks[i] for i in chunk])
+            emb.backward(reps.grad[torch.tensor(chunk, device=reps.device)])
     return float(loss.detach())

@@ -4,7 +4,8 @@ through the search_query expert, with no prompt plumbing on the caller's side.
 The encoder is an exported ONNX folder (the default; torch-free), a saved MoTE model folder, or an encoder
 object already in memory (`MoTEModel`, `OnnxEncoder`, anything with the mote-rag encoder protocol).
 Embeddings are L2-normalised, so with langchain_community's FAISS store use
-`distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT`: scores are then cosine similarities.
+`distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT`: `similarity_search_with_score` then gives cosine
+similarities (for relevance scores in [0, 1] also pass `relevance_score_fn=lambda s: (1.0 + s) / 2.0`).
 """
 from __future__ import annotations
 
@@ -88,7 +89,8 @@ class MoTEEmbeddings(BaseModel, Embeddings):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     _encoder: Any = PrivateAttr(default=None)
-    # Serialises calls into one encoder: a fast tokenizer raises "Already borrowed" when used from two threads.
+    # One encode at a time per instance: two forwards on the same cores only oversubscribe them, and an encoder
+    # object need not be thread-safe (HF fast tokenizers can raise "Already borrowed" when shared).
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def __init__(self, model: Any = None, /, **kwargs: Any):

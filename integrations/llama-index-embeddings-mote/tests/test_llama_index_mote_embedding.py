@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -34,6 +36,28 @@ def test_texts_use_search_document_and_queries_search_query(tiny_mote):
     queries = np.asarray([emb.get_query_embedding(t) for t in TEXTS], np.float32)
     np.testing.assert_array_equal(queries, one_by_one(tiny_mote, TEXTS, "search_query"))
     assert np.abs(texts - queries).max() > 1e-3  # the perturbed query expert gives different vectors
+
+
+def test_onnx_folder_routes_texts_and_queries_to_their_graphs(tiny_onnx_dir):
+    from mote_rag.runtime.onnx_encoder import OnnxEncoder
+
+    runtime = OnnxEncoder(tiny_onnx_dir)
+    emb = MoTEEmbedding(str(tiny_onnx_dir), embed_batch_size=len(TEXTS))
+    assert isinstance(emb.encoder, OnnxEncoder)
+    batch = np.asarray(emb.get_text_embedding_batch(TEXTS), np.float32)
+    np.testing.assert_array_equal(batch, runtime.encode(TEXTS, task="search_document", batch_size=len(TEXTS)))
+    queries = np.asarray([emb.get_query_embedding(t) for t in TEXTS], np.float32)
+    np.testing.assert_array_equal(queries, one_by_one(runtime, TEXTS, "search_query"))
+    texts = np.asarray([emb.get_text_embedding(t) for t in TEXTS], np.float32)
+    assert np.abs(texts - queries).max() > 1e-3
+
+
+def test_onnx_folder_needs_no_torch(tiny_onnx_dir):
+    code = ("import sys; from llama_index.embeddings.mote import MoTEEmbedding; "
+            f"e = MoTEEmbedding({str(tiny_onnx_dir)!r}); e.get_text_embedding_batch(['a b']); "
+            "e.get_query_embedding('c'); assert 'torch' not in sys.modules, 'torch was imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_tasks_can_be_overridden(tiny_mote):
@@ -110,3 +134,17 @@ def test_concurrent_async_calls_share_one_encoder_safely(tiny_mote_dir):
         return await emb.aget_text_embedding_batch(TEXTS * 4)  # 20 one-text chunks, gathered concurrently
 
     assert asyncio.run(main()) == expected * 4
+
+
+def test_example_script_runs(tiny_onnx_dir, capsys):
+    """examples/llamaindex_retriever.py end to end (tiny model: checks the plumbing, not the quality)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[3] / "examples" / "llamaindex_retriever.py"
+    spec = importlib.util.spec_from_file_location("llamaindex_retriever_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    rate = example.main(["--model", str(tiny_onnx_dir), "--k", "2"])
+    out = capsys.readouterr().out
+    assert "indexed 260 MedQuAD answers" in out and f"hit@2 over 250 held-out questions: {rate:.3f}" in out

@@ -4,6 +4,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+
 with warnings.catch_warnings():  # langchain-community announces its sunset on import; its FAISS store still works
     warnings.simplefilter("ignore", DeprecationWarning)
     from langchain_community.vectorstores import FAISS
@@ -32,8 +33,8 @@ def test_faiss_store_matches_core_evaluation_on_scifact(scifact_slice, scifact_e
     print(f"SciFact slice nDCG@10: LangChain FAISS {ndcg:.4f}, core evaluation {core:.4f}")
     assert ndcg > 0.5  # a real ranking, not two empty runs agreeing
     assert abs(ndcg - core) <= 0.1
-    # MAX_INNER_PRODUCT scores are the cosine similarities of the core run (unit vectors)
-    first = next(iter(queries))
-    core_scores = scifact_core["run"][first]
-    for doc_id, score in run[first].items():
-        np.testing.assert_allclose(score, core_scores[doc_id], atol=1e-5)
+    # MAX_INNER_PRODUCT scores are the cosine similarities of the core run (unit vectors), hit for hit
+    for qid, hits in run.items():
+        assert len(hits) == 10
+        for doc_id, score in hits.items():
+            np.testing.assert_allclose(score, scifact_core["run"][qid][doc_id], atol=1e-5)

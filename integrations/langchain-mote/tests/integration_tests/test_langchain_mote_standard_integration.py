@@ -1,4 +1,5 @@
-"""langchain-tests' standard integration suite for MoTEEmbeddings with a real model (MiniLM upcycled to MoTE)."""
+"""langchain-tests' standard integration suite for MoTEEmbeddings with a real model: the embedded MiniLM upcycled
+to MoTE and exported to ONNX, opened by path (the default, torch-free way)."""
 from __future__ import annotations
 
 import pytest
@@ -8,11 +9,11 @@ from langchain_mote import MoTEEmbeddings
 
 
 class TestMoTEEmbeddingsStandardIntegration(EmbeddingsIntegrationTests):
-    encoder = None
+    model_dir: str = ""
 
     @pytest.fixture(autouse=True)
-    def _encoder(self, request, minilm_mote):
-        request.cls.encoder = minilm_mote
+    def _model_dir(self, request, minilm_onnx_dir):
+        request.cls.model_dir = str(minilm_onnx_dir)
 
     @property
     def embeddings_class(self) -> type[MoTEEmbeddings]:
@@ -20,4 +21,4 @@ class TestMoTEEmbeddingsStandardIntegration(EmbeddingsIntegrationTests):
 
     @property
     def embedding_model_params(self) -> dict:
-        return {"model": self.encoder}
+        return {"model": self.model_dir}

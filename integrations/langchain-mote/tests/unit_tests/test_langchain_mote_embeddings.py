@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -22,6 +24,47 @@ def test_documents_use_search_document_and_queries_search_query(tiny_mote):
     np.testing.assert_array_equal(queries, np.stack([tiny_mote.encode([t], task="search_query")[0] for t in TEXTS]))
     # the query expert was perturbed: the two paths must give different vectors for the same text
     assert np.abs(docs - queries).max() > 1e-3
+
+
+def test_onnx_folder_routes_documents_and_queries_to_their_graphs(tiny_onnx_dir):
+    from mote_rag.runtime.onnx_encoder import OnnxEncoder
+
+    runtime = OnnxEncoder(tiny_onnx_dir)
+    emb = MoTEEmbeddings(str(tiny_onnx_dir))
+    assert isinstance(emb.encoder, OnnxEncoder)
+    docs = np.asarray(emb.embed_documents(TEXTS), dtype=np.float32)
+    queries = np.asarray([emb.embed_query(t) for t in TEXTS], dtype=np.float32)
+    np.testing.assert_array_equal(docs, runtime.encode(TEXTS, task="search_document"))
+    np.testing.assert_array_equal(queries, np.stack([runtime.encode([t], task="search_query")[0] for t in TEXTS]))
+    assert np.abs(docs - queries).max() > 1e-3
+
+
+def test_onnx_folder_needs_no_torch(tiny_onnx_dir):
+    code = ("import sys; from langchain_mote import MoTEEmbeddings; "
+            f"e = MoTEEmbeddings({str(tiny_onnx_dir)!r}); e.embed_documents(['a b']); e.embed_query('c'); "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_faiss_store_with_inner_product_scores_cosines(tiny_mote):
+    import warnings
+
+    with warnings.catch_warnings():  # langchain-community announces its sunset on import
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from langchain_community.vectorstores import FAISS
+        from langchain_community.vectorstores.utils import DistanceStrategy
+
+    emb = MoTEEmbeddings(tiny_mote)
+    store = FAISS.from_texts(TEXTS, emb, distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT,
+                             relevance_score_fn=lambda s: (1.0 + s) / 2.0)  # what the README recommends
+    cosines = np.asarray(emb.embed_documents(TEXTS)) @ np.asarray(emb.embed_query(TEXTS[1]))
+    expected = np.sort(cosines)[::-1][:3]
+    hits = store.similarity_search_with_score(TEXTS[1], k=3)
+    np.testing.assert_allclose([score for _, score in hits], expected, atol=1e-5)
+    assert [doc.page_content for doc, _ in hits] == [TEXTS[i] for i in np.argsort(-cosines)[:3]]
+    relevance = store.similarity_search_with_relevance_scores(TEXTS[1], k=3)
+    np.testing.assert_allclose([r for _, r in relevance], (1.0 + expected) / 2.0, atol=1e-5)
 
 
 def test_tasks_can_be_overridden(tiny_mote):
@@ -117,3 +160,17 @@ def test_concurrent_async_calls_share_one_encoder_safely(tiny_mote_dir):
         return await asyncio.gather(*(emb.aembed_query(t) for t in TEXTS * 4))
 
     assert asyncio.run(main()) == expected * 4
+
+
+def test_example_script_runs(tiny_onnx_dir, capsys):
+    """examples/langchain_retrieval.py end to end (tiny model: checks the plumbing, not the quality)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[4] / "examples" / "langchain_retrieval.py"
+    spec = importlib.util.spec_from_file_location("langchain_retrieval_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    rate = example.main(["--model", str(tiny_onnx_dir), "--k", "2"])
+    out = capsys.readouterr().out
+    assert "indexed 260 MedQuAD answers" in out and f"hit@2 over 250 held-out questions: {rate:.3f}" in out

@@ -1,4 +1,4 @@
-"""langchain-tests' standard unit suite for MoTEEmbeddings (tiny MoTE model saved to a folder)."""
+"""langchain-tests' standard unit suite for MoTEEmbeddings (a tiny MoTE model exported to ONNX, the default input)."""
 from __future__ import annotations
 
 import pytest
@@ -11,8 +11,8 @@ class TestMoTEEmbeddingsStandardUnit(EmbeddingsUnitTests):
     model_dir: str = ""
 
     @pytest.fixture(autouse=True)
-    def _model_dir(self, request, tiny_mote_dir):
-        request.cls.model_dir = str(tiny_mote_dir)
+    def _model_dir(self, request, tiny_onnx_dir):
+        request.cls.model_dir = str(tiny_onnx_dir)
 
     @property
     def embeddings_class(self) -> type[MoTEEmbeddings]:

@@ -81,7 +81,8 @@ class MoTEEmbedding(BaseEmbedding):
     show_progress: bool = Field(default=False, description="Show the encoder's progress bar on text batches.")
 
     _encoder: Any = PrivateAttr(default=None)
-    # Serialises calls into one encoder: a fast tokenizer raises "Already borrowed" when used from two threads.
+    # One encode at a time per instance: two forwards on the same cores only oversubscribe them, and an encoder
+    # object need not be thread-safe (HF fast tokenizers can raise "Already borrowed" when shared).
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def __init__(self, model: Any = None, /, **kwargs: Any):

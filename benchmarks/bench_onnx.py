@@ -1,0 +1,186 @@
+"""ONNX runtime benchmark: throughput vs sentence-transformers, int8, MoTE task graph vs dense graph, peak RSS,
+and SciFact nDCG@10 of int8 vs fp32.
+
+    python benchmarks/bench_onnx.py [--threads 2] [--texts 2000] [--skip-scifact]
+
+Everything is measured in this one run on the same real texts with the same thread count (torch threads and
+onnxruntime intra-op threads), one timed pass each after a short warm-up. References named in the output:
+- onnx fp32 / int8 / optimized vs sentence-transformers (torch) on the same base, no prefixes on either side;
+- MoTE search_query graph vs the dense model's graph (both with the task prefix, so identical inputs);
+- peak RSS (ru_maxrss of a child process) loading only the MoTE query graph vs loading the dense graph.
+Writes benchmarks/results/bench_onnx.json (atomically).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results" / "bench_onnx.json"
+
+RSS_CHILD = """
+import resource, sys
+from mote_rag import OnnxEncoder
+enc = OnnxEncoder(sys.argv[1], tasks=[sys.argv[2]], threads=int(sys.argv[3]))
+texts = [("a sentence of moderate length for the memory probe " * 8)] * 32
+enc.encode(texts, task=sys.argv[2], batch_size=32)
+assert "torch" not in sys.modules
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def real_texts(data_dir: Path, n: int) -> list[str]:
+    """n real texts of varied length: SciFact abstracts and claims, Banking77 queries, AG News items."""
+    from mote_rag.datasets import corpus_text, read_jsonl
+
+    sources = [
+        [corpus_text(r) for r in read_jsonl(data_dir / "retrieval/scifact/corpus.jsonl")],
+        [r["text"] for r in read_jsonl(data_dir / "retrieval/scifact/queries.jsonl")],
+        [r["text"] for r in read_jsonl(data_dir / "classification/banking77/test.jsonl")],
+        [r["text"] for r in read_jsonl(data_dir / "clustering/ag_news/test.jsonl")],
+    ]
+    per = -(-n // len(sources))
+    texts = [t for src in sources for t in src[:per]][:n]
+    if len(texts) < n:
+        raise ValueError(f"only {len(texts)} texts available, {n} asked")
+    return texts
+
+
+def timed(fn, texts, warmup: int = 32) -> float:
+    fn(texts[:warmup])
+    start = time.perf_counter()
+    fn(texts)
+    return time.perf_counter() - start
+
+
+def peak_rss_mb(export_dir: Path, task: str, threads: int) -> float:
+    out = subprocess.run([sys.executable, "-c", RSS_CHILD, str(export_dir), task, str(threads)],
+                         capture_output=True, text=True, check=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    return int(out.stdout.strip().splitlines()[-1]) / 1024  # ru_maxrss is KiB on Linux
+
+
+def ndcg_at_10(query_emb, doc_emb, query_ids, doc_ids, qrels) -> float:
+    from ranx import Qrels, Run, evaluate
+
+    scores = query_emb @ doc_emb.T
+    top = np.argsort(-scores, axis=1)[:, :10]
+    run = {q: {doc_ids[j]: float(scores[i, j]) for j in top[i]} for i, q in enumerate(query_ids)}
+    return 100 * float(evaluate(Qrels(qrels), Run(run), "ndcg@10"))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--texts", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--skip-scifact", action="store_true")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from sentence_transformers import SentenceTransformer
+
+    from mote_rag import MoTEModel, OnnxEncoder
+    from mote_rag.atomic import write_json_atomic
+    from mote_rag.datasets import default_data_dir, load_beir
+    from mote_rag.default_base import embedded_base_path
+
+    base = embedded_base_path()
+    texts = real_texts(default_data_dir(), args.texts)
+    bs, threads = args.batch_size, args.threads
+    result = {"threads": threads, "texts": len(texts), "batch_size": bs, "machine": platform.machine(),
+              "cpus": os.cpu_count(), "load_average_start": os.getloadavg(), "seconds": {}, "ratios": {}, "goals": {}}
+    with tempfile.TemporaryDirectory(prefix="bench-onnx-") as tmp:
+        tmp = Path(tmp)
+        t0 = time.perf_counter()
+        mote = MoTEModel.upcycle(base)
+        mote.export_onnx(tmp / "mote", optimize=True, quantize=True)
+        result["export_seconds_mote_4_paths"] = round(time.perf_counter() - t0, 1)
+        MoTEModel.dense(base).export_onnx(tmp / "dense", tasks=["search_query"], check=False)
+        plain = MoTEModel.dense(base, use_prefixes=False)
+        plain.export_onnx(tmp / "plain", tasks=["search_query"], optimize=True, quantize=True, check=False)
+
+        st = SentenceTransformer(str(base), device="cpu")
+        sec = result["seconds"]
+        sec["sentence_transformers_torch"] = timed(lambda x: st.encode(x, batch_size=bs), texts)
+        for variant in ("fp32", "optimized", "int8"):
+            enc = OnnxEncoder(tmp / "plain", variant=variant, threads=threads)
+            sec[f"onnx_{variant}"] = timed(lambda x: enc.encode(x, task="search_query", batch_size=bs), texts)
+        reference = st.encode(texts[:200], batch_size=bs, normalize_embeddings=True)
+        fp32_rows = OnnxEncoder(tmp / "plain", threads=threads).encode(texts[:200], task="query", batch_size=bs)
+        result["min_row_cosine_onnx_fp32_vs_sentence_transformers_200"] = float((reference * fp32_rows).sum(1).min())
+
+        mote_q = OnnxEncoder(tmp / "mote", tasks=["search_query"], threads=threads)
+        dense_q = OnnxEncoder(tmp / "dense", tasks=["search_query"], threads=threads)
+        # alternate the two so that load on the shared machine hits both alike
+        sec["mote_query_graph"] = timed(lambda x: mote_q.encode(x, task="query", batch_size=bs), texts)
+        sec["dense_graph"] = timed(lambda x: dense_q.encode(x, task="query", batch_size=bs), texts)
+        sec["mote_query_graph_2"] = timed(lambda x: mote_q.encode(x, task="query", batch_size=bs), texts, warmup=0)
+        sec["dense_graph_2"] = timed(lambda x: dense_q.encode(x, task="query", batch_size=bs), texts, warmup=0)
+
+        rss = {"mote_query_graph_mb": peak_rss_mb(tmp / "mote", "search_query", threads),
+               "dense_graph_mb": peak_rss_mb(tmp / "dense", "search_query", threads)}
+        result["peak_rss"] = rss
+        sizes = {p.name: p.stat().st_size for d in ("mote", "dense") for p in (tmp / d).glob("*.onnx")}
+        result["graph_bytes"] = {"mote_search_query": sizes["search_query.onnx"], "dense": sizes["dense.onnx"],
+                                 "mote_search_query_int8": sizes["search_query.int8.onnx"]}
+
+        r, g = result["ratios"], result["goals"]
+        r["throughput_onnx_fp32_vs_st"] = sec["sentence_transformers_torch"] / sec["onnx_fp32"]
+        r["throughput_onnx_optimized_vs_st"] = sec["sentence_transformers_torch"] / sec["onnx_optimized"]
+        r["throughput_onnx_int8_vs_st"] = sec["sentence_transformers_torch"] / sec["onnx_int8"]
+        r["time_mote_query_graph_vs_dense_graph"] = ((sec["mote_query_graph"] + sec["mote_query_graph_2"])
+                                                     / (sec["dense_graph"] + sec["dense_graph_2"]))
+        r["peak_rss_mote_query_graph_vs_dense_graph"] = rss["mote_query_graph_mb"] / rss["dense_graph_mb"]
+        g["throughput_onnx_fp32_vs_st >= 1.5"] = r["throughput_onnx_fp32_vs_st"] >= 1.5
+        g["throughput_onnx_int8_vs_st >= 3"] = r["throughput_onnx_int8_vs_st"] >= 3
+        g["time_mote_query_graph_vs_dense_graph <= 1.02"] = r["time_mote_query_graph_vs_dense_graph"] <= 1.02
+        g["peak_rss_mote_query_graph_vs_dense_graph <= 1.1"] = r["peak_rss_mote_query_graph_vs_dense_graph"] <= 1.1
+
+        if not args.skip_scifact:
+            data = load_beir(default_data_dir() / "retrieval" / "scifact", split="test")
+            qids, dids = list(data.queries), list(data.corpus)
+            scifact = {}
+            for variant in ("fp32", "int8"):
+                enc = OnnxEncoder(tmp / "mote", variant=variant, threads=threads)
+                start = time.perf_counter()
+                q = enc.encode_query([data.queries[i] for i in qids], batch_size=bs)
+                d = enc.encode_document([data.corpus[i] for i in dids], batch_size=bs)
+                scifact[f"ndcg@10_{variant}"] = ndcg_at_10(q, d, qids, dids, data.qrels)
+                scifact[f"seconds_{variant}"] = time.perf_counter() - start
+            scifact["int8_minus_fp32_points"] = scifact["ndcg@10_int8"] - scifact["ndcg@10_fp32"]
+            result["scifact"] = scifact
+            g["scifact int8 within 1 nDCG@10 point of fp32"] = abs(scifact["int8_minus_fp32_points"]) <= 1.0
+    result["load_average_end"] = os.getloadavg()
+    write_json_atomic(args.out, result)
+
+    print(f"{len(texts)} real texts, {threads} threads, batch {bs} (load average {result['load_average_start'][0]:.1f} "
+          f"at start, {result['load_average_end'][0]:.1f} at end)")
+    for key, value in result["seconds"].items():
+        print(f"  {key:<32} {value:8.2f} s  ({len(texts) / value:7.1f} texts/s)")
+    for key, value in result["ratios"].items():
+        print(f"  {key:<44} {value:6.3f}x")
+    print(f"  peak RSS: MoTE query graph {rss['mote_query_graph_mb']:.0f} MB, dense graph {rss['dense_graph_mb']:.0f} MB")
+    if "scifact" in result:
+        s = result["scifact"]
+        print(f"  SciFact nDCG@10: fp32 {s['ndcg@10_fp32']:.2f}, int8 {s['ndcg@10_int8']:.2f} "
+              f"({s['int8_minus_fp32_points']:+.2f} points)")
+    for goal, met in result["goals"].items():
+        print(f"  goal {goal}: {'met' if met else 'NOT met'}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""SciFact (full test split: 300 queries, 5,183 abstracts) end to end through the LangChain FAISS store and the
+LlamaIndex VectorStoreIndex + FaissVectorStore, against the core evaluation (mote_rag.evaluation) in the same run.
+
+Model: the embedded all-MiniLM-L6-v2 upcycled to MoTE and exported to ONNX (query + document graphs), opened by
+each integration through the same OnnxEncoder. Vectors are cached per (task, text), so the corpus is encoded
+once; a document or query sent down the wrong task path would miss the cache and change the figures.
+
+    python integrations/benchmarks/scifact_end_to_end.py      # writes benchmarks/results/integrations_scifact.json
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+OUT = REPO / "benchmarks" / "results" / "integrations_scifact.json"
+
+
+class CachedEncoder:
+    """Delegates to an encoder, remembering each (task, text) vector; counts what each task encoded."""
+
+    def __init__(self, inner):
+        self.inner, self.cache, self.encoded = inner, {}, {}
+        self.tasks, self.dim, self.fingerprint = inner.tasks, inner.dim, inner.fingerprint
+
+    def encode(self, texts, task="search_document", batch_size=32, show_progress_bar=False, **kwargs):
+        single = isinstance(texts, str)
+        items = [texts] if single else list(texts)
+        name = self.tasks.get(task).name
+        missing = list(dict.fromkeys(t for t in items if (name, t) not in self.cache))
+        if missing:
+            vectors = self.inner.encode(missing, task=name, batch_size=batch_size, show_progress_bar=show_progress_bar)
+            self.cache.update({(name, t): v for t, v in zip(missing, vectors)})
+            self.encoded[name] = self.encoded.get(name, 0) + len(missing)
+        out = np.stack([self.cache[(name, t)] for t in items]) if items else np.zeros((0, self.dim), np.float32)
+        return out[0] if single else out
+
+
+def main() -> dict:
+    from mote_rag import MoTEModel
+    from mote_rag.atomic import write_json_atomic
+    from mote_rag.evaluation import evaluate, get_suite
+    from mote_rag.evaluation.metrics import retrieval_metrics
+    from mote_rag.evaluation.retrieval import load
+    from mote_rag.runtime.onnx_encoder import OnnxEncoder
+
+    tmp = Path(tempfile.mkdtemp(prefix="mote-scifact-"))
+    export_dir = MoTEModel.upcycle().export_onnx(tmp / "onnx", tasks=["search_query", "search_document"])
+    encoder = CachedEncoder(OnnxEncoder(export_dir))
+    suite = get_suite(["scifact"])
+    spec = suite.datasets[0]
+    data = load(spec, spec.resolve(suite.root_dir()))
+    doc_ids = list(data.corpus)
+
+    t0 = time.perf_counter()
+    core = evaluate(encoder, suite=suite, show_progress=True, keep_runs=True)["datasets"]["scifact"]
+    seconds = {"core (encodes the corpus)": time.perf_counter() - t0}
+
+    from langchain_mote import MoTEEmbeddings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from langchain_community.vectorstores import FAISS
+        from langchain_community.vectorstores.utils import DistanceStrategy
+
+    t0 = time.perf_counter()
+    store = FAISS.from_texts([data.corpus[d] for d in doc_ids], MoTEEmbeddings(encoder), ids=doc_ids,
+                             metadatas=[{"id": d} for d in doc_ids], distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT)
+    lc_run = {q: {doc.metadata["id"]: float(s) for doc, s in store.similarity_search_with_score(text, k=10)}
+              for q, text in data.queries.items()}
+    seconds["langchain"] = time.perf_counter() - t0
+
+    import faiss
+    from llama_index.core import StorageContext, VectorStoreIndex
+    from llama_index.core.schema import TextNode
+    from llama_index.embeddings.mote import MoTEEmbedding
+    from llama_index.vector_stores.faiss import FaissVectorStore
+
+    t0 = time.perf_counter()
+    embed_model = MoTEEmbedding(encoder, embed_batch_size=256)
+    index = VectorStoreIndex([TextNode(id_=d, text=data.corpus[d]) for d in doc_ids], embed_model=embed_model,
+                             storage_context=StorageContext.from_defaults(
+                                 vector_store=FaissVectorStore(faiss_index=faiss.IndexFlatIP(embed_model.dim))))
+    retriever = index.as_retriever(similarity_top_k=10)
+    li_run = {q: {hit.node.node_id: float(hit.score) for hit in retriever.retrieve(text)}
+              for q, text in data.queries.items()}
+    seconds["llamaindex"] = time.perf_counter() - t0
+
+    core_ndcg = core["main_score"] / 100
+    result = {
+        "dataset": "scifact test (full)", "queries": len(data.queries), "corpus": len(doc_ids),
+        "model": "all-MiniLM-L6-v2 upcycled to MoTE (untrained), ONNX fp32 via OnnxEncoder",
+        "ndcg@10": {"core": core_ndcg,
+                    "langchain_faiss": retrieval_metrics(data.qrels, lc_run)["ndcg@10"],
+                    "llamaindex_vectorstoreindex_faiss": retrieval_metrics(data.qrels, li_run)["ndcg@10"]},
+        "texts_encoded_per_task": encoder.encoded,
+        "seconds": {k: round(v, 1) for k, v in seconds.items()},
+    }
+    result["difference_vs_core"] = {k: v - core_ndcg for k, v in result["ndcg@10"].items() if k != "core"}
+    for name, value in result["ndcg@10"].items():
+        print(f"{name:<36} nDCG@10 {value:.4f}  (minus core: {value - core_ndcg:+.4f})")
+    print(f"texts encoded per task: {encoder.encoded}; seconds: {result['seconds']}")
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(OUT, result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
