@@ -55,11 +55,13 @@ def real_texts(data_dir: Path, n: int) -> list[str]:
     return texts
 
 
-def timed(fn, texts, warmup: int = 32) -> float:
+def timed(fn, texts, warmup: int = 32, label: str = "") -> float:
     fn(texts[:warmup])
     start = time.perf_counter()
     fn(texts)
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    print(f"  measured {label:<30} {seconds:8.2f} s", flush=True)
+    return seconds
 
 
 def peak_rss_mb(export_dir: Path, task: str, threads: int) -> float:
@@ -113,10 +115,10 @@ def main(argv=None) -> int:
 
         st = SentenceTransformer(str(base), device="cpu")
         sec = result["seconds"]
-        sec["sentence_transformers_torch"] = timed(lambda x: st.encode(x, batch_size=bs), texts)
+        sec["sentence_transformers_torch"] = timed(lambda x: st.encode(x, batch_size=bs), texts, label="sentence_transformers_torch")
         for variant in ("fp32", "optimized", "int8"):
             enc = OnnxEncoder(tmp / "plain", variant=variant, threads=threads)
-            sec[f"onnx_{variant}"] = timed(lambda x: enc.encode(x, task="search_query", batch_size=bs), texts)
+            sec[f"onnx_{variant}"] = timed(lambda x: enc.encode(x, task="search_query", batch_size=bs), texts, label=f"onnx_{variant}")
         reference = st.encode(texts[:200], batch_size=bs, normalize_embeddings=True)
         fp32_rows = OnnxEncoder(tmp / "plain", threads=threads).encode(texts[:200], task="query", batch_size=bs)
         result["min_row_cosine_onnx_fp32_vs_sentence_transformers_200"] = float((reference * fp32_rows).sum(1).min())
@@ -124,10 +126,10 @@ def main(argv=None) -> int:
         mote_q = OnnxEncoder(tmp / "mote", tasks=["search_query"], threads=threads)
         dense_q = OnnxEncoder(tmp / "dense", tasks=["search_query"], threads=threads)
         # alternate the two so that load on the shared machine hits both alike
-        sec["mote_query_graph"] = timed(lambda x: mote_q.encode(x, task="query", batch_size=bs), texts)
-        sec["dense_graph"] = timed(lambda x: dense_q.encode(x, task="query", batch_size=bs), texts)
-        sec["mote_query_graph_2"] = timed(lambda x: mote_q.encode(x, task="query", batch_size=bs), texts, warmup=0)
-        sec["dense_graph_2"] = timed(lambda x: dense_q.encode(x, task="query", batch_size=bs), texts, warmup=0)
+        sec["mote_query_graph"] = timed(lambda x: mote_q.encode(x, task="query", batch_size=bs), texts, label="mote_query_graph")
+        sec["dense_graph"] = timed(lambda x: dense_q.encode(x, task="query", batch_size=bs), texts, label="dense_graph")
+        sec["mote_query_graph_2"] = timed(lambda x: mote_q.encode(x, task="query", batch_size=bs), texts, warmup=0, label="mote_query_graph_2")
+        sec["dense_graph_2"] = timed(lambda x: dense_q.encode(x, task="query", batch_size=bs), texts, warmup=0, label="dense_graph_2")
 
         rss = {"mote_query_graph_mb": peak_rss_mb(tmp / "mote", "search_query", threads),
                "dense_graph_mb": peak_rss_mb(tmp / "dense", "search_query", threads)}

@@ -4,6 +4,7 @@ Reference: the published MTEB scores of all-MiniLM-L6-v2 (plain transformers + m
 max_seq_length 256): SciFact nDCG@10 64.51 and STS-B test Spearman 82.03; the run prints
 measured / published ratios and the absolute differences (acceptance: within 0.5).
 
+Retrieval metrics are cross-checked against ranx on every full retrieval run (report["ranx_check"]).
 Runs one dataset at a time with a fresh embedding cache (cold: every embedding is computed once; the
 reranking sets reuse their retrieval corpus from that cache, as a normal suite run does) and rewrites the
 JSON after each dataset, so a run cut short still leaves its per-dataset timings.
@@ -24,6 +25,16 @@ PUBLISHED = {"scifact": 64.51, "stsb": 82.03}
 ORDER = ["stsb", "scifact", "scifact_rerank", "sickr", "sts12", "sts13", "sts14", "sts15", "mrpc", "trec", "sst2",
          "mr", "cr", "subj", "mpqa", "banking77", "banking77_clustering", "ag_news_clustering", "quora_dup",
          "quora_dup_rerank", "medquad", "medquad_rerank"]
+
+
+def ranx_agreement(ds: dict) -> dict:
+    """Largest |ours - ranx| over nDCG@10, MAP@10, Recall@100, MRR@10 on this run (fractions)."""
+    from ranx import Qrels, Run
+    from ranx import evaluate as ranx_evaluate
+
+    theirs = ranx_evaluate(Qrels(ds["_qrels"]), Run(ds["_run"]), ["ndcg@10", "map@10", "recall@100", "mrr@10"])
+    diff = max(abs(ds["metrics"][m] / 100 - float(v)) for m, v in theirs.items())
+    return {"max_abs_diff": diff, "agree_1e-6": diff <= 1e-6}
 
 
 def main() -> int:
@@ -57,8 +68,11 @@ def main() -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mote-eval-cache-") as cache:
         for name in names:
-            r = evaluate(model, get_suite([name]), cache_dir=cache, show_progress=True, name="base")
+            r = evaluate(model, get_suite([name]), cache_dir=cache, show_progress=True, name="base", keep_runs=True)
             ds = r["datasets"][name]
+            if "_run" in ds:  # retrieval: cross-check the metrics with ranx on the full run
+                report.setdefault("ranx_check", {})[name] = ranx_agreement(ds)
+            ds = r["datasets"][name] = {k: v for k, v in ds.items() if not k.startswith("_")}
             print(f"{name:22s} {ds['main_metric']:10s} {ds['main_score']:7.2f}  {ds['seconds']:8.1f} s", flush=True)
             if merged is None:
                 merged = r
@@ -95,7 +109,8 @@ def main() -> int:
           f"Total {total / 60:.1f} min with torch threads = {report['torch_threads']}.\n\n"
           f"| dataset | seconds |\n|---|---|\n{timing}\n")
     write_bytes_atomic(out / "eval_default.md", md.encode("utf-8"))
-    return 0 if all(c["within_0.5"] for c in checks.values()) else 1
+    ok = all(c["within_0.5"] for c in checks.values()) and all(c["agree_1e-6"] for c in report.get("ranx_check", {}).values())
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -23,7 +23,9 @@ from mote_rag.atomic import atomic_path
 from mote_rag.model import mean_pool
 
 OPSET = 18
-EXPORTER = {"api": "torch.onnx.export", "dynamo": True, "attention": "eager"}
+EXPORTER = {"api": "torch.onnx.export", "dynamo": True, "attention": "eager", "trace_shape": "batch 3, sequence >= 7",
+            "weights": "one trace per model; each path's weights applied by parameter name",
+            "folding": "onnxruntime ORT_ENABLE_BASIC (hardware-independent)"}
 OUTPUT_NORMALIZED = "sentence_embedding"
 OUTPUT_POOLED = "pooled_embedding"
 TRACE_TEXTS = ["a short one", "a somewhat longer example sentence for tracing", "mid length text"]

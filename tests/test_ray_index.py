@@ -150,3 +150,30 @@ def test_cli_without_ray_says_how_to_install_it(monkeypatch, tmp_path, capsys):
     assert code == 2
     assert "pip install 'mote-rag[ray]'" in capsys.readouterr().err
     assert not (tmp_path / "set").exists()
+
+
+def test_ray_reads_csv_txt_folders_and_gzip_like_the_single_machine_reader(ray_session, tiny_onnx, scifact,
+                                                                          tmp_path):
+    import gzip
+
+    from mote_rag.index.ray_build import build_ray_index
+
+    csv_path = tmp_path / "docs.csv"
+    csv_path.write_text('id,title,text,year\nd1,First,"a text that spans\ntwo lines",2001\nd2,Second,plain,\n'
+                        'd3,,"with, a comma",1999\n', encoding="utf-8")
+    folder = tmp_path / "notes"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_text("first note", encoding="utf-8")
+    (folder / "sub" / "b.txt").write_text("second note\nwith two lines", encoding="utf-8")
+    gz_path = tmp_path / "corpus.jsonl.gz"
+    with gzip.open(gz_path, "wt", encoding="utf-8") as fh:
+        fh.write("\n".join(scifact[0].read_text(encoding="utf-8").splitlines()[:6]) + "\n")
+    cases = [(csv_path, {"text_fields": "title,text"}), (folder, {}), (gz_path, {"text_fields": "title,text"})]
+    for i, (path, fields) in enumerate(cases):
+        build_ray_index(path, tmp_path / f"set{i}", tiny_onnx, shards=2, workers=1, **fields)
+        expected = read_corpus(path, **fields)
+        sharded = ShardedIndex.load(tmp_path / f"set{i}")
+        assert sorted(d for s in sharded.shards for d in s.ids) == sorted(expected.ids), path
+        for doc_id, text, meta in zip(expected.ids, expected.texts, expected.metadatas):
+            hit = sharded.get(doc_id)
+            assert (hit.text, hit.metadata) == (text, meta), (path, doc_id)

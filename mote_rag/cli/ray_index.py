@@ -49,6 +49,11 @@ def run_ray(args) -> int:
         raise BadInput(str(exc)) from None
     if args.shards is None:
         raise BadInput("--ray needs --shards N (the number of shard indexes to write)")
+    from mote_rag.encoders import EMBEDDED
+
+    if args.model in EMBEDDED:
+        raise BadInput(f"--ray runs the exported ONNX graphs on the workers: export the model first "
+                       f"(`mote-rag export ... -o model-onnx`) and pass --model model-onnx (got --model {args.model})")
     for flag, value in (("--shards", args.shards), ("--workers", args.workers),
                         ("--threads-per-worker", args.threads_per_worker), ("--batch-size", args.batch_size)):
         if value is not None and value < 1:

@@ -172,7 +172,9 @@ class DocumentEmbedder:
     """Ray Data actor: one onnxruntime session of the document graph with `threads` intra-op threads.
 
     Each batch is embedded, split by shard and sent straight to the shards' ShardWriter actors, so the
-    vectors never pass through the driver; the actor returns only (id, shard) for the driver's tally.
+    vectors never pass through the driver; the actor returns only (id, shard, CPU seconds spent encoding,
+    spread over the batch's rows) for the driver's tally: documents per encoder CPU-second is the per-core
+    throughput that sizes a cluster, whatever else shares the cores.
     """
 
     def __init__(self, model_dir: str, document_task: str, writers: list, threads: int, batch_size: int):
@@ -189,7 +191,9 @@ class DocumentEmbedder:
 
         ids = [str(d) for d in batch["id"]]
         texts = [str(t) for t in batch["text"]]
+        cpu = time.process_time()
         vectors = np.asarray(self.encoder.encode(texts, task=self.task, batch_size=self.batch_size), np.float32)
+        cpu = time.process_time() - cpu
         shards = np.fromiter((int_id(d) % len(self.writers) for d in ids), dtype=np.int64, count=len(ids))
         sent = []
         for k in np.unique(shards).tolist():
@@ -197,7 +201,8 @@ class DocumentEmbedder:
             sent.append(self.writers[k].add.remote([ids[i] for i in rows], [texts[i] for i in rows],
                                                    [str(batch["metadata"][i]) for i in rows], vectors[rows]))
         ray.get(sent)  # wait for the writers: back-pressure, and their errors surface here
-        return {"id": np.array(ids, dtype=object), "shard": shards}
+        return {"id": np.array(ids, dtype=object), "shard": shards,
+                "encode_cpu_s": np.full(len(ids), cpu / max(len(ids), 1), dtype=np.float64)}
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -348,10 +353,12 @@ def build_ray_index(corpus: str | os.PathLike, output: str | os.PathLike, model:
                                 fn_constructor_kwargs={"model_dir": str(model_dir), "document_task": document_task,
                                                        "writers": writers, "threads": threads,
                                                        "batch_size": batch_size},
-                                concurrency=workers, num_cpus=threads)
+                                compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=threads)
             routed = np.zeros(shards, dtype=np.int64)
+            encode_cpu_s = 0.0
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
                 routed += np.bincount(batch["shard"], minlength=shards)
+                encode_cpu_s += float(batch["encode_cpu_s"].sum())
             if not routed.sum():
                 raise ValueError(f"{corpus} holds no documents")
             written = ray.get([w.save.remote() for w in writers])
@@ -371,6 +378,8 @@ def build_ray_index(corpus: str | os.PathLike, output: str | os.PathLike, model:
         total = int(routed.sum())
         build = {"engine": "ray", "ray_version": ray.__version__, "workers": workers, "threads_per_worker": threads,
                  "seconds": round(seconds, 3), "documents_per_second": round(total / seconds, 2) if seconds else None,
+                 "encode_cpu_seconds": round(encode_cpu_s, 3),
+                 "documents_per_encode_cpu_second": round(total / encode_cpu_s, 2) if encode_cpu_s else None,
                  "corpus": str(Path(corpus).resolve()), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         manifest = write_manifest(out, [build_dir / shard_name(k, shards) for k in range(shards)], build=build)
     finally:

@@ -5,7 +5,7 @@ Model: the embedded all-MiniLM-L6-v2 upcycled to MoTE and exported to ONNX (quer
 each integration through the same OnnxEncoder. Vectors are cached per (task, text), so the corpus is encoded
 once; a document or query sent down the wrong task path would miss the cache and change the figures.
 
-    python integrations/benchmarks/scifact_end_to_end.py      # writes benchmarks/results/integrations_scifact.json
+    python benchmarks/integrations_scifact.py      # writes benchmarks/results/integrations_scifact.json
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "results" / "integrations_scifact.json"
 
 
