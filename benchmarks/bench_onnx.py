@@ -65,8 +65,9 @@ def timed(fn, texts, warmup: int = 32, label: str = "") -> float:
 
 
 def peak_rss_mb(export_dir: Path, task: str, threads: int) -> float:
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
     out = subprocess.run([sys.executable, "-c", RSS_CHILD, str(export_dir), task, str(threads)],
-                         capture_output=True, text=True, check=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+                         capture_output=True, text=True, check=True, env=env)
     return int(out.stdout.strip().splitlines()[-1]) / 1024  # ru_maxrss is KiB on Linux
 
 
@@ -115,21 +116,23 @@ def main(argv=None) -> int:
 
         st = SentenceTransformer(str(base), device="cpu")
         sec = result["seconds"]
-        sec["sentence_transformers_torch"] = timed(lambda x: st.encode(x, batch_size=bs), texts, label="sentence_transformers_torch")
+        sec["sentence_transformers_torch"] = timed(lambda x: st.encode(x, batch_size=bs), texts,
+                                                   label="sentence_transformers_torch")
         for variant in ("fp32", "optimized", "int8"):
             enc = OnnxEncoder(tmp / "plain", variant=variant, threads=threads)
-            sec[f"onnx_{variant}"] = timed(lambda x: enc.encode(x, task="search_query", batch_size=bs), texts, label=f"onnx_{variant}")
+            sec[f"onnx_{variant}"] = timed(lambda x: enc.encode(x, task="search_query", batch_size=bs), texts,
+                                           label=f"onnx_{variant}")
         reference = st.encode(texts[:200], batch_size=bs, normalize_embeddings=True)
         fp32_rows = OnnxEncoder(tmp / "plain", threads=threads).encode(texts[:200], task="query", batch_size=bs)
         result["min_row_cosine_onnx_fp32_vs_sentence_transformers_200"] = float((reference * fp32_rows).sum(1).min())
 
         mote_q = OnnxEncoder(tmp / "mote", tasks=["search_query"], threads=threads)
         dense_q = OnnxEncoder(tmp / "dense", tasks=["search_query"], threads=threads)
-        # alternate the two so that load on the shared machine hits both alike
-        sec["mote_query_graph"] = timed(lambda x: mote_q.encode(x, task="query", batch_size=bs), texts, label="mote_query_graph")
-        sec["dense_graph"] = timed(lambda x: dense_q.encode(x, task="query", batch_size=bs), texts, label="dense_graph")
-        sec["mote_query_graph_2"] = timed(lambda x: mote_q.encode(x, task="query", batch_size=bs), texts, warmup=0, label="mote_query_graph_2")
-        sec["dense_graph_2"] = timed(lambda x: dense_q.encode(x, task="query", batch_size=bs), texts, warmup=0, label="dense_graph_2")
+        for run in ("", "_2"):  # alternate the two so that load on the shared machine hits both alike
+            sec[f"mote_query_graph{run}"] = timed(lambda x: mote_q.encode(x, task="query", batch_size=bs), texts,
+                                                  warmup=0 if run else 32, label=f"mote_query_graph{run}")
+            sec[f"dense_graph{run}"] = timed(lambda x: dense_q.encode(x, task="query", batch_size=bs), texts,
+                                             warmup=0 if run else 32, label=f"dense_graph{run}")
 
         rss = {"mote_query_graph_mb": peak_rss_mb(tmp / "mote", "search_query", threads),
                "dense_graph_mb": peak_rss_mb(tmp / "dense", "search_query", threads)}
@@ -173,7 +176,8 @@ def main(argv=None) -> int:
         print(f"  {key:<32} {value:8.2f} s  ({len(texts) / value:7.1f} texts/s)")
     for key, value in result["ratios"].items():
         print(f"  {key:<44} {value:6.3f}x")
-    print(f"  peak RSS: MoTE query graph {rss['mote_query_graph_mb']:.0f} MB, dense graph {rss['dense_graph_mb']:.0f} MB")
+    print(f"  peak RSS: MoTE query graph {rss['mote_query_graph_mb']:.0f} MB, "
+          f"dense graph {rss['dense_graph_mb']:.0f} MB")
     if "scifact" in result:
         s = result["scifact"]
         print(f"  SciFact nDCG@10: fp32 {s['ndcg@10_fp32']:.2f}, int8 {s['ndcg@10_int8']:.2f} "

@@ -2,7 +2,8 @@
 
 Texts: the first --docs SciFact abstracts (title + text, the real corpus file), embedded by the MoTE model
 upcycled from the embedded all-MiniLM-L6-v2 and exported to ONNX once (~/.cache/mote-rag/examples-base-onnx,
-the examples' folder; --model takes another exported folder). All runs in one process, one after another, on the same texts:
+the examples' folder; --model takes another exported folder). All runs in one process, one after another,
+on the same texts:
 
   single-1t   FaissIndex.build with OnnxEncoder(threads=1)        the per-core reference
   single-all  FaissIndex.build with OnnxEncoder(threads=None)     onnxruntime's default: every core
@@ -120,7 +121,8 @@ def main() -> None:
                 build = manifest["build"]
                 runs[name] = {"seconds": round(seconds, 2), "docs_per_s": round(len(corpus) / seconds, 2),
                               "cpu_seconds": build["encode_cpu_seconds"],
-                              "docs_per_cpu_s": build["documents_per_encode_cpu_second"], "workers": workers, "threads_per_worker": 1, "shards": 2, "loadavg_before": before,
+                              "docs_per_cpu_s": build["documents_per_encode_cpu_second"], "workers": workers,
+                              "threads_per_worker": 1, "shards": 2, "loadavg_before": before,
                               "loadavg_after": load()}
                 print(name, runs[name], flush=True)
         finally:
@@ -139,7 +141,8 @@ def main() -> None:
             "ray_init_seconds": round(ray_init_s, 2), "ray_version": ray.__version__,
             "runs": runs, "ratios_wall_clock": ratios, "ratios_per_cpu_second": per_core_ratios,
             "per_core_docs_per_s": {"single-1t": runs["single-1t"]["docs_per_cpu_s"],
-                                    "ray-1w": runs["ray-1w"]["docs_per_cpu_s"], "ray-2w": runs["ray-2w"]["docs_per_cpu_s"]},
+                                    "ray-1w": runs["ray-1w"]["docs_per_cpu_s"],
+                                    "ray-2w": runs["ray-2w"]["docs_per_cpu_s"]},
             "sched_autogroup": autogroup(),
             "note": "2-core machine shared with other jobs (see loadavg): wall-clock docs/s measure the share of the "
                     "cores each run got, not the code; with autogroup scheduling, Ray's workers (children of the "

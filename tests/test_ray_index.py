@@ -177,3 +177,20 @@ def test_ray_reads_csv_txt_folders_and_gzip_like_the_single_machine_reader(ray_s
         for doc_id, text, meta in zip(expected.ids, expected.texts, expected.metadatas):
             hit = sharded.get(doc_id)
             assert (hit.text, hit.metadata) == (text, meta), (path, doc_id)
+
+
+def test_shard_writer_ignores_a_retried_batch_but_not_a_duplicate_id(tiny_onnx, tmp_path):
+    """An encoder actor that dies is retried by Ray Data and may resend rows: the shard keeps them once."""
+    from mote_rag.index.ray_build import ShardWriter
+
+    writer = ShardWriter(str(tmp_path / "shard"), str(tiny_onnx), "flat", "search_document", "search_query", True,
+                         str(tiny_onnx), {})
+    x = np.eye(3, 32, dtype=np.float32)
+    assert writer.add(["b", "a"], ["text b", "text a"], ["{}", '{"k": 1}'], x[:2]) == 2
+    assert writer.add(["a", "c"], ["text a", "text c"], ['{"k": 1}', "{}"], x[1:]) == 3  # "a" again: a retry
+    with pytest.raises(ValueError, match="duplicate id 'c'"):
+        writer.add(["c"], ["another text"], ["{}"], x[:1])
+    assert writer.save()["count"] == 3
+    shard = FaissIndex.load(tmp_path / "shard")
+    assert shard.ids == ["a", "b", "c"] and shard.get("a").metadata == {"k": 1}
+    assert np.allclose(shard.faiss_index.reconstruct(int_id("c")), x[2])

@@ -14,7 +14,8 @@ def register(subparsers) -> None:
     p.add_argument("out", help="output folder (created; an existing export there is replaced)")
     p.add_argument("--tasks", default=None,
                    help="comma-separated task names or aliases to export (default: every task)")
-    p.add_argument("--optimize", action="store_true", help="also write offline-optimised fp32 graphs (variant 'optimized')")
+    p.add_argument("--optimize", action="store_true",
+                   help="also write offline-optimised fp32 graphs (variant 'optimized')")
     p.add_argument("--quantize", action="store_true", help="also write int8 dynamic-quantised graphs (variant 'int8')")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's pinned opset, 18)")
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime-vs-torch check of each graph")

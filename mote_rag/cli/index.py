@@ -59,6 +59,10 @@ def register(subparsers) -> None:
                    help="ivfpq: inverted lists visited per query (default: 16)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing index in --output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    # distributed indexing (--ray, --address, --shards, ...; optional extra mote-rag[ray]): mote_rag/cli/ray_index.py
+    from mote_rag.cli.ray_index import add_ray_arguments
+
+    add_ray_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -85,6 +89,11 @@ def run(args) -> int:
     from pathlib import Path
 
     from mote_rag.cli.main import BadInput
+    from mote_rag.cli.ray_index import check_ray_arguments, run_ray
+
+    if args.ray:  # distributed indexing on Ray: mote_rag/cli/ray_index.py
+        return run_ray(args)
+    check_ray_arguments(args)
     from mote_rag.index.corpus_files import read_corpus
     from mote_rag.index.faiss_index import INDEX_JSON, FaissIndex
 

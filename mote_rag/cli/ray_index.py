@@ -12,8 +12,10 @@ import sys
 def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "distributed indexing on Ray (pip install 'mote-rag[ray]')",
-        "--ray embeds the corpus on a Ray cluster (Ray Data, one ONNX encoder actor per worker) and writes --shards "
-        "N shard indexes in the single-machine format plus shards.json; --model must be an exported ONNX folder")
+        "--ray embeds the corpus on a Ray cluster (Ray Data, one ONNX encoder actor per worker)\n"
+        "and writes --shards N shard indexes in the single-machine format plus shards.json;\n"
+        "--model must be an exported ONNX folder. Search the set with mote_rag.index.sharded.ShardedIndex.\n"
+        "  mote-rag index corpus.jsonl -o my-set --ray --shards 4 --model ./onnx --address auto")
     group.add_argument("--ray", action="store_true",
                        help="embed on a Ray cluster and write --shards N shard indexes plus a shards.json manifest")
     group.add_argument("--address", default=None,

@@ -217,22 +217,31 @@ def _new_shard_index(model_dir: str, kind: str, document_task: str, query_task: 
 
 
 class ShardWriter:
-    """Ray actor holding one shard: collects its rows, then builds and saves one single-machine FaissIndex."""
+    """Ray actor holding one shard: collects its rows, then builds and saves one single-machine FaissIndex.
+
+    Adding is idempotent for a row seen before with the same text (Ray Data retries the batch of an encoder
+    actor that died, and part of it may have arrived already); the same id with another text is a duplicate id.
+    """
 
     def __init__(self, path: str, model_dir: str, kind: str, document_task: str, query_task: str,
                  store_text: bool, encoder_spec: str, kind_params: dict):
         self.path = path
         self.index_args = (model_dir, kind, document_task, query_task, store_text, encoder_spec, kind_params)
+        self.rows: dict[str, tuple[str, str]] = {}  # id -> (text, metadata JSON)
         self.ids: list[str] = []
-        self.texts: list[str] = []
-        self.metadatas: list[str] = []
         self.vectors: list[np.ndarray] = []
 
     def add(self, ids: list[str], texts: list[str], metadatas: list[str], vectors: np.ndarray) -> int:
-        self.ids += ids
-        self.texts += texts
-        self.metadatas += metadatas
-        self.vectors.append(np.asarray(vectors, dtype=np.float32))
+        keep = []
+        for i, (doc_id, text) in enumerate(zip(ids, texts)):
+            seen = self.rows.get(doc_id)
+            if seen is None:
+                self.rows[doc_id] = (text, metadatas[i])
+                keep.append(i)
+            elif seen[0] != text:
+                raise ValueError(f"duplicate id {doc_id!r} in the corpus (two documents with different texts)")
+        self.ids += [ids[i] for i in keep]
+        self.vectors.append(np.asarray(vectors, dtype=np.float32)[keep])
         return len(self.ids)
 
     def save(self) -> dict:
@@ -241,9 +250,9 @@ class ShardWriter:
         if self.ids:
             order = sorted(range(len(self.ids)), key=self.ids.__getitem__)
             vectors = np.concatenate(self.vectors)[order]
-            index.add_embeddings(vectors, [self.ids[i] for i in order],
-                                 metadatas=[json.loads(self.metadatas[i]) for i in order],
-                                 texts=[self.texts[i] for i in order])
+            ids = [self.ids[i] for i in order]
+            index.add_embeddings(vectors, ids, metadatas=[json.loads(self.rows[d][1]) for d in ids],
+                                 texts=[self.rows[d][0] for d in ids])
         elif index.kind == "ivfpq":
             raise ValueError(f"shard {Path(self.path).name} received no documents; an IVF-PQ shard is trained on "
                              "its own vectors: use fewer shards or kind flat/hnsw")
@@ -372,8 +381,10 @@ def build_ray_index(corpus: str | os.PathLike, output: str | os.PathLike, model:
             for w in writers:
                 ray.kill(w)
         counts = [int(r["count"]) for r in written]
-        if counts != routed.tolist():
-            raise RuntimeError(f"shard counts {counts} differ from the rows routed to them {routed.tolist()}")
+        if counts != routed.tolist():  # the tally counts each row the pipeline produced once, retries or not
+            shutil.rmtree(build_dir, ignore_errors=True)
+            raise ValueError(f"{corpus}: {int(routed.sum()) - sum(counts)} document(s) repeat an earlier id with the "
+                             "same text; ids must be unique")
         seconds = time.perf_counter() - t0
         total = int(routed.sum())
         build = {"engine": "ray", "ray_version": ray.__version__, "workers": workers, "threads_per_worker": threads,

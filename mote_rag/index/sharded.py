@@ -143,7 +143,11 @@ def _check_consistent(named_headers: Sequence[tuple[str, dict]]) -> None:
 
 
 class ShardedIndex:
-    """Several FaissIndex shards searched as one (see the module docstring)."""
+    """Several FaissIndex shards searched as one (see the module docstring).
+
+    A read-only view: searches may run concurrently; to change a shard, open it as a FaissIndex, add/delete,
+    save, rewrite the manifest with `write_manifest`, then open the set again.
+    """
 
     def __init__(self, shards: Sequence[FaissIndex], encoder=None, names: Sequence[str] | None = None,
                  manifest: dict | None = None):
@@ -178,8 +182,10 @@ class ShardedIndex:
         n = manifest["num_shards"]
         headers = []
         for i, entry in enumerate(manifest["shards"]):
-            shard_dir = directory / entry["path"]
-            label = f"{i} of {n} ({entry['path']})"
+            shard_dir = directory / str(entry.get("path"))
+            label = f"{i} of {n} ({entry.get('path')})"
+            if not shard_dir.resolve().is_relative_to(directory.resolve()):
+                raise ShardSetError(f"{SHARDS_JSON} in {directory} names shard {label} outside the set's directory")
             if not (shard_dir / INDEX_JSON).is_file():
                 raise ShardSetError(
                     f"shard {label} is missing from {directory}: the set is incomplete and a search would miss "

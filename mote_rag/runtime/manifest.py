@@ -75,11 +75,12 @@ class Manifest:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"{path} is not valid JSON: {exc}") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a mote-rag ONNX manifest (format {data.get('format') if isinstance(data, dict) else None!r})")
+            found = data.get("format") if isinstance(data, dict) else None
+            raise ValueError(f"{path} is not a mote-rag ONNX manifest (format {found!r})")
         version = data.get("format_version")
         if version != FORMAT_VERSION:
-            raise ValueError(f"{path}: unknown format_version {version!r}; this mote-rag reads version {FORMAT_VERSION} "
-                             "(re-export the model with this version, or upgrade mote-rag)")
+            raise ValueError(f"{path}: unknown format_version {version!r}; this mote-rag reads version "
+                             f"{FORMAT_VERSION} (re-export the model with this version, or upgrade mote-rag)")
         missing = [k for k in REQUIRED_KEYS if k not in data]
         if missing:
             raise ValueError(f"{path} lacks required keys {missing}")
@@ -127,7 +128,8 @@ class Manifest:
     def task_set(self) -> TaskSet:
         tasks = []
         for name, entry in self.data["tasks"].items():
-            tasks.append(Task(name=name, prefix=entry.get("prefix", ""), temperature=float(entry.get("temperature", 0.05)),
+            tasks.append(Task(name=name, prefix=entry.get("prefix", ""),
+                              temperature=float(entry.get("temperature", 0.05)),
                               expert=entry.get("expert", name), aliases=tuple(entry.get("aliases", ()))))
         return TaskSet(tasks)
 
