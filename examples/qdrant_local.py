@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> dict:
     from llama_index.embeddings.mote import MoTEEmbedding
     from llama_index.vector_stores.qdrant import QdrantVectorStore as LlamaQdrant
 
-    llama_store = LlamaQdrant(collection_name="mote_llamaindex", client=client)
+    # local mode has no payload indexes (and warns if asked); against a Qdrant server keep the default (True)
+    llama_store = LlamaQdrant(collection_name="mote_llamaindex", client=client, index_doc_id=False)
     for ids, texts, metas, vectors in stored_documents(index):
         llama_store.add([TextNode(id_=point_id(d), text=t, metadata={**m, "mote_id": d}, embedding=v.tolist())
                          for d, t, m, v in zip(ids, texts, metas, vectors)])

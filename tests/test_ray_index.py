@@ -137,6 +137,10 @@ def test_cli_ray_index_then_overwrite_and_errors(ray_session, tiny_onnx, scifact
                  "--model", str(tiny_onnx), "-q"]) == 2
     assert "duplicate id" in capsys.readouterr().err
     assert not (tmp_path / "dup-set" / SHARDS_JSON).exists()
+    # an input error raised inside a Ray Data task reaches the user as itself: exit 2, naming the file and field
+    assert main(["index", str(dup), "-o", str(tmp_path / "f-set"), "--ray", "--shards", "2", "--workers", "1",
+                 "--model", str(tiny_onnx), "--text-field", "body", "-q"]) == 2
+    assert f"{dup} (id '1'): no text field 'body'" in capsys.readouterr().err
 
     assert main(["index", str(small), "-o", str(tmp_path / "x"), "--shards", "2"]) == 2
     assert "add --ray" in capsys.readouterr().err
@@ -188,9 +192,25 @@ def test_shard_writer_ignores_a_retried_batch_but_not_a_duplicate_id(tiny_onnx, 
     x = np.eye(3, 32, dtype=np.float32)
     assert writer.add(["b", "a"], ["text b", "text a"], ["{}", '{"k": 1}'], x[:2]) == 2
     assert writer.add(["a", "c"], ["text a", "text c"], ['{"k": 1}', "{}"], x[1:]) == 3  # "a" again: a retry
-    with pytest.raises(ValueError, match="duplicate id 'c'"):
-        writer.add(["c"], ["another text"], ["{}"], x[:1])
     assert writer.save()["count"] == 3
     shard = FaissIndex.load(tmp_path / "shard")
     assert shard.ids == ["a", "b", "c"] and shard.get("a").metadata == {"k": 1}
     assert np.allclose(shard.faiss_index.reconstruct(int_id("c")), x[2])
+    writer.add(["c"], ["another text"], ["{}"], x[:1])  # a real duplicate: refused when the shard is saved
+    with pytest.raises(ValueError, match="duplicate id 'c'"):
+        writer.save()
+
+
+def test_qdrant_example_moves_the_shard_vectors_and_answers_alike(built, tiny_onnx):
+    """examples/qdrant_local.py on the Ray-built set: Qdrant (local mode) via LlamaIndex and LangChain."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "qdrant_local.py"
+    spec = importlib.util.spec_from_file_location("qdrant_local_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    result = example.main(["--index", str(built[0]), "--model", str(tiny_onnx), "--k", "5"])
+    assert result["queries"] == 3
+    assert result["same_top_k"] == {"llamaindex": 3, "langchain": 3}
+    assert result["max_score_difference"] < 1e-5

@@ -221,6 +221,8 @@ class ShardWriter:
 
     Adding is idempotent for a row seen before with the same text (Ray Data retries the batch of an encoder
     actor that died, and part of it may have arrived already); the same id with another text is a duplicate id.
+    That error is kept and raised by `save`, which the driver calls directly: raised inside `add`, it would
+    reach the driver through the encoder actor wrapped beyond recognition.
     """
 
     def __init__(self, path: str, model_dir: str, kind: str, document_task: str, query_task: str,
@@ -230,6 +232,7 @@ class ShardWriter:
         self.rows: dict[str, tuple[str, str]] = {}  # id -> (text, metadata JSON)
         self.ids: list[str] = []
         self.vectors: list[np.ndarray] = []
+        self.error: str | None = None
 
     def add(self, ids: list[str], texts: list[str], metadatas: list[str], vectors: np.ndarray) -> int:
         keep = []
@@ -238,14 +241,16 @@ class ShardWriter:
             if seen is None:
                 self.rows[doc_id] = (text, metadatas[i])
                 keep.append(i)
-            elif seen[0] != text:
-                raise ValueError(f"duplicate id {doc_id!r} in the corpus (two documents with different texts)")
+            elif seen[0] != text and self.error is None:
+                self.error = f"duplicate id {doc_id!r} in the corpus (two documents with different texts)"
         self.ids += [ids[i] for i in keep]
         self.vectors.append(np.asarray(vectors, dtype=np.float32)[keep])
         return len(self.ids)
 
     def save(self) -> dict:
         """Build the shard (rows sorted by id, so a rebuild writes identical files) and save it atomically."""
+        if self.error:
+            raise ValueError(self.error)
         index = _new_shard_index(*self.index_args)
         if self.ids:
             order = sorted(range(len(self.ids)), key=self.ids.__getitem__)
@@ -276,15 +281,31 @@ def check_output(output: str | os.PathLike, overwrite: bool) -> Path:
     return out
 
 
+USER_ERRORS = {"ValueError": ValueError, "TypeError": TypeError, "FileNotFoundError": FileNotFoundError,
+               "KeyError": KeyError}
+
+
 def _user_error(exc: BaseException) -> BaseException | None:
-    """The ValueError/TypeError/FileNotFoundError a Ray worker raised (Ray wraps it), if any."""
+    """The input error (ValueError, TypeError, ...) a worker raised, from under Ray's wrappers, if any.
+
+    Ray keeps the worker's exception object in RayTaskError.cause for direct calls; through Ray Data's
+    UserCodeException only the worker's traceback text survives, so its last "ValueError: ..." line is used.
+    """
     seen = set()
+    first = exc
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if type(exc) in (ValueError, TypeError, FileNotFoundError, KeyError):
+        cause = getattr(exc, "cause", None)  # a RayTaskError keeps the worker's own exception here
+        if isinstance(cause, BaseException):
+            exc = cause
+            continue
+        if type(exc) in USER_ERRORS.values():
             return exc
-        cause = getattr(exc, "cause", None)
-        exc = cause if isinstance(cause, BaseException) else (exc.__cause__ or exc.__context__)
+        exc = exc.__cause__ or exc.__context__
+    for line in reversed(str(first).splitlines()):
+        name, sep, message = line.partition(": ")
+        if sep and name in USER_ERRORS:
+            return USER_ERRORS[name](message)
     return None
 
 
