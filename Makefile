@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt integrations/*/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e ".[test]" $(INTEGRATIONS) -r requirements-dev.txt
+	$(PIP) install -q -c constraints.txt -e ".[ray,test]" $(INTEGRATIONS) -r requirements-dev.txt
 	touch $(STAMP)
 
 quickstart: setup

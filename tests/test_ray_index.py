@@ -114,6 +114,8 @@ def test_ray_shards_are_single_machine_indexes(built, tiny_onnx, scifact, tmp_pa
 
 
 def test_cli_ray_index_then_overwrite_and_errors(ray_session, tiny_onnx, scifact, tmp_path, capsys):
+    from mote_rag.runtime.onnx_encoder import OnnxEncoder
+
     small = tmp_path / "small.jsonl"
     small.write_text("\n".join(scifact[0].read_text(encoding="utf-8").splitlines()[:120]) + "\n", encoding="utf-8")
     out = tmp_path / "set"
@@ -127,6 +129,13 @@ def test_cli_ray_index_then_overwrite_and_errors(ray_session, tiny_onnx, scifact
     assert main(argv + ["--overwrite"]) == 0
     builds = {p.name for p in out.glob("build-*")}
     assert len(builds) == 1 and builds != first_build  # the old build went once the new manifest was in place
+    # `mote-rag search` opens a shard set as it opens one index, with the same hits as the Python API
+    query = json.loads(small.read_text(encoding="utf-8").splitlines()[0])["title"]
+    capsys.readouterr()
+    assert main(["search", str(out), query, "--json", "-k", "3", "--model", str(tiny_onnx)]) == 0
+    hits = json.loads(capsys.readouterr().out)["hits"]
+    expected = ShardedIndex.load(out, encoder=OnnxEncoder(tiny_onnx)).search(query, k=3)
+    assert [h["id"] for h in hits] == [h.id for h in expected]
     shutil.rmtree(next(out.glob("build-*/shard-00002-of-00003")))
     with pytest.raises(ShardSetError, match="shard 2 of 3 .* missing"):
         ShardedIndex.load(out)

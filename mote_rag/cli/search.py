@@ -67,14 +67,14 @@ def json_hits(query: str, hits) -> str:
 def run(args) -> int:
     from mote_rag.cli.index import open_encoder
     from mote_rag.cli.main import BadInput
-    from mote_rag.index.faiss_index import FaissIndex
+    from mote_rag.index.sharded import open_index, read_any_header
 
     if args.top_k < 1:
         raise BadInput(f"-k/--top-k must be >= 1, got {args.top_k}")
-    header = FaissIndex.read_header(args.index)  # missing/not-an-index errors before loading a model
+    header = read_any_header(args.index)  # missing/not-an-index errors before loading a model
     spec = args.model or header["encoder"].get("spec") or "base"
     encoder = open_encoder(spec)
-    index = FaissIndex.load(args.index, encoder=encoder)
+    index = open_index(args.index, encoder=encoder)  # one index or a shard set built with --ray
 
     def answer(query: str) -> None:
         hits = index.search(query, k=args.top_k, ef_search=args.ef_search, nprobe=args.nprobe)
