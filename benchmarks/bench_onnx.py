@@ -28,13 +28,14 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "bench_onnx.json"
 
 RSS_CHILD = """
-import resource, sys
+import sys
 from mote_rag import OnnxEncoder
 enc = OnnxEncoder(sys.argv[1], tasks=[sys.argv[2]], threads=int(sys.argv[3]))
 texts = [("a sentence of moderate length for the memory probe " * 8)] * 32
 enc.encode(texts, task=sys.argv[2], batch_size=32)
 assert "torch" not in sys.modules
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# VmHWM: this process image's peak RSS (ru_maxrss would carry over the forking parent's peak)
+print(next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")))
 """
 
 
@@ -68,7 +69,7 @@ def peak_rss_mb(export_dir: Path, task: str, threads: int) -> float:
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
     out = subprocess.run([sys.executable, "-c", RSS_CHILD, str(export_dir), task, str(threads)],
                          capture_output=True, text=True, check=True, env=env)
-    return int(out.stdout.strip().splitlines()[-1]) / 1024  # ru_maxrss is KiB on Linux
+    return int(out.stdout.strip().splitlines()[-1]) / 1024  # VmHWM is in KiB
 
 
 def ndcg_at_10(query_emb, doc_emb, query_ids, doc_ids, qrels) -> float:
