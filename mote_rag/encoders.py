@@ -59,3 +59,37 @@ def load_encoder(spec: str | os.PathLike | None = None, *, use_prefixes: bool = 
     if kind == "mote":
         return MoTEModel.from_pretrained(spec, **kwargs)
     return MoTEModel.dense(spec, use_prefixes=use_prefixes, **kwargs)
+
+
+MODEL_ENV = "MOTE_RAG_MODEL"
+
+
+def describe_encoder(encoder) -> str:
+    """Where an in-memory encoder came from (its folder when it knows it), for reprs and index headers."""
+    for attr in ("path", "source"):
+        value = getattr(encoder, attr, None)
+        if value:
+            return os.fspath(value)
+    return type(encoder).__name__
+
+
+def resolve_encoder(model, *, owner: str = "mote-rag"):
+    """(encoder, description) from a path, an encoder object, or $MOTE_RAG_MODEL; a clear error otherwise.
+
+    What the LangChain and LlamaIndex classes accept as `model`.
+    """
+    if model is None:
+        model = os.environ.get(MODEL_ENV)
+        if not model:
+            raise ValueError(
+                f"{owner} needs a model: pass model=<exported ONNX folder, saved MoTE folder, or an "
+                f"encoder object>, or set ${MODEL_ENV} to a model folder"
+            )
+    if isinstance(model, (str, os.PathLike)):
+        return load_encoder(model), os.fspath(model)
+    if callable(getattr(model, "encode", None)) and hasattr(model, "tasks"):
+        return model, describe_encoder(model)
+    raise TypeError(
+        f"model must be a model folder path or a mote-rag encoder (with .encode and .tasks), "
+        f"got {type(model).__name__}"
+    )

@@ -10,44 +10,17 @@ similarities (for relevance scores in [0, 1] also pass `relevance_score_fn=lambd
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from typing import Any, Optional
 
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-MODEL_ENV = "MOTE_RAG_MODEL"
-
-
-def _describe(encoder: Any) -> str:
-    """Where an in-memory encoder came from (its folder when it knows it), for `model` and reprs."""
-    for attr in ("path", "source"):
-        value = getattr(encoder, attr, None)
-        if value:
-            return os.fspath(value)
-    return type(encoder).__name__
+from mote_rag.encoders import MODEL_ENV, resolve_encoder
 
 
 def _open_encoder(model: Any) -> tuple[Any, str]:
-    """(encoder, description) from a path or an encoder object; a clear error for anything else."""
-    if model is None:
-        model = os.environ.get(MODEL_ENV)
-        if not model:
-            raise ValueError(
-                "MoTEEmbeddings needs a model: pass model=<exported ONNX folder, saved MoTE folder, or an "
-                f"encoder object>, or set ${MODEL_ENV} to a model folder"
-            )
-    if isinstance(model, (str, os.PathLike)):
-        from mote_rag.encoders import load_encoder
-
-        return load_encoder(model), os.fspath(model)
-    if callable(getattr(model, "encode", None)) and hasattr(model, "tasks"):
-        return model, _describe(model)
-    raise TypeError(
-        f"model must be a model folder path or a mote-rag encoder (with .encode and .tasks), "
-        f"got {type(model).__name__}"
-    )
+    return resolve_encoder(model, owner="MoTEEmbeddings")
 
 
 def _check_task(encoder: Any, task: str, role: str) -> str:

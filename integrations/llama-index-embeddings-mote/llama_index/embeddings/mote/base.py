@@ -9,44 +9,19 @@ product = cosine similarity, and its scores read "higher is better" as LlamaInde
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from typing import Any, List, Optional
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
-MODEL_ENV = "MOTE_RAG_MODEL"
+from mote_rag.encoders import MODEL_ENV, resolve_encoder
+
 DEFAULT_MOTE_BATCH_SIZE = 32
 
 
-def _describe(encoder: Any) -> str:
-    for attr in ("path", "source"):
-        value = getattr(encoder, attr, None)
-        if value:
-            return os.fspath(value)
-    return type(encoder).__name__
-
-
 def _open_encoder(model: Any) -> tuple[Any, str]:
-    """(encoder, description) from a path or an encoder object; a clear error for anything else."""
-    if model is None:
-        model = os.environ.get(MODEL_ENV)
-        if not model:
-            raise ValueError(
-                "MoTEEmbedding needs a model: pass model=<exported ONNX folder, saved MoTE folder, or an "
-                f"encoder object>, or set ${MODEL_ENV} to a model folder"
-            )
-    if isinstance(model, (str, os.PathLike)):
-        from mote_rag.encoders import load_encoder
-
-        return load_encoder(model), os.fspath(model)
-    if callable(getattr(model, "encode", None)) and hasattr(model, "tasks"):
-        return model, _describe(model)
-    raise TypeError(
-        f"model must be a model folder path or a mote-rag encoder (with .encode and .tasks), "
-        f"got {type(model).__name__}"
-    )
+    return resolve_encoder(model, owner="MoTEEmbedding")
 
 
 class MoTEEmbedding(BaseEmbedding):
