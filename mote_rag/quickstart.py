@@ -33,7 +33,7 @@ def train_stage(out: Path, steps: int | None, show_progress: bool):
 
     config = load_config(SAMPLE_DIR / "train.json", data_dir=str(SAMPLE_DIR), output_dir=str(out / "model"),
                          steps=steps)
-    log = _read_json(out / "model" / "training_log.json")
+    log = _read_json(out / "model" / "train_log.json")
     if (log and log.get("finished") and log.get("recipe_hash") == config.recipe_hash()
             and (out / "model" / "mote_config.json").is_file()):
         _log(f"reusing the trained model in {out / 'model'} ({config.steps} steps)")
@@ -51,6 +51,11 @@ def evaluate_stage(model, out: Path, show_progress: bool, limits: dict | None) -
     base = MoTEModel.dense(None, use_prefixes=False)
     results = {}
     for name, encoder in (("base", base), ("mote", model)):
+        previous = _read_json(out / "eval" / f"{name}.json")
+        if previous and previous.get("fingerprint") == encoder.fingerprint and limits is None:
+            _log(f"reusing the evaluation of {name} in {out / 'eval'}")
+            results[name] = previous
+            continue
         _log(f"evaluating {name} on the held-out slice")
         results[name] = evaluate(encoder, suite=suite, cache_dir=out / "cache", show_progress=show_progress,
                                  name=name, limits=limits)
@@ -143,5 +148,5 @@ def run_quickstart(out: str | Path = "mote-rag-quickstart", steps: int | None = 
     print()
     for what, path in summary["paths"].items():
         print(f"{what:>6}: {path}")
-    print(f"done in {summary['seconds']:.0f} s. Next: mote-rag search --index {out / 'index'} \"your question\"")
+    print(f"done in {summary['seconds']:.0f} s. Next: mote-rag search {out / 'index'} \"your question\"")
     return summary

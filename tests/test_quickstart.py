@@ -26,6 +26,7 @@ def test_quickstart_end_to_end_and_rerun_reuses(tmp_path, capsys):
     assert main(["quickstart", "--out", str(out), "--steps", "3", "--no-progress"]) == 0
     second = capsys.readouterr().out
     assert "reusing the trained model" in second
+    assert "reusing the evaluation of base" in second and "reusing the evaluation of mote" in second
     assert "reusing the ONNX graphs" in second
     assert "reusing the FAISS index" in second
     again = json.loads((out / "summary.json").read_text())

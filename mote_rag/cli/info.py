@@ -49,8 +49,8 @@ def describe(path: Path, verify: bool = False) -> dict:
                       for t in data.get("tasks", [])},
             "use_prefixes": data.get("use_prefixes"), "max_seq_length": data.get("max_seq_length"),
         })
-        if (path / "training_log.json").is_file():
-            summary["training_log"] = str(path / "training_log.json")
+        if (path / "train_log.json").is_file():
+            summary["training_log"] = str(path / "train_log.json")
     elif name == "manifest.json":
         summary.update({k: data.get(k) for k in ("format_version", "fingerprint", "dim", "max_seq_length", "opset")})
         summary["tasks"] = data.get("tasks")
