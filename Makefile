@@ -21,7 +21,7 @@ quickstart: setup
 	$(BIN)/mote-rag quickstart
 
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 
 clean:
 	rm -rf $(VENV) mote-rag-quickstart
