@@ -9,7 +9,7 @@ def register(sub) -> None:
         "shipped with mote-rag, evaluate base vs trained on a held-out slice, export one ONNX graph per task path, "
         "build a FAISS index of the sample corpus and answer example queries. A second run reuses what exists.")
     p.add_argument("--out", default="mote-rag-quickstart", help="output folder (default: ./mote-rag-quickstart)")
-    p.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's 120)")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's 60)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run)
 
