@@ -10,10 +10,8 @@ does the routing, the FAISS store uses inner product (= cosine on MoTE's unit ve
 from __future__ import annotations
 
 import argparse
-import os
 import time
 import warnings
-from pathlib import Path
 
 with warnings.catch_warnings():  # langchain-community announces its sunset on import; its FAISS store still works
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -21,25 +19,11 @@ with warnings.catch_warnings():  # langchain-community announces its sunset on i
     from langchain_community.vectorstores.utils import DistanceStrategy
 from langchain_core.documents import Document
 
-import mote_rag
 from langchain_mote import MoTEEmbeddings
 from mote_rag.datasets import load_beir
+from mote_rag.quickstart import SAMPLE_DIR, example_model
 
-SAMPLE = Path(mote_rag.__file__).parent / "data" / "quickstart" / "retrieval"
-QUICKSTART = Path("mote-rag-quickstart") / "onnx"  # written by `mote-rag quickstart` (the trained model)
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "mote-rag" / "examples-base-onnx"
-
-
-def default_model() -> str:
-    """The quickstart's trained model if it was run here; else the embedded base upcycled, exported once."""
-    for folder in (QUICKSTART, CACHE):
-        if (folder / "manifest.json").is_file():
-            return str(folder)
-    from mote_rag import MoTEModel
-
-    print(f"no {QUICKSTART}: upcycling the embedded base and exporting its query/document graphs to {CACHE} (once)")
-    MoTEModel.upcycle().export_onnx(CACHE, tasks=["search_query", "search_document"])
-    return str(CACHE)
+SAMPLE = SAMPLE_DIR / "retrieval"
 
 
 def main(argv: list[str] | None = None) -> float:
@@ -49,7 +33,7 @@ def main(argv: list[str] | None = None) -> float:
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
-    embeddings = MoTEEmbeddings(args.model or default_model(), batch_size=32)
+    embeddings = MoTEEmbeddings(args.model or example_model(), batch_size=32)
     data = load_beir(SAMPLE, split="test")
     # the answers to the held-out questions: 260 passages, a few per disease, so the question type decides
     doc_ids = sorted({d for rels in data.qrels.values() for d in rels})

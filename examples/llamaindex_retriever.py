@@ -10,34 +10,18 @@ the routing; the vectors live in a FAISS inner-product index (= cosine on MoTE's
 from __future__ import annotations
 
 import argparse
-import os
 import time
-from pathlib import Path
 
 import faiss
 from llama_index.core import StorageContext, VectorStoreIndex
 from llama_index.core.schema import TextNode
 from llama_index.vector_stores.faiss import FaissVectorStore
 
-import mote_rag
 from llama_index.embeddings.mote import MoTEEmbedding
 from mote_rag.datasets import load_beir
+from mote_rag.quickstart import SAMPLE_DIR, example_model
 
-SAMPLE = Path(mote_rag.__file__).parent / "data" / "quickstart" / "retrieval"
-QUICKSTART = Path("mote-rag-quickstart") / "onnx"  # written by `mote-rag quickstart` (the trained model)
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "mote-rag" / "examples-base-onnx"
-
-
-def default_model() -> str:
-    """The quickstart's trained model if it was run here; else the embedded base upcycled, exported once."""
-    for folder in (QUICKSTART, CACHE):
-        if (folder / "manifest.json").is_file():
-            return str(folder)
-    from mote_rag import MoTEModel
-
-    print(f"no {QUICKSTART}: upcycling the embedded base and exporting its query/document graphs to {CACHE} (once)")
-    MoTEModel.upcycle().export_onnx(CACHE, tasks=["search_query", "search_document"])
-    return str(CACHE)
+SAMPLE = SAMPLE_DIR / "retrieval"
 
 
 def main(argv: list[str] | None = None) -> float:
@@ -47,7 +31,7 @@ def main(argv: list[str] | None = None) -> float:
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
-    embed_model = MoTEEmbedding(args.model or default_model(), embed_batch_size=64)
+    embed_model = MoTEEmbedding(args.model or example_model(), embed_batch_size=64)
     data = load_beir(SAMPLE, split="test")
     # the answers to the held-out questions: 260 passages, a few per disease, so the question type decides
     doc_ids = sorted({d for rels in data.qrels.values() for d in rels})

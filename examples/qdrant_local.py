@@ -22,30 +22,20 @@ Milvus llama_index.vector_stores.milvus.MilvusVectorStore(uri=..., dim=...) with
 from __future__ import annotations
 
 import argparse
-import os
 import uuid
-from pathlib import Path
 
 import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client.models import Distance, PointStruct, VectorParams
 
-import mote_rag
 from mote_rag.datasets import load_beir
 from mote_rag.encoders import load_encoder
 from mote_rag.index.faiss_index import FaissIndex, int_id
 from mote_rag.index.sharded import ShardedIndex, open_index, read_any_header
+from mote_rag.quickstart import SAMPLE_DIR, example_model
 
-SAMPLE = Path(mote_rag.__file__).parent / "data" / "quickstart" / "retrieval"
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "mote-rag" / "examples-base-onnx"
+SAMPLE = SAMPLE_DIR / "retrieval"
 
-
-def default_model() -> str:
-    """The embedded base upcycled and its query/document graphs exported once (shared with the other examples)."""
-    if not (CACHE / "manifest.json").is_file():
-        print(f"exporting the upcycled base's query/document graphs to {CACHE} (once)")
-        mote_rag.MoTEModel.upcycle().export_onnx(CACHE, tasks=["search_query", "search_document"])
-    return str(CACHE)
 
 
 def point_id(doc_id: str) -> str:
@@ -83,7 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
         index = open_index(args.index, encoder=encoder)
         queries = [t[:200] for t in next(stored_documents(index, batch=3))[1]]
     else:
-        model = args.model or default_model()
+        model = args.model or example_model(prefer_trained=False)
         encoder = load_encoder(model)
         data = load_beir(SAMPLE, split="test")
         doc_ids = sorted({d for rels in data.qrels.values() for d in rels})

@@ -7,6 +7,7 @@ download and no shared data. Each stage writes into `out/` and is reused by a se
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -150,3 +151,20 @@ def run_quickstart(out: str | Path = "mote-rag-quickstart", steps: int | None = 
         print(f"{what:>6}: {path}")
     print(f"done in {summary['seconds']:.0f} s. Next: mote-rag search {out / 'index'} \"your question\"")
     return summary
+
+
+EXAMPLE_CACHE = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "mote-rag" / "examples-base-onnx"
+
+
+def example_model(quickstart_out: str | Path = "mote-rag-quickstart", prefer_trained: bool = True) -> str:
+    """An exported ONNX folder for the examples: the quickstart's trained model when it was run here, else the
+    embedded base upcycled with its query/document graphs exported once into a cache folder."""
+    trained = Path(quickstart_out) / "onnx"
+    if prefer_trained and (trained / "manifest.json").is_file():
+        return str(trained)
+    if not (EXAMPLE_CACHE / "manifest.json").is_file():
+        from .model import MoTEModel
+
+        _log(f"no trained model here: exporting the upcycled base's query/document graphs to {EXAMPLE_CACHE} (once)")
+        MoTEModel.upcycle().export_onnx(EXAMPLE_CACHE, tasks=["search_query", "search_document"])
+    return str(EXAMPLE_CACHE)
