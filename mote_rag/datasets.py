@@ -192,3 +192,14 @@ def load_labelled_texts(path: str | os.PathLike) -> LabelledTexts:
             raise ValueError(f"{where}: field 'label' must be a string or integer, got {label!r:.40}")
         labels.append(str(label))
     return LabelledTexts(p.parent.name, texts, labels)
+
+
+def read_json_file(path: str | os.PathLike, kind: str) -> object:
+    """Parse a JSON file; a missing file or bad JSON is an error naming the file (`kind` says what it is)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{kind} file {p} not found")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{p}: not valid JSON ({exc.msg})") from None

@@ -2,7 +2,6 @@
 rows, models as columns, deltas against a baseline column), and a PNG bar chart of per-type averages."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Mapping
@@ -16,13 +15,10 @@ TYPE_LABELS = {"retrieval": "Retrieval (nDCG@10)", "reranking": "Reranking (MAP)
 
 
 def load_result(path: str | os.PathLike) -> dict:
+    from ..datasets import read_json_file
+
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"result file {p} not found")
-    try:
-        result = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{p}: not valid JSON ({exc.msg})") from None
+    result = read_json_file(p, "result")
     if not isinstance(result, dict) or "datasets" not in result or "averages" not in result:
         raise ValueError(f"{p} is not a mote-rag evaluation result (no 'datasets'/'averages')")
     return result

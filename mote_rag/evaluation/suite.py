@@ -8,7 +8,6 @@ formats (BEIR, STS/pair/labelled JSON Lines) can be evaluated with the same code
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -188,13 +187,10 @@ def get_suite(suite: "str | Suite | Sequence[str] | os.PathLike") -> Suite:
 
 def load_suite(path: str | os.PathLike) -> Suite:
     """Read a user suite from JSON; relative dataset paths resolve against the JSON file's folder."""
+    from ..datasets import read_json_file
+
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"suite file {p} not found")
-    try:
-        raw = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{p}: not valid JSON ({exc.msg})") from None
+    raw = read_json_file(p, "suite")
     if not isinstance(raw, dict) or not isinstance(raw.get("datasets"), list) or not raw["datasets"]:
         raise ValueError(f"{p}: expected {{\"name\": ..., \"datasets\": [{{\"name\", \"type\", \"path\"}}, ...]}}")
     specs = []
