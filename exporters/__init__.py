@@ -29,8 +29,13 @@ def graph_groups(model, tasks: Sequence[str] | None = None) -> dict[str, list[st
 
 
 def export_onnx(model, out_dir: str | os.PathLike, tasks: Sequence[str] | None = None, optimize: bool = False,
-                quantize: bool = False, opset: int | None = None, check: bool = True) -> Path:
-    """Export `model` (a MoTEModel) to `out_dir`; returns the folder. `check` compares each graph with torch."""
+                quantize: bool = False, opset: int | None = None, check: bool = True,
+                calibration_texts: Sequence[str] | None = None) -> Path:
+    """Export `model` (a MoTEModel) to `out_dir`; returns the folder. `check` compares each graph with torch.
+
+    `calibration_texts` (int8 only): texts whose activations set the smoothing scales; default a fixed sample
+    shipped with mote-rag (exporters.calibration).
+    """
     import onnxruntime
     import onnxscript
     import torch
@@ -54,20 +59,31 @@ def export_onnx(model, out_dir: str | os.PathLike, tasks: Sequence[str] | None =
         files = {"fp32": f"{stem}.onnx"}
         if check:
             max_error = max(max_error, onnx_graphs.check_graph(model, served[0], out / files["fp32"]))
-        if optimize:
+        if optimize or quantize:  # int8 is quantised from the fused graph (see exporters.quantize)
             from .optimize import optimize_graph
 
-            files["optimized"] = f"{stem}.optimized.onnx"
-            fusions = optimize_graph(out / files["fp32"], out / files["optimized"])
-            variants["optimized"] = {"fingerprint": model.fingerprint, "fusions": fusions,
-                                     "method": "onnxscript ort_fusions + onnxruntime offline ORT_ENABLE_EXTENDED"}
+            optimized = out / (f"{stem}.optimized.onnx" if optimize else f"{stem}.optimized.tmp.onnx")
+            fusions = optimize_graph(out / files["fp32"], optimized)
+            if optimize:
+                files["optimized"] = optimized.name
+                variants["optimized"] = {"fingerprint": model.fingerprint, "fusions": fusions,
+                                         "method": "onnxscript ort_fusions + onnxruntime offline ORT_ENABLE_EXTENDED"}
         if quantize:
             from .quantize import quantize_graph
 
+            from .calibration import calibration_feeds
+
             files["int8"] = f"{stem}.int8.onnx"
-            settings = quantize_graph(out / files["fp32"], out / files["int8"], config.intermediate_size,
-                                      config.hidden_size)
-            variants["int8"] = {"fingerprint": f"{model.fingerprint}-int8", "quantization": settings}
+            feeds = calibration_feeds(model, served[0], calibration_texts, onnx_graphs.input_names(model))
+            try:
+                settings = quantize_graph(optimized, out / files["int8"], config.intermediate_size,
+                                          config.hidden_size, feeds)
+            finally:
+                if not optimize:
+                    optimized.unlink(missing_ok=True)
+            variants["int8"] = {"fingerprint": f"{model.fingerprint}-int8", "quantization": {
+                **settings, "calibration": "default sample" if calibration_texts is None
+                else f"{len(calibration_texts)} texts given"}}
         for task in served:
             graphs[task] = files
     tok = model.tokenizer

@@ -361,11 +361,15 @@ class MoTEModel(nn.Module):
         return dense_path(self.backbone, self.tasks.get(task).expert)
 
     def export_onnx(self, out_dir: str | os.PathLike, tasks: Sequence[str] | None = None, optimize: bool = False,
-                    quantize: bool = False, opset: int | None = None, check: bool = True) -> Path:
-        """One ONNX graph per task path (+ tokenizer.json, manifest.json) for the torch-free OnnxEncoder."""
+                    quantize: bool = False, opset: int | None = None, check: bool = True,
+                    calibration_texts: Sequence[str] | None = None) -> Path:
+        """One ONNX graph per task path (+ tokenizer.json, manifest.json) for the torch-free OnnxEncoder.
+
+        `calibration_texts` only matters with quantize=True (see mote_rag.exporters.calibration)."""
         from mote_rag.exporters import export_onnx
 
-        return export_onnx(self, out_dir, tasks=tasks, optimize=optimize, quantize=quantize, opset=opset, check=check)
+        return export_onnx(self, out_dir, tasks=tasks, optimize=optimize, quantize=quantize, opset=opset, check=check,
+                           calibration_texts=calibration_texts)
 
     def expert_parameters(self, expert: str | None = None):
         """Parameters of the experts (all, or one expert's): for 'train experts only' and gradient checks."""

@@ -150,3 +150,21 @@ def test_search_interactive_on_a_terminal(built, monkeypatch, capsys):
     captured = capsys.readouterr()
     assert "Type a query" in captured.err and captured.out.count("query: ") == 1
     assert "query: owls at night" in captured.out
+
+
+def test_search_stops_quietly_when_the_reader_closes_the_pipe(built):
+    """`mote-rag search ... | head -1`: the closed pipe ends the command with 0 and no traceback."""
+    import subprocess
+    import sys
+
+    queries = "".join(f"query number {i} about volcanoes\n" for i in range(400))
+    proc = subprocess.Popen([sys.executable, "-m", "mote_rag.cli.main", "search", str(built), "-k", "5"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdin.write(queries.encode())
+    proc.stdin.close()
+    first = proc.stdout.readline()
+    proc.stdout.close()  # what `head -1` does after its line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert first.startswith(b"query: query number 0")
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

@@ -17,6 +17,9 @@ def register(subparsers) -> None:
     p.add_argument("--optimize", action="store_true",
                    help="also write offline-optimised fp32 graphs (variant 'optimized')")
     p.add_argument("--quantize", action="store_true", help="also write int8 dynamic-quantised graphs (variant 'int8')")
+    p.add_argument("--calibration-texts", default=None, metavar="FILE",
+                   help="with --quantize: a text file, one text per line, whose activations set the int8 smoothing "
+                   "scales (default: a fixed sample shipped with mote-rag)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's pinned opset, 18)")
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime-vs-torch check of each graph")
     p.set_defaults(func=run)
@@ -41,6 +44,16 @@ def run(args) -> int:
         raise BadInput("--tasks names no task")
     if args.opset is not None and not 14 <= args.opset <= 23:
         raise BadInput(f"--opset {args.opset} is outside the supported range 14..23")
+    calibration = None
+    if args.calibration_texts is not None:
+        if not args.quantize:
+            raise BadInput("--calibration-texts only applies with --quantize")
+        source = Path(args.calibration_texts)
+        if not source.is_file():
+            raise BadInput(f"calibration file {source} not found")
+        calibration = [line.strip() for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not calibration:
+            raise BadInput(f"calibration file {source} holds no text")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise BadInput(f"{out} is a file; the export writes a folder")
@@ -52,7 +65,7 @@ def run(args) -> int:
         for t in tasks:
             model.tasks.get(t)  # ValueError listing valid tasks -> exit 2
     model.export_onnx(out, tasks=tasks, optimize=args.optimize, quantize=args.quantize, opset=args.opset,
-                      check=not args.no_check)
+                      check=not args.no_check, calibration_texts=calibration)
     manifest = json.loads((out / "manifest.json").read_text())
     print(f"exported {len(manifest['tasks'])} task(s) to {out} (variants: {', '.join(manifest['variants'])}; "
           f"fingerprint {manifest['fingerprint']})")

@@ -1,12 +1,14 @@
 """`mote-rag` command line: one module per subcommand, each with `register(subparsers)`.
 
 Exit codes scripts can rely on: 0 success, 1 failure while running, 2 bad input (usage, missing path,
-wrong format), 130 interrupted.
+wrong format), 130 interrupted. A reader that closes the pipe early (`mote-rag search ... | head`) is not an
+error: the command stops quietly with 0.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 COMMANDS = ["quickstart", "train", "eval", "export", "index", "search", "info"]
@@ -47,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader has what it wanted; point stdout at devnull so the flush at exit does not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except (BadInput, FileNotFoundError, NotADirectoryError, ValueError, TypeError) as exc:
         print(f"mote-rag {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

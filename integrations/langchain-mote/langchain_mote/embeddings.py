@@ -9,26 +9,13 @@ similarities (for relevance scores in [0, 1] also pass `relevance_score_fn=lambd
 """
 from __future__ import annotations
 
-import asyncio
-import threading
 from typing import Any, Optional
 
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from mote_rag.encoders import MODEL_ENV, resolve_encoder
-
-
-def _open_encoder(model: Any) -> tuple[Any, str]:
-    return resolve_encoder(model, owner="MoTEEmbeddings")
-
-
-def _check_task(encoder: Any, task: str, role: str) -> str:
-    """Resolve a task name or alias against the encoder's task set (canonical name back)."""
-    try:
-        return encoder.tasks.get(task).name
-    except ValueError as exc:
-        raise ValueError(f"{role}: {exc}") from None
+from mote_rag.encoders import MODEL_ENV
+from mote_rag.task_embedder import TaskEmbedder
 
 
 class MoTEEmbeddings(BaseModel, Embeddings):
@@ -61,64 +48,51 @@ class MoTEEmbeddings(BaseModel, Embeddings):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    _encoder: Any = PrivateAttr(default=None)
-    # One encode at a time per instance: two forwards on the same cores only oversubscribe them, and an encoder
-    # object need not be thread-safe (HF fast tokenizers can raise "Already borrowed" when shared).
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _embedder: TaskEmbedder = PrivateAttr(default=None)
 
     def __init__(self, model: Any = None, /, **kwargs: Any):
         if model is not None and "model" in kwargs:
             raise TypeError("model given both positionally and by keyword")
-        given = kwargs.pop("model", model)
-        encoder, description = _open_encoder(given)
-        super().__init__(model=description, **kwargs)
-        self._encoder = encoder
-        _check_task(encoder, self.query_task, "query_task")
-        _check_task(encoder, self.document_task, "document_task")
+        embedder = TaskEmbedder(kwargs.pop("model", model),
+                                {"query_task": kwargs.get("query_task", "search_query"),
+                                 "document_task": kwargs.get("document_task", "search_document")},
+                                owner="MoTEEmbeddings")
+        super().__init__(model=embedder.description, **kwargs)
+        self._embedder = embedder
 
     # ------------------------------------------------------------------ identity
     @property
     def encoder(self) -> Any:
         """The underlying mote-rag encoder (MoTEModel, OnnxEncoder, ...)."""
-        return self._encoder
+        return self._embedder.encoder
 
     @property
     def dim(self) -> int:
-        return int(self._encoder.dim)
+        return self._embedder.dim
 
     @property
     def fingerprint(self) -> str:
         """The encoder's fingerprint: what a saved index must have been built with."""
-        return str(self._encoder.fingerprint)
+        return self._embedder.fingerprint
 
     # ------------------------------------------------------------------ sync API
-    def _encode(self, texts: list[str], task: str, show_progress: bool) -> list[list[float]]:
-        if isinstance(texts, str):
-            raise TypeError("embed_documents takes a list of strings; use embed_query for one string")
-        texts = list(texts)
-        if not texts:
-            return []
-        with self._lock:
-            vectors = self._encoder.encode(
-                texts, task=task, batch_size=self.batch_size, show_progress_bar=show_progress
-            )
-        return vectors.tolist()  # float32 -> Python floats, exactly
-
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed passages with the document task's expert (search_document unless overridden)."""
-        return self._encode(texts, self.document_task, self.show_progress)
+        return self._embedder.embed(texts, self.document_task, self.batch_size, self.show_progress)
 
     def embed_query(self, text: str) -> list[float]:
         """Embed one query with the query task's expert (search_query unless overridden)."""
         if not isinstance(text, str):
             raise TypeError(f"embed_query takes one string, got {type(text).__name__}")
-        return self._encode([text], self.query_task, False)[0]
+        return self._embedder.embed([text], self.query_task, self.batch_size)[0]
 
-    # ------------------------------------------------------------------ async API
+    # ------------------------------------------------------------------ async API (worker thread)
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         """`embed_documents` in a worker thread: the event loop keeps running while the model computes."""
-        return await asyncio.to_thread(self.embed_documents, texts)
+        return await self._embedder.aembed(texts, self.document_task, self.batch_size, self.show_progress)
 
     async def aembed_query(self, text: str) -> list[float]:
         """`embed_query` in a worker thread."""
-        return await asyncio.to_thread(self.embed_query, text)
+        if not isinstance(text, str):
+            raise TypeError(f"aembed_query takes one string, got {type(text).__name__}")
+        return (await self._embedder.aembed([text], self.query_task, self.batch_size))[0]

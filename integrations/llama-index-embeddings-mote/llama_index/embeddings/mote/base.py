@@ -8,20 +8,15 @@ product = cosine similarity, and its scores read "higher is better" as LlamaInde
 """
 from __future__ import annotations
 
-import asyncio
-import threading
 from typing import Any, List, Optional
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
-from mote_rag.encoders import MODEL_ENV, resolve_encoder
+from mote_rag.encoders import MODEL_ENV
+from mote_rag.task_embedder import TaskEmbedder
 
 DEFAULT_MOTE_BATCH_SIZE = 32
-
-
-def _open_encoder(model: Any) -> tuple[Any, str]:
-    return resolve_encoder(model, owner="MoTEEmbedding")
 
 
 class MoTEEmbedding(BaseEmbedding):
@@ -55,10 +50,7 @@ class MoTEEmbedding(BaseEmbedding):
     text_task: str = Field(default="search_document", description="Task (expert) for texts and nodes.")
     show_progress: bool = Field(default=False, description="Show the encoder's progress bar on text batches.")
 
-    _encoder: Any = PrivateAttr(default=None)
-    # One encode at a time per instance: two forwards on the same cores only oversubscribe them, and an encoder
-    # object need not be thread-safe (HF fast tokenizers can raise "Already borrowed" when shared).
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _embedder: TaskEmbedder = PrivateAttr(default=None)
 
     def __init__(self, model: Any = None, /, **kwargs: Any):
         if model is not None and "model" in kwargs:
@@ -68,15 +60,13 @@ class MoTEEmbedding(BaseEmbedding):
         if "batch_size" in kwargs:
             kwargs["embed_batch_size"] = kwargs.pop("batch_size")
         kwargs.setdefault("embed_batch_size", DEFAULT_MOTE_BATCH_SIZE)
-        encoder, description = _open_encoder(kwargs.pop("model", model))
-        kwargs.setdefault("model_name", description)
-        super().__init__(model=description, **kwargs)
-        self._encoder = encoder
-        for role in ("query_task", "text_task"):
-            try:
-                encoder.tasks.get(getattr(self, role))
-            except ValueError as exc:
-                raise ValueError(f"{role}: {exc}") from None
+        embedder = TaskEmbedder(kwargs.pop("model", model),
+                                {"query_task": kwargs.get("query_task", "search_query"),
+                                 "text_task": kwargs.get("text_task", "search_document")},
+                                owner="MoTEEmbedding")
+        kwargs.setdefault("model_name", embedder.description)
+        super().__init__(model=embedder.description, **kwargs)
+        self._embedder = embedder
 
     @classmethod
     def class_name(cls) -> str:
@@ -86,43 +76,33 @@ class MoTEEmbedding(BaseEmbedding):
     @property
     def encoder(self) -> Any:
         """The underlying mote-rag encoder (MoTEModel, OnnxEncoder, ...)."""
-        return self._encoder
+        return self._embedder.encoder
 
     @property
     def dim(self) -> int:
-        return int(self._encoder.dim)
+        return self._embedder.dim
 
     @property
     def fingerprint(self) -> str:
         """The encoder's fingerprint: what a saved index must have been built with."""
-        return str(self._encoder.fingerprint)
+        return self._embedder.fingerprint
 
     # ------------------------------------------------------------------ sync API
-    def _encode(self, texts: List[str], task: str, show_progress: bool = False) -> List[Embedding]:
-        texts = list(texts)
-        if not texts:
-            return []
-        with self._lock:
-            vectors = self._encoder.encode(
-                texts, task=task, batch_size=self.embed_batch_size, show_progress_bar=show_progress
-            )
-        return vectors.tolist()  # float32 -> Python floats, exactly
-
     def _get_query_embedding(self, query: str) -> Embedding:
-        return self._encode([query], self.query_task)[0]
+        return self._embedder.embed([query], self.query_task, self.embed_batch_size)[0]
 
     def _get_text_embedding(self, text: str) -> Embedding:
-        return self._encode([text], self.text_task)[0]
+        return self._embedder.embed([text], self.text_task, self.embed_batch_size)[0]
 
     def _get_text_embeddings(self, texts: List[str]) -> List[Embedding]:
-        return self._encode(texts, self.text_task, self.show_progress)
+        return self._embedder.embed(texts, self.text_task, self.embed_batch_size, self.show_progress)
 
     # ------------------------------------------------------------------ async API (worker thread)
     async def _aget_query_embedding(self, query: str) -> Embedding:
-        return await asyncio.to_thread(self._get_query_embedding, query)
+        return (await self._embedder.aembed([query], self.query_task, self.embed_batch_size))[0]
 
     async def _aget_text_embedding(self, text: str) -> Embedding:
-        return await asyncio.to_thread(self._get_text_embedding, text)
+        return (await self._embedder.aembed([text], self.text_task, self.embed_batch_size))[0]
 
     async def _aget_text_embeddings(self, texts: List[str]) -> List[Embedding]:
-        return await asyncio.to_thread(self._get_text_embeddings, texts)
+        return await self._embedder.aembed(texts, self.text_task, self.embed_batch_size, self.show_progress)
