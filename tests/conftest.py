@@ -55,3 +55,19 @@ def mote_model(base_path):
     from mote_rag import MoTEModel
 
     return MoTEModel.upcycle(base_path)
+
+
+@pytest.fixture(scope="session")
+def nudge_experts():
+    """nudge_experts(model, seed): seeded noise on every expert, so each task path is a different function."""
+    import torch
+
+    def nudge(model, seed: int, scale: float = 0.05):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            for p in model.expert_parameters():
+                p.add_(torch.randn_like(p) * scale)
+        model.refresh_fingerprint()
+        return model
+
+    return nudge

@@ -9,8 +9,6 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-import torch
-
 from mote_rag import MoTEModel
 from mote_rag.cli.main import main
 from mote_rag.exporters.calibration import calibration_feeds, default_calibration_texts
@@ -20,14 +18,8 @@ LAYERS = 4  # tiny_bert_dir
 
 
 @pytest.fixture(scope="module")
-def tiny(tiny_bert_dir):
-    model = MoTEModel.upcycle(tiny_bert_dir)
-    torch.manual_seed(7)
-    with torch.no_grad():
-        for p in model.expert_parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    model.refresh_fingerprint()
-    return model
+def tiny(tiny_bert_dir, nudge_experts):
+    return nudge_experts(MoTEModel.upcycle(tiny_bert_dir), seed=7)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import sys
 import numpy as np
 import onnx
 import pytest
-import torch
 
 from mote_rag import MoTEModel, Task
 from mote_rag.runtime.manifest import FORMAT_VERSION, sha256_file
@@ -23,15 +22,9 @@ TASKS = (*DEFAULT_TASKS, Task("similarity", "similarity: ", 0.05, expert="classi
 
 
 @pytest.fixture(scope="module")
-def tiny_mote(tiny_bert_dir):
+def tiny_mote(tiny_bert_dir, nudge_experts):
     """Tiny MoTE model with 5 tasks on 4 experts, experts perturbed so every path differs."""
-    model = MoTEModel.upcycle(tiny_bert_dir, tasks=TASKS)
-    torch.manual_seed(3)
-    with torch.no_grad():
-        for p in model.expert_parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    model.refresh_fingerprint()
-    return model
+    return nudge_experts(MoTEModel.upcycle(tiny_bert_dir, tasks=TASKS), seed=3)
 
 
 @pytest.fixture(scope="module")
