@@ -7,7 +7,7 @@ Everything is measured in this one run on the same real texts with the same thre
 onnxruntime intra-op threads), one timed pass each after a short warm-up. References named in the output:
 - onnx fp32 / int8 / optimized vs sentence-transformers (torch) on the same base, no prefixes on either side;
 - MoTE search_query graph vs the dense model's graph (both with the task prefix, so identical inputs);
-- peak RSS (ru_maxrss of a child process) loading only the MoTE query graph vs loading the dense graph.
+- peak RSS (VmHWM of a child process) loading only the MoTE query graph vs loading the dense graph.
 Writes benchmarks/results/bench_onnx.json (atomically).
 """
 from __future__ import annotations
