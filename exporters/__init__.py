@@ -48,6 +48,10 @@ def export_onnx(model, out_dir: str | os.PathLike, tasks: Sequence[str] | None =
         raise NotADirectoryError(f"{out} is a file; export_onnx writes a folder")
     out.mkdir(parents=True, exist_ok=True)
     groups = graph_groups(model, tasks)  # validates task names before anything is touched
+    if quantize:
+        from .calibration import check_calibration_texts
+
+        calibration_texts = check_calibration_texts(calibration_texts)
     # an old manifest would vouch for files this export is about to replace: withdraw it first
     (out / MANIFEST_NAME).unlink(missing_ok=True)
     config = model.backbone.config
@@ -67,11 +71,11 @@ def export_onnx(model, out_dir: str | os.PathLike, tasks: Sequence[str] | None =
             if optimize:
                 files["optimized"] = optimized.name
                 variants["optimized"] = {"fingerprint": model.fingerprint, "fusions": fusions,
-                                         "method": "onnxscript ort_fusions + onnxruntime offline ORT_ENABLE_EXTENDED"}
+                                         "method": "onnxscript ort_fusions (Q/K/V unpacked) + onnxruntime offline "
+                                                   "ORT_ENABLE_EXTENDED"}
         if quantize:
-            from .quantize import quantize_graph
-
             from .calibration import calibration_feeds
+            from .quantize import quantize_graph
 
             files["int8"] = f"{stem}.int8.onnx"
             feeds = calibration_feeds(model, served[0], calibration_texts, onnx_graphs.input_names(model))

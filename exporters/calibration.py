@@ -25,12 +25,22 @@ def default_calibration_texts(count: int = DEFAULT_COUNT) -> list[str]:
     return questions[:count] + answers[:count]
 
 
+def check_calibration_texts(texts: Sequence[str] | None) -> list[str] | None:
+    """None (use the default sample) or a non-empty list of strings; anything else is a ValueError."""
+    if texts is None:
+        return None
+    if isinstance(texts, str):
+        raise ValueError("calibration_texts must be a list of strings, not one string")
+    texts = list(texts)
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise ValueError("calibration_texts must be a non-empty list of strings")
+    return texts
+
+
 def calibration_feeds(model, task: str, texts: Sequence[str] | None = None,
                       input_names: Sequence[str] = ("input_ids", "attention_mask")) -> Iterator[dict]:
     """Graph inputs for `texts` on `task`'s path: its prefix applied, the model's tokenizer and max length."""
-    texts = list(default_calibration_texts() if texts is None else texts)
-    if not texts or not all(isinstance(t, str) for t in texts):
-        raise ValueError("calibration_texts must be a non-empty list of strings")
+    texts = check_calibration_texts(texts) or default_calibration_texts()
     prefix = model.tasks.get(task).prefix if model.use_prefixes else ""
     for start in range(0, len(texts), BATCH_SIZE):
         batch = model.tokenizer([prefix + t for t in texts[start:start + BATCH_SIZE]], padding=True,

@@ -74,9 +74,15 @@ def test_calibration_feeds_apply_the_task_prefix_and_reject_bad_texts(tiny):
     feed = next(calibration_feeds(tiny, "clustering", ["a b"]))
     assert tiny.tokenizer.decode(feed["input_ids"][0], skip_special_tokens=True) == "clustering : a b"
     assert feed["input_ids"].dtype == np.int64 and set(feed) == {"input_ids", "attention_mask"}
-    for bad in ([], [None], ["ok", 3]):
+    for bad in ([], [None], ["ok", 3], "one string"):
         with pytest.raises(ValueError, match="calibration_texts"):
             list(calibration_feeds(tiny, "clustering", bad))
+
+
+def test_bad_calibration_texts_fail_before_anything_is_written(tiny, tmp_path):
+    with pytest.raises(ValueError, match="calibration_texts"):
+        tiny.export_onnx(tmp_path / "out", quantize=True, calibration_texts=[])
+    assert not any((tmp_path / "out").iterdir())
 
 
 def test_export_cli_calibration_texts(tiny, tmp_path, capsys):
