@@ -55,6 +55,35 @@ class CachingEncoder:
         return out[0] if single else out
 
 
+def _check_routing(reference, texts, docs, queries) -> None:
+    """`docs` (one batch) are `reference`'s search_document vectors and `queries` (one text per call) its
+    search_query vectors, bit for bit; and the two paths really differ, so a routing mix-up would show."""
+    docs, queries = np.asarray(docs, np.float32), np.asarray(queries, np.float32)
+    np.testing.assert_array_equal(docs, reference.encode(texts, task="search_document", batch_size=len(texts)))
+    # single-text calls are compared with single-text calls: padding in a batch changes the last bits
+    np.testing.assert_array_equal(queries, np.stack([reference.encode([t], task="search_query")[0] for t in texts]))
+    assert np.abs(docs - queries).max() > 1e-3
+
+
+@pytest.fixture(scope="session")
+def check_routing():
+    """check_routing(reference_encoder, texts, doc_vectors, query_vectors): see `_check_routing`."""
+    return _check_routing
+
+
+@pytest.fixture(params=["encoder object", "onnx folder"])
+def routed_source(request):
+    """(what the embeddings class is given, the reference encoder): `tiny_mote` itself, or its ONNX export as
+    a path (the integrations' default input), checked against an OnnxEncoder on the same folder."""
+    if request.param == "encoder object":
+        model = request.getfixturevalue("tiny_mote")
+        return model, model
+    from mote_rag.runtime.onnx_encoder import OnnxEncoder
+
+    folder = request.getfixturevalue("tiny_onnx_dir")
+    return str(folder), OnnxEncoder(folder)
+
+
 @pytest.fixture(scope="session")
 def caching_encoder():
     """The CachingEncoder class (test modules cannot import conftest)."""

@@ -27,29 +27,14 @@ def test_is_a_llama_index_embedding(tiny_mote_dir):
     assert emb.model_name == emb.model == str(tiny_mote_dir)
 
 
-def test_texts_use_search_document_and_queries_search_query(tiny_mote):
-    emb = MoTEEmbedding(tiny_mote, embed_batch_size=len(TEXTS))
-    batch = np.asarray(emb.get_text_embedding_batch(TEXTS), np.float32)
-    np.testing.assert_array_equal(batch, tiny_mote.encode(TEXTS, task="search_document", batch_size=len(TEXTS)))
+def test_texts_use_search_document_and_queries_search_query(routed_source, check_routing):
+    given, reference = routed_source
+    emb = MoTEEmbedding(given, embed_batch_size=len(TEXTS))
+    assert isinstance(emb.encoder, type(reference))
+    check_routing(reference, TEXTS, emb.get_text_embedding_batch(TEXTS), [emb.get_query_embedding(t) for t in TEXTS])
+    # LlamaIndex's per-text method goes through the document path too
     texts = np.asarray([emb.get_text_embedding(t) for t in TEXTS], np.float32)
-    np.testing.assert_array_equal(texts, one_by_one(tiny_mote, TEXTS, "search_document"))
-    queries = np.asarray([emb.get_query_embedding(t) for t in TEXTS], np.float32)
-    np.testing.assert_array_equal(queries, one_by_one(tiny_mote, TEXTS, "search_query"))
-    assert np.abs(texts - queries).max() > 1e-3  # the perturbed query expert gives different vectors
-
-
-def test_onnx_folder_routes_texts_and_queries_to_their_graphs(tiny_onnx_dir):
-    from mote_rag.runtime.onnx_encoder import OnnxEncoder
-
-    runtime = OnnxEncoder(tiny_onnx_dir)
-    emb = MoTEEmbedding(str(tiny_onnx_dir), embed_batch_size=len(TEXTS))
-    assert isinstance(emb.encoder, OnnxEncoder)
-    batch = np.asarray(emb.get_text_embedding_batch(TEXTS), np.float32)
-    np.testing.assert_array_equal(batch, runtime.encode(TEXTS, task="search_document", batch_size=len(TEXTS)))
-    queries = np.asarray([emb.get_query_embedding(t) for t in TEXTS], np.float32)
-    np.testing.assert_array_equal(queries, one_by_one(runtime, TEXTS, "search_query"))
-    texts = np.asarray([emb.get_text_embedding(t) for t in TEXTS], np.float32)
-    assert np.abs(texts - queries).max() > 1e-3
+    np.testing.assert_array_equal(texts, one_by_one(reference, TEXTS, "search_document"))
 
 
 def test_onnx_folder_needs_no_torch(tiny_onnx_dir):

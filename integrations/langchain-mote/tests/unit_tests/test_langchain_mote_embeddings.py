@@ -15,28 +15,11 @@ TEXTS = ["Aspirin lowers the risk of heart attack.", "How do vaccines train the 
          "a", "Short.", "Insulin is a hormone made by the pancreas that lets cells take up glucose."]
 
 
-def test_documents_use_search_document_and_queries_search_query(tiny_mote):
-    emb = MoTEEmbeddings(tiny_mote)
-    docs = np.asarray(emb.embed_documents(TEXTS), dtype=np.float32)
-    queries = np.asarray([emb.embed_query(t) for t in TEXTS], dtype=np.float32)
-    np.testing.assert_array_equal(docs, tiny_mote.encode(TEXTS, task="search_document"))
-    # one query per call: compare with the encoder on the same one-text batches (padding changes the last bits)
-    np.testing.assert_array_equal(queries, np.stack([tiny_mote.encode([t], task="search_query")[0] for t in TEXTS]))
-    # the query expert was perturbed: the two paths must give different vectors for the same text
-    assert np.abs(docs - queries).max() > 1e-3
-
-
-def test_onnx_folder_routes_documents_and_queries_to_their_graphs(tiny_onnx_dir):
-    from mote_rag.runtime.onnx_encoder import OnnxEncoder
-
-    runtime = OnnxEncoder(tiny_onnx_dir)
-    emb = MoTEEmbeddings(str(tiny_onnx_dir))
-    assert isinstance(emb.encoder, OnnxEncoder)
-    docs = np.asarray(emb.embed_documents(TEXTS), dtype=np.float32)
-    queries = np.asarray([emb.embed_query(t) for t in TEXTS], dtype=np.float32)
-    np.testing.assert_array_equal(docs, runtime.encode(TEXTS, task="search_document"))
-    np.testing.assert_array_equal(queries, np.stack([runtime.encode([t], task="search_query")[0] for t in TEXTS]))
-    assert np.abs(docs - queries).max() > 1e-3
+def test_documents_use_search_document_and_queries_search_query(routed_source, check_routing):
+    given, reference = routed_source
+    emb = MoTEEmbeddings(given)
+    assert isinstance(emb.encoder, type(reference))
+    check_routing(reference, TEXTS, emb.embed_documents(TEXTS), [emb.embed_query(t) for t in TEXTS])
 
 
 def test_onnx_folder_needs_no_torch(tiny_onnx_dir):
