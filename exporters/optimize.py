@@ -23,7 +23,7 @@ from mote_rag.atomic import atomic_path
 def _without_qkv_packing():
     """Run onnxscript's ORT fusions without the last step that packs Q/K/V MatMuls into `Attention`.
 
-    onnxscript (pinned in constraints.txt) exposes no switch for it; tests/test_onnx_runtime.py checks the
+    onnxscript (pinned in constraints.txt) exposes no switch for it; tests/test_onnx_quantize.py checks the
     optimised graph's operators, so a change in onnxscript fails there instead of silently.
     """
     from onnxscript.rewriter.ort_fusions import _core

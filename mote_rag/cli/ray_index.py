@@ -55,7 +55,7 @@ def run_ray(args) -> int:
 
     if args.model in EMBEDDED:
         raise BadInput(f"--ray runs the exported ONNX graphs on the workers: export the model first "
-                       f"(`mote-rag export ... -o model-onnx`) and pass --model model-onnx (got --model {args.model})")
+                       f"(`mote-rag export MODEL model-onnx`) and pass --model model-onnx (got --model {args.model})")
     for flag, value in (("--shards", args.shards), ("--workers", args.workers),
                         ("--threads-per-worker", args.threads_per_worker), ("--batch-size", args.batch_size)):
         if value is not None and value < 1:

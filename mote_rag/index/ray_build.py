@@ -352,7 +352,7 @@ def build_ray_index(corpus: str | os.PathLike, output: str | os.PathLike, model:
     model_dir = Path(model).resolve()
     if encoder_kind(model_dir) != "onnx":
         raise ValueError(f"--model {model}: distributed indexing runs the exported ONNX graphs on the workers; "
-                         f"export the model first (`mote-rag export {model} -o {model}-onnx`) and pass that folder")
+                         f"export the model first (`mote-rag export {model} {model}-onnx`) and pass that folder")
     out = check_output(output, overwrite)
     encoder = OnnxEncoder(model_dir)  # driver side: fingerprint, dim and task names only (no graph loaded)
     document_task = encoder.tasks.get(document_task).name
