@@ -65,20 +65,22 @@ def _weight_matmuls(model) -> list:
     return [n for n in model.graph.node if n.op_type == "MatMul" and len(shapes.get(n.input[1], ())) == 2]
 
 
-def input_channel_maxima(source: str | os.PathLike, feeds: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Largest |activation| per channel of every weight MatMul's input, over the real (unpadded) tokens."""
+def input_channel_maxima(model, feeds: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Largest |activation| per channel of every weight MatMul's input (`model` an onnx ModelProto, left
+    unchanged), over the real (unpadded) tokens of `feeds`."""
     import onnx
     import onnxruntime as ort
 
-    model = onnx.load(str(source))
-    inputs = sorted({n.input[0] for n in _weight_matmuls(model)})
-    known = {o.name for o in model.graph.output}
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    inputs = sorted({n.input[0] for n in _weight_matmuls(probe)})
+    known = {o.name for o in probe.graph.output}
     for name in inputs:
         if name not in known:
-            model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+            probe.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor visible
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
     maxima: dict[str, np.ndarray] = {}
     for feed in feeds:
         real = feed["attention_mask"].astype(bool)
@@ -138,8 +140,8 @@ def quantize_graph(source: str | os.PathLike, target: str | os.PathLike, interme
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    maxima = input_channel_maxima(source, calibration)
     model = onnx.load(str(source))
+    maxima = input_channel_maxima(model, calibration)
     smoothed = smooth_matmul_inputs(model, maxima)
     keep = feed_forward_output_nodes(model, intermediate_size, hidden_size)[:FP32_FEED_FORWARD_LAYERS]
     target = Path(target)

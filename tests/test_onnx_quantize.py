@@ -61,7 +61,7 @@ def test_smoothing_changes_no_fp32_output(tiny, export, tmp_path):
     feeds = list(calibration_feeds(tiny, "search_query", input_names=["input_ids", "attention_mask",
                                                                       "token_type_ids"]))
     model = onnx.load(str(source))
-    assert smooth_matmul_inputs(model, input_channel_maxima(source, feeds)) == 4 * LAYERS
+    assert smooth_matmul_inputs(model, input_channel_maxima(model, feeds)) == 4 * LAYERS
     smoothed = tmp_path / "smoothed.onnx"
     onnx.save(model, str(smoothed))
     for feed in feeds[:3]:
