@@ -1,215 +1,312 @@
-"""TA-CL: MoTE vs instruction-conditioning (IC) vs plain fine-tuning, same recipe, one run.
+"""TA-CL study: which way of training task experts pays, with paired bootstrap intervals, in and out of the mix.
 
-Reference: the `plain` arm (the dense base fine-tuned on the same data, steps and seed, without prefixes), and
-the untuned base. The paper's claim: MoTE's gain over the untuned model exceeds IC's (+5.21 vs +3.27 retrieval,
-+2.60 vs +1.81 overall). This script
-1. measures training step time of MoTE and IC on the same batches, interleaved (goal MoTE/IC <= 1.10), and uses
-   it to turn the time budget into one step count shared by all arms;
-2. trains and evaluates `mote`, `ic`, `plain` (only the model differs), then the untuned base (its embeddings
-   are cached by fingerprint, so `--base-only` beforehand takes it off the clock);
-3. writes benchmarks/results/train_compare.json and train_compare.md (results written after every arm).
+Every variant trains on the same recipe (data, steps, batch, learning rate) and seed; only the model or its
+trainable set differs (VARIANTS below). Each (variant, seed) run is trained, saved and evaluated on the `compare`
+suite (mote_rag.evaluation.suite.COMPARE: every task type, datasets inside the training mix and outside it).
+References, measured in the same study: the untuned base (no prefixes) and the best dense arm (`plain` or `ic`).
 
-Run: python benchmarks/train_compare.py [--budget-minutes 14] [--steps N] [--config FILE] [--full-eval]
-A longer budget is a flag away (`--budget-minutes 45`); `--steps` fixes the count instead.
+Resumable: a finished run (its eval JSON exists) is skipped; a stopped run resumes from its last checkpoint.
+Results: benchmarks/results/<name>.json, .md (tables with 95% intervals) and .png (gains with error bars).
+
+    python benchmarks/train_compare.py --variants plain ic mote mote_router_frozen --seeds 3 --steps 300 \
+        --batch-size 32 --name train_study
+    python benchmarks/train_compare.py --name train_study --report-only     # tables from what has finished
+
+Post-hoc variants (no training): `--interpolate VARIANT` adds VARIANT+wise (each expert moved toward its initial
+weights, alpha per task chosen on dev splits only); `--wave VARIANT` adds VARIANT+wave (experts averaged).
 """
 from __future__ import annotations
 
 import argparse
-import statistics
+import json
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from _common import RESULTS, write_result
-from mote_rag.atomic import write_bytes_atomic
+from mote_rag.atomic import write_bytes_atomic, write_json_atomic
 from mote_rag.training.config import default_config_path, load_config
 
-ARMS = ("mote", "ic", "plain")
 REPO = Path(__file__).resolve().parents[1]
-TYPES = ("retrieval", "reranking", "sts", "pair_classification", "classification", "clustering")
+
+# name -> TrainConfig overrides. Only the model or its trainable set differs between variants.
+VARIANTS: dict[str, dict] = {
+    "plain": {"arm": "plain"},                                       # dense, no prefixes
+    "ic": {"arm": "ic"},                                             # dense, instruction prefixes
+    "mote": {"arm": "mote"},                                         # the paper: experts + prefixes
+    "mote_router": {"arm": "mote", "use_prefixes": False},           # experts reached by routing alone
+    "mote_frozen": {"arm": "mote", "experts_only": True},            # trunk frozen, prefixes
+    "mote_router_frozen": {"arm": "mote", "use_prefixes": False, "experts_only": True},
+    "mote_router_frozen_lr3": {"arm": "mote", "use_prefixes": False, "experts_only": True, "expert_lr_multiplier": 3.0},
+    "mote_router_frozen_all": {"arm": "mote", "use_prefixes": False, "experts_only": True, "placement": "all"},
+    "mote_router_all": {"arm": "mote", "use_prefixes": False, "placement": "all"},
+    "mote_router_lora16": {"arm": "mote", "use_prefixes": False, "experts_only": True, "expert_rank": 16,
+                           "expert_lr_multiplier": 10.0},
+    "mote_router_lora16_all": {"arm": "mote", "use_prefixes": False, "experts_only": True, "expert_rank": 16,
+                               "expert_lr_multiplier": 10.0, "placement": "all"},
+}
+DENSE = ("plain", "ic")
+ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def eval_suite(full: bool):
-    """A reduced suite (every type family, subsets) so base + 3 arms fit the session; --full-eval for all."""
-    from mote_rag.evaluation.suite import DEFAULT, DatasetSpec, Suite
-
-    if full:
-        return DEFAULT
-    d = DatasetSpec
-    return Suite("train_compare", (
-        d("scifact", "retrieval", "retrieval/scifact", "test", {"max_corpus": 1000}),
-        d("medquad", "retrieval", "retrieval/medquad", "test", {"max_corpus": 800, "max_queries": 200}),
-        d("quora_dup", "retrieval", "retrieval/quora_dup", "test",
-          {"ignore_identical_ids": True, "max_corpus": 2000, "max_queries": 300}),
-        d("stsb", "sts", "sts/stsb/test.jsonl"),
-        d("sickr", "sts", "sts/sickr/test.jsonl", "test", {"max_rows": 1000}),
-        d("mrpc", "pair_classification", "paraphrase/mrpc_test.jsonl", "test", {"max_rows": 800}),
-        d("banking77", "classification", "classification/banking77", "test",
-          {"train_split": "train", "max_rows": 1000}),
-        d("trec", "classification", "classification/trec", "test", {"train_split": "train"}),
-        d("banking77_clustering", "clustering", "clustering/banking77/test.jsonl", "test", {"max_rows": 1500}),
-        d("ag_news_clustering", "clustering", "clustering/ag_news/test.jsonl", "test", {"max_rows": 1500}),
-    ))
+def variant_config(config, name: str, seed: int, work: Path):
+    overrides = dict(VARIANTS[name])
+    arm = overrides.pop("arm")
+    cfg = config.with_arm(arm, str(work / name / f"seed-{seed}"))
+    return replace(cfg, seed=seed, **overrides)
 
 
-def measure_step_time(config, data, n_batches: int) -> dict:
-    """MoTE vs IC training step time on the same batches, interleaved (order alternates), first batch warm-up."""
-    from mote_rag.training.trainer import Trainer
+def run_one(config, name: str, seed: int, work: Path, data, suite, cache_dir: str) -> dict:
+    """Train (resuming from a checkpoint if one exists), save, evaluate; the eval JSON marks the run done."""
+    from mote_rag import MoTEModel
+    from mote_rag.evaluation import evaluate
+    from mote_rag.training.trainer import LOG_NAME, Trainer, latest_checkpoint
 
-    trainers = {arm: Trainer(config.with_arm(arm, "/nonexistent-unused"), data=data, show_progress=False)
-                for arm in ("mote", "ic")}
-    batches = [trainers["mote"].sampler.next_batch() for _ in range(n_batches + 1)]
-    times = {"mote": [], "ic": []}
-    for i, batch in enumerate(batches):
-        order = ("mote", "ic") if i % 2 == 0 else ("ic", "mote")
-        for arm in order:
-            result = trainers[arm].train_step(batch)
-            if i > 0:
-                times[arm].append(result.seconds)
-    med = {arm: statistics.median(t) for arm, t in times.items()}
-    ratios = [m / c for m, c in zip(times["mote"], times["ic"])]
-    return {"batches": [b.task for b in batches[1:]], "seconds": times, "median_seconds": med,
-            "ratio_of_medians": med["mote"] / med["ic"], "ratio_of_sums": sum(times["mote"]) / sum(times["ic"]),
-            "median_of_paired_ratios": statistics.median(ratios), "goal": 1.10}
-
-
-def gains_table(results: dict, baseline: str) -> dict:
-    out = {}
-    for name in results:
-        if name == baseline:
-            continue
-        g = {t: results[name]["averages"][t] - results[baseline]["averages"][t]
-             for t in TYPES if t in results[name]["averages"] and t in results[baseline]["averages"]}
-        g["overall"] = results[name]["average_of_types"] - results[baseline]["average_of_types"]
-        out[name] = g
-    return out
+    out = work / name / f"seed-{seed}"
+    done = out / "eval_compare.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    cfg = variant_config(config, name, seed, work)
+    log_file = out / LOG_NAME
+    if (out / "mote_config.json").is_file() and log_file.is_file() and json.loads(log_file.read_text()).get("finished"):
+        model = MoTEModel.from_pretrained(out)
+    else:
+        trainer = Trainer(cfg, data=data, show_progress=False)
+        resume = latest_checkpoint(out) is not None
+        print(f"[{time.strftime('%H:%M:%S')}] training {name} seed {seed}" + (" (resumed)" if resume else ""), flush=True)
+        log = trainer.train(resume=resume or None)
+        print(f"  {log['train_seconds']:.0f}s, " + ", ".join(
+            f"{t} {s['first_loss']:.3f}->{s['last_loss']:.3f}" for t, s in log["per_task"].items()), flush=True)
+        model = trainer.model
+    print(f"[{time.strftime('%H:%M:%S')}] evaluating {name} seed {seed}", flush=True)
+    result = evaluate(model, suite=suite, name=f"{name}/seed-{seed}", show_progress=False, cache_dir=cache_dir)
+    result["variant"], result["seed"] = name, seed
+    write_json_atomic(done, result)
+    return result
 
 
-def markdown(payload: dict) -> str:
-    from mote_rag.evaluation import compare
+def dev_suite(config, seed: int, work: Path):
+    """Dev data for choosing interpolation alphas, never the test splits: STS-B and SICK-R dev, SST-2 dev
+    (classification path) and, for the retrieval experts, MedQuAD and Quora *training* queries that this seed's
+    recipe did not sample (folders under the work dir that link the shared corpus and list those queries)."""
+    import os
 
-    results = payload["results"]
-    lines = [f"# TA-CL comparison ({payload['steps']} steps per arm, batch {payload['batch_size']}, "
-             f"seed {payload['seed']}, budget {payload['budget_minutes']} min/arm)", ""]
-    for ref in ("plain", "base"):
-        gains = payload.get(f"gains_vs_{ref}", {})
-        if not gains:
-            continue
-        arms = [a for a in ("mote", "ic", "plain") if a in gains]
-        lines += [f"## Gain over `{ref}` (points, per-type averages)", "",
-                  "| type | " + " | ".join(arms) + " | MoTE - IC |", "|---" * (len(arms) + 2) + "|"]
-        for t in (*TYPES, "overall"):
-            if all(t in gains[a] for a in arms):
-                diff = gains["mote"][t] - gains["ic"][t] if "mote" in gains and "ic" in gains else None
-                lines.append(f"| {t} | " + " | ".join(f"{gains[a][t]:+.2f}" for a in arms) +
-                             (f" | {diff:+.2f} |" if diff is not None else " | |"))
-        lines.append("")
-    st = payload.get("step_time")
-    if st:
-        lines += [f"Step time MoTE/IC at equal batch (same batches, interleaved, same run): "
-                  f"{st['ratio_of_medians']:.3f} (median {st['median_seconds']['mote']:.2f}s vs "
-                  f"{st['median_seconds']['ic']:.2f}s; goal <= 1.10)", ""]
-    if len(results) > 1:
-        baseline = "plain" if "plain" in results else next(iter(results))
-        lines += ["## All scores", "", compare(results, baseline=baseline), ""]
-    return "\n".join(lines)
+    from mote_rag.datasets import load_beir
+    from mote_rag.evaluation.suite import DatasetSpec, Suite
+    from mote_rag.training.data import build_examples
+
+    data = Path(config.data_dir)
+    specs = []
+    for task in config.tasks:
+        for ds in task.datasets:
+            if ds.format != "beir" or ds.max_examples is None:
+                continue
+            used = {ex.anchor for ex in build_examples(ds, data, seed)}
+            src = ds.resolved_path(data)
+            beir = load_beir(src, split=ds.split)
+            unused = sorted(q for q in beir.qrels if beir.queries.get(q) not in used)
+            keep = sorted(np.random.default_rng(seed).choice(unused, size=min(300, len(unused)), replace=False))
+            folder = work / "dev" / f"{ds.name}-seed-{seed}"
+            (folder / "qrels").mkdir(parents=True, exist_ok=True)
+            for f in src.iterdir():
+                if f.is_file() and not (folder / f.name).exists():
+                    os.symlink(f, folder / f.name)
+            lines = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t{g}" for q in keep for d, g in beir.qrels[q].items()]
+            write_bytes_atomic(folder / "qrels" / "dev.tsv", ("\n".join(lines) + "\n").encode())
+            specs.append(DatasetSpec(f"{ds.name}_dev", "retrieval", str(folder), "dev",
+                                     {"max_corpus": 800, "ignore_identical_ids": ds.name == "quora_dup"}))
+    specs += [DatasetSpec("stsb_dev", "sts", str(data / "sts/stsb/dev.jsonl"), "dev"),
+              DatasetSpec("sickr_dev", "sts", str(data / "sts/sickr/dev.jsonl"), "dev"),
+              DatasetSpec("sst2_dev", "classification", str(data / "classification/sst2"), "dev",
+                          {"train_split": "train", "max_rows": 500})]
+    return Suite("dev", tuple(specs))
+
+
+def initial_model(config, name: str):
+    """The model a variant's training started from (upcycled base, same layout)."""
+    from mote_rag import MoTEModel
+
+    v = VARIANTS[name]
+    placement = v.get("placement", config.placement)
+    return MoTEModel.upcycle(config.base, placement=list(placement) if isinstance(placement, tuple) else placement,
+                             use_prefixes=v.get("use_prefixes", True), expert_rank=v.get("expert_rank"))
+
+
+def posthoc(config, name: str, seed: int, work: Path, suite, cache_dir: str, kind: str,
+            only: list[str] | None = None) -> dict | None:
+    """`wise`: each expert interpolated toward its start, alpha per path chosen on dev splits (retrieval experts
+    on the retrieval dev sets; classification and clustering experts on the STS/SST-2 dev sets, as no clustering
+    dev split exists); `wave`: the experts averaged into one dense block. Evaluated like a trained run."""
+    from mote_rag import MoTEModel
+    from mote_rag.evaluation import evaluate
+    from mote_rag.merging import interpolate_experts, wave
+
+    trained_dir = work / name / f"seed-{seed}"
+    out = work / f"{name}+{kind}" / f"seed-{seed}"
+    done = out / "eval_compare.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    if not (trained_dir / "eval_compare.json").is_file():
+        print(f"  {name} seed {seed} has not finished: no {kind} variant yet", flush=True)
+        return None
+    trained = MoTEModel.from_pretrained(trained_dir)
+    extra = {}
+    if kind == "wave":
+        model = wave(trained)
+    else:
+        initial = initial_model(config, name)
+        dev = dev_suite(config, seed, work)
+        if only:  # smoke runs: the dev sets of the chosen test sets only
+            dev = dev.select(datasets=[d.name for d in dev.datasets if d.name[:-4] in only] or None)
+        scores = {}
+        for a in ALPHAS:
+            print(f"[{time.strftime('%H:%M:%S')}] {name} seed {seed}: dev scores at alpha {a}", flush=True)
+            r = evaluate(interpolate_experts(trained, initial, a), suite=dev, name=f"alpha {a}",
+                         show_progress=False, cache_dir=cache_dir)
+            scores[a] = {d: x["main_score"] for d, x in r["datasets"].items()}
+        paths = {"retrieval": [d for d in scores[1.0] if d.endswith("_dev") and not d.startswith(("stsb", "sickr",
+                                                                                                    "sst2"))],
+                 "classification": ["stsb_dev", "sickr_dev", "sst2_dev"]}
+        best = {p: max(ALPHAS, key=lambda a: (np.mean([scores[a][d] for d in ds]), a)) if ds else 1.0
+                for p, ds in paths.items()}
+        alphas = {"search_query": best["retrieval"], "search_document": best["retrieval"],
+                  "classification": best["classification"], "clustering": best["classification"]}
+        extra = {"alphas": alphas, "dev_scores": {str(a): v for a, v in scores.items()}}
+        print(f"  chosen on dev: {alphas}", flush=True)
+        model = interpolate_experts(trained, initial, alphas)
+    print(f"[{time.strftime('%H:%M:%S')}] evaluating {name}+{kind} seed {seed}", flush=True)
+    result = evaluate(model, suite=suite, name=f"{name}+{kind}/seed-{seed}", show_progress=False, cache_dir=cache_dir)
+    result.update({"variant": f"{name}+{kind}", "seed": seed, **extra})
+    write_json_atomic(done, result)
+    return result
+
+
+def base_result(config, suite, cache_dir: str, work: Path) -> dict:
+    from mote_rag import MoTEModel
+    from mote_rag.evaluation import evaluate
+
+    done = work / "base" / "eval_compare.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    print(f"[{time.strftime('%H:%M:%S')}] evaluating the untuned base", flush=True)
+    result = evaluate(MoTEModel.dense(config.base, use_prefixes=False), suite=suite, name="base",
+                      show_progress=False, cache_dir=cache_dir)
+    write_json_atomic(done, result)
+    return result
+
+
+def collect(work: Path) -> dict[str, list[dict]]:
+    """Every finished run under the work folder: {variant: [result per seed]}, the base first."""
+    runs: dict[str, list[dict]] = {}
+    base = work / "base" / "eval_compare.json"
+    if base.is_file():
+        runs["base"] = [json.loads(base.read_text())]
+    for f in sorted(work.glob("*/seed-*/eval_compare.json")):
+        runs.setdefault(f.parent.parent.name, []).append(json.loads(f.read_text()))
+    return runs
+
+
+def report(name: str, work: Path, config, meta: dict, n_boot: int) -> None:
+    from mote_rag.evaluation.gains import compute_gains, gains_markdown, gains_to_json, plot_gains
+    from mote_rag.evaluation.training_mix import recipe_sources
+
+    runs = collect(work)
+    if "base" not in runs or len(runs) < 2:
+        print("nothing to report yet")
+        return
+    sources = recipe_sources(config)
+    variants = [v for v in runs if v != "base"]
+    vs_base = compute_gains(runs, "base", sources, n_boot=n_boot)
+    payload = {**meta, "reference": "untuned base (no prefixes); the best dense arm (plain or ic)",
+               "runs": {v: [{"seed": r.get("seed"), "fingerprint": r.get("fingerprint"), "averages": r["averages"],
+                             "scores": {d: x["main_score"] for d, x in r["datasets"].items()}} for r in rs]
+                        for v, rs in runs.items()},
+               "gains_vs_base": gains_to_json(vs_base), "in_mix_sources": sorted(sources)}
+    lines = [f"# TA-CL study: {meta.get('steps')} steps x batch {meta.get('batch_size')} per run", "",
+             "Command: `" + meta.get("command", "") + "`", "", "## Gain over the untuned base", "",
+             gains_markdown(vs_base, variants)]
+    dense = [d for d in DENSE if d in runs]
+    if dense:
+        best = max(dense, key=lambda d: sum(r["averages"].get("retrieval", 0) for r in runs[d]) / len(runs[d]))
+        others = [v for v in variants if v != best]
+        if others:
+            vs_dense = compute_gains({k: runs[k] for k in [best, *others]}, best, sources, n_boot=n_boot)
+            payload["best_dense_on_retrieval"] = best
+            payload[f"gains_vs_{best}"] = gains_to_json(vs_dense)
+            lines += [f"## Gain over the best dense arm on retrieval (`{best}`)", "", gains_markdown(vs_dense, others)]
+    if "ic" in runs:
+        ratio = {}
+        for v in variants:
+            if v.startswith("mote") and "retrieval" in vs_base["models"][v]["types"]["all"]:
+                ic = vs_base["models"]["ic"]["types"]["all"]["retrieval"].delta
+                ratio[v] = vs_base["models"][v]["types"]["all"]["retrieval"].delta / ic if ic else None
+        payload["retrieval_gain_ratio_vs_ic"] = ratio
+        lines += ["Retrieval gain over the base, variant / IC (the paper's MoTE/IC is 1.59): " +
+                  ", ".join(f"{v} {r:.2f}" if r is not None else f"{v} n/a" for v, r in ratio.items()), ""]
+    write_result(name, payload)
+    write_bytes_atomic(RESULTS / f"{name}.md", "\n".join(lines).encode())
+    plot_gains(vs_base, RESULTS / f"{name}.png", variants)
+    print("\n".join(lines))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=str(default_config_path()), help="TA-CL recipe (default mix)")
-    parser.add_argument("--budget-minutes", type=float, default=14.0, help="training time per arm")
-    parser.add_argument("--steps", type=int, help="fixed steps per arm (overrides the budget)")
-    parser.add_argument("--max-steps", type=int, default=2000)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--variants", nargs="*", default=["plain", "ic", "mote", "mote_router_frozen"],
+                        choices=sorted(VARIANTS))
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per variant (13, 14, ...)")
+    parser.add_argument("--first-seed", type=int, default=13)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--mini-batch-size", type=int, default=64)
     parser.add_argument("--max-seq-length", type=int, default=64, help="training sequence length")
     parser.add_argument("--learning-rate", type=float, default=5e-5)
-    parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core box)")
-    parser.add_argument("--timing-batches", type=int, default=6)
-    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
-    parser.add_argument("--work-dir", default=str(REPO / "tmp" / "train_compare"))
-    parser.add_argument("--full-eval", action="store_true", help="the whole default suite (slow)")
-    parser.add_argument("--eval-datasets", nargs="+", help="only these datasets of the suite (smoke runs)")
-    parser.add_argument("--cache-dir", default=str(REPO / "tmp" / "train_compare" / "eval_cache"),
-                        help="embedding cache (by fingerprint): the untuned base is embedded once across runs")
-    parser.add_argument("--base-only", action="store_true", help="evaluate the untuned base only (warms the cache)")
-    parser.add_argument("--name", default="train_compare", help="result file name under benchmarks/results")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--checkpoint-every", type=int, default=50)
+    parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument("--name", default="train_study", help="result file name under benchmarks/results")
+    parser.add_argument("--work-dir", help="runs and checkpoints (default tmp/<name>)")
+    parser.add_argument("--report-only", action="store_true", help="build the tables from finished runs")
+    parser.add_argument("--skip-base", action="store_true", help="another process evaluates the base")
+    parser.add_argument("--interpolate", nargs="+", default=[], metavar="VARIANT",
+                        help="add VARIANT+wise: experts interpolated toward their start, alpha chosen on dev splits")
+    parser.add_argument("--wave", nargs="+", default=[], metavar="VARIANT", help="add VARIANT+wave: experts averaged")
+    parser.add_argument("--eval-datasets", nargs="+", help="only these datasets of the compare suite (smoke runs)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from mote_rag import MoTEModel
-    from mote_rag.evaluation import evaluate
+    from mote_rag.evaluation.suite import COMPARE
     from mote_rag.training.data import load_training_data
-    from mote_rag.training.trainer import Trainer
 
-    started = time.time()
+    suite = COMPARE.select(datasets=args.eval_datasets) if args.eval_datasets else COMPARE
+    work = Path(args.work_dir or REPO / "tmp" / args.name)
+    cache_dir = str(work / "eval_cache")
     config = load_config(args.config, batch_size=args.batch_size, mini_batch_size=args.mini_batch_size,
-                         max_seq_length=args.max_seq_length, learning_rate=args.learning_rate, seed=args.seed,
-                         threads=args.threads, checkpoint_every=0)
+                         max_seq_length=args.max_seq_length, learning_rate=args.learning_rate, threads=args.threads,
+                         checkpoint_every=args.checkpoint_every, steps=args.steps,
+                         log_every=max(1, args.steps // 20))
     config = replace(config, tasks=tuple(replace(t, batch_size=args.batch_size) for t in config.tasks))
-    data = load_training_data(config)
-    suite = eval_suite(args.full_eval)
-    if args.eval_datasets:
-        suite = suite.select(datasets=args.eval_datasets)
-    payload = {"reference": "plain arm (same recipe, dense, no prefixes) and the untuned base",
-               "config": config.to_dict(), "budget_minutes": args.budget_minutes, "batch_size": args.batch_size,
-               "seed": args.seed, "threads": args.threads, "eval_suite": [d.to_dict() for d in suite.datasets],
-               "datasets": {t: {d.name: len(d.examples) for d in ds} for t, ds in data.items()},
-               "results": {}, "train_logs": {}}
-
-    def save():
-        payload["elapsed_seconds"] = time.time() - started
-        results = payload["results"]
-        if "plain" in results:
-            payload["gains_vs_plain"] = gains_table(results, "plain")
-        if "base" in results:
-            payload["gains_vs_base"] = gains_table(results, "base")
-        write_result(args.name, payload)
-        write_bytes_atomic(RESULTS / f"{args.name}.md", markdown(payload).encode())
-
-    if args.base_only:
-        base = MoTEModel.dense(config.base, use_prefixes=False)
-        result = evaluate(base, suite=suite, name="base", show_progress=False, cache_dir=args.cache_dir)
-        print({k: (round(v["main_score"], 2), round(v["seconds"], 1)) for k, v in result["datasets"].items()})
-        return 0
-    print(f"[{time.strftime('%H:%M:%S')}] measuring MoTE vs IC step time on {args.timing_batches} batches", flush=True)
-    step_time = measure_step_time(config, data, args.timing_batches)
-    payload["step_time"] = step_time
-    print(f"  MoTE/IC step time {step_time['ratio_of_medians']:.3f} (medians {step_time['median_seconds']})", flush=True)
-    if args.steps:
-        steps = args.steps
-    else:
-        per_step = max(step_time["median_seconds"].values())
-        steps = max(10, min(args.max_steps, int(args.budget_minutes * 60 / per_step)))
-    payload["steps"] = steps
-    config = replace(config, steps=steps, log_every=max(1, steps // 20))
-    print(f"  {steps} steps per arm (budget {args.budget_minutes} min/arm)", flush=True)
-
-    work = Path(args.work_dir)
-    for arm in args.arms:
-        print(f"[{time.strftime('%H:%M:%S')}] training {arm}", flush=True)
-        trainer = Trainer(config.with_arm(arm, str(work / arm)), data=data, show_progress=False)
-        log = trainer.train()
-        payload["train_logs"][arm] = {k: log[k] for k in ("steps_done", "train_seconds", "per_task",
-                                                          "median_step_seconds", "fingerprint", "temperatures")}
-        print(f"  {arm}: {log['train_seconds']:.0f}s, " + ", ".join(
-            f"{t} {s['first_loss']:.3f}->{s['last_loss']:.3f}" for t, s in log["per_task"].items()), flush=True)
-        print(f"[{time.strftime('%H:%M:%S')}] evaluating {arm}", flush=True)
-        payload["results"][arm] = evaluate(trainer.model, suite=suite, name=arm, show_progress=False)
-        save()
-        del trainer
-    # the untuned base last: its embeddings are usually cached already (--base-only warms the cache)
-    print(f"[{time.strftime('%H:%M:%S')}] evaluating the untuned base", flush=True)
-    base = MoTEModel.dense(config.base, use_prefixes=False)
-    payload["results"]["base"] = evaluate(base, suite=suite, name="base", show_progress=False,
-                                         cache_dir=args.cache_dir)
-    save()
-    print(markdown(payload))
+    meta = {"command": "python benchmarks/train_compare.py " + " ".join(sys.argv[1:]), "steps": args.steps,
+            "batch_size": args.batch_size, "learning_rate": args.learning_rate, "threads": args.threads,
+            "config": config.to_dict(), "variants": {v: VARIANTS[v] for v in args.variants},
+            "eval_suite": [d.to_dict() for d in suite.datasets]}
+    if not args.report_only:
+        data = load_training_data(config)
+        if not args.skip_base:
+            base_result(config, suite, cache_dir, work)
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            for name in args.variants:
+                run_one(config, name, seed, work, data, suite, cache_dir)
+                report(args.name, work, config, meta, args.n_boot)
+            for kind, names in (("wave", args.wave), ("wise", args.interpolate)):
+                for name in names:
+                    if posthoc(config, name, seed, work, suite, cache_dir, kind, args.eval_datasets):
+                        report(args.name, work, config, meta, args.n_boot)
+    report(args.name, work, config, meta, args.n_boot)
     return 0
 
 

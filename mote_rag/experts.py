@@ -98,8 +98,14 @@ def transformer_layers(backbone: nn.Module) -> nn.ModuleList:
     return layers
 
 
-def upcycle_layers(backbone: nn.Module, layer_ids: Sequence[int], expert_names: Sequence[str]) -> None:
-    """Replace the feed-forward block of each listed layer by identical per-task experts (in place)."""
+def upcycle_layers(backbone: nn.Module, layer_ids: Sequence[int], expert_names: Sequence[str],
+                   rank: int | None = None) -> None:
+    """Replace the feed-forward block of each listed layer by identical per-task experts (in place).
+
+    With `rank`, each expert is the dense block (frozen) plus a trainable rank-r delta (mote_rag.low_rank).
+    """
+    from .low_rank import add_low_rank
+
     layers = transformer_layers(backbone)
     for i in layer_ids:
         layer = layers[i]
@@ -111,6 +117,9 @@ def upcycle_layers(backbone: nn.Module, layer_ids: Sequence[int], expert_names: 
             name: ExpertFeedForward(copy.deepcopy(layer.intermediate), copy.deepcopy(layer.output))
             for name in expert_names
         }
+        if rank is not None:
+            for expert in experts.values():
+                add_low_rank(expert, rank)
         layer.intermediate = nn.Identity()
         layer.output = TaskRoutedFeedForward(experts)
 
@@ -123,12 +132,14 @@ def dense_path(backbone: nn.Module, expert: str) -> nn.Module:
     """A plain dense copy of the backbone where every MoTE layer is replaced by `expert`'s weights.
 
     This is what one task path computes; it is what the ONNX exporter traces, so each exported graph holds
-    only that task's expert and is the size of the dense model.
+    only that task's expert and is the size of the dense model. Low-rank experts are merged (W0 + B @ A).
     """
+    from .low_rank import merge_low_rank
+
     dense = copy.deepcopy(backbone)
     for layer in transformer_layers(dense):
         if isinstance(layer.output, TaskRoutedFeedForward):
-            chosen = layer.output.experts[expert]
+            chosen = merge_low_rank(layer.output.experts[expert])
             layer.intermediate = chosen.intermediate
             layer.output = chosen.output
     return dense

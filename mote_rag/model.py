@@ -115,11 +115,14 @@ class MoTEModel(nn.Module):
         placement: str | Sequence[int] = "every_other",
         use_prefixes: bool = True,
         max_seq_length: int | None = None,
+        expert_rank: int | None = None,
         **from_pretrained_kwargs,
     ) -> "MoTEModel":
         """Turn a dense BERT-family checkpoint (local dir or hub id; None = embedded default) into MoTE.
 
         `placement=[]` is allowed through `dense()`: it gives the dense model with the same API.
+        `use_prefixes=False` routes by task alone (no instruction text: the base never learnt prefixes).
+        `expert_rank=r` makes each expert the frozen dense block plus a trainable rank-r delta (mote_rag.low_rank).
         """
         from transformers import AutoModel, AutoTokenizer
 
@@ -129,7 +132,9 @@ class MoTEModel(nn.Module):
             backbone = AutoModel.from_pretrained(path, add_pooling_layer=False, **from_pretrained_kwargs)
             tokenizer = AutoTokenizer.from_pretrained(path)
         layer_ids = [] if placement == [] else resolve_placement(placement, len(transformer_layers(backbone)))
-        upcycle_layers(backbone, layer_ids, task_set.experts)
+        if expert_rank is not None and not layer_ids:
+            raise ValueError("expert_rank needs expert layers (placement is empty)")
+        upcycle_layers(backbone, layer_ids, task_set.experts, rank=expert_rank)
         backbone.eval()
         seq = max_seq_length or _read_max_seq_length(path, tokenizer, backbone.config)
         return cls(backbone, tokenizer, task_set, layer_ids, seq, use_prefixes=use_prefixes, source=path)
@@ -165,7 +170,7 @@ class MoTEModel(nn.Module):
         with quiet_transformers():
             backbone = AutoModel.from_config(config, add_pooling_layer=False)
         tasks = TaskSet.from_config(cfg["tasks"])
-        upcycle_layers(backbone, cfg["mote_layers"], tasks.experts)
+        upcycle_layers(backbone, cfg["mote_layers"], tasks.experts, rank=cfg.get("expert_rank"))
         state = load_file(str(local / WEIGHTS_NAME))
         missing, unexpected = backbone.load_state_dict(state, strict=False)
         missing = [k for k in missing if not k.endswith("position_ids")]
@@ -208,6 +213,7 @@ class MoTEModel(nn.Module):
             "normalize": self.normalize,
             "use_prefixes": self.use_prefixes,
             "max_seq_length": self.max_seq_length,
+            "expert_rank": self.expert_rank,
             "fingerprint": self.fingerprint,
         }
 
@@ -223,6 +229,8 @@ class MoTEModel(nn.Module):
             meta = {"tasks": self.tasks.to_config(), "mote_layers": self.mote_layer_ids,
                     "use_prefixes": self.use_prefixes, "normalize": self.normalize,
                     "max_seq_length": self.max_seq_length, "pooling": "mean"}
+            if self.expert_rank is not None:
+                meta["expert_rank"] = self.expert_rank
             h.update(json.dumps(meta, sort_keys=True).encode())
             for name, tensor in sorted(self.backbone.state_dict().items()):
                 if name.endswith("position_ids"):
@@ -235,6 +243,13 @@ class MoTEModel(nn.Module):
     def refresh_fingerprint(self) -> str:
         self._fingerprint = None
         return self.fingerprint
+
+    @property
+    def expert_rank(self) -> int | None:
+        """Rank of the low-rank experts, or None when each expert is a full copy of the dense block."""
+        from .low_rank import expert_rank
+
+        return expert_rank(self.backbone)
 
     @property
     def dim(self) -> int:

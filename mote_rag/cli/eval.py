@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .main import BadInput
+
 DESCRIPTION = """\
 Evaluate an encoder on an MTEB-style suite (retrieval nDCG@10, reranking MAP, STS Spearman, pair
 classification AP, classification accuracy, clustering V-measure) and write <out>/<name>.json,
@@ -18,7 +20,10 @@ sentence-transformers model instead. Corpus and sentence embeddings are cached u
 Compare saved results without running a model:
   mote-rag eval --compare results/base.json results/mote.json --baseline base --out report/
 (the baseline is a model name as stored in its JSON, or its file stem). With --model, any --compare
-files are added to the table next to the new result.
+files are added to the table next to the new result. Files whose JSON names the same model are seeds of that
+model. Beside the score table, <out>/gains.md and <out>/gains.png give every model's gain over the baseline
+with 95% paired bootstrap intervals (over queries/pairs/rows, and seeds), per dataset and per task type, with
+datasets inside the training mix (--train-config, default: the default recipe) apart from those outside it.
 
 Examples:
   mote-rag eval --model base --no-prefixes --suite default --out results/
@@ -49,6 +54,9 @@ def register(subparsers) -> None:
     p.add_argument("--max-rows", type=int, help="cap rows/pairs of STS, pair, classification, clustering sets")
     p.add_argument("--compare", nargs="+", metavar="RESULT_JSON", help="result JSON files to put in the table")
     p.add_argument("--baseline", help="column the deltas are computed against (default: the first column)")
+    p.add_argument("--train-config", help="TA-CL recipe whose datasets count as 'in the mix' (default: the default "
+                                          "recipe; 'none': every dataset counts as outside)")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap draws for the intervals (default 1000)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -77,21 +85,21 @@ def open_model(args):
 
 
 def run(args) -> int:
-    from ..cli.main import BadInput
     from ..evaluation.report import load_result, write_report
     from ..evaluation.suite import get_suite
 
     if not args.model and not args.compare:
         raise BadInput("give --model to evaluate, or --compare RESULT_JSON ... to build a comparison table")
-    results: dict[str, dict] = {}
+    if args.n_boot < 100:
+        raise BadInput(f"--n-boot must be at least 100, got {args.n_boot}")
+    seeds: dict[str, list[dict]] = {}
     stems: dict[str, str] = {}
     for f in args.compare or []:
         r = load_result(f)
         name = str(r.get("model") or Path(f).stem)
-        if name in results:
-            name = Path(f).stem
-        results[name] = r
+        seeds.setdefault(name, []).append(r)
         stems[Path(f).stem] = name
+    results = {name: rs[0] for name, rs in seeds.items()}
     out = Path(args.out)
     if args.model:
         from ..evaluation.runner import encoder_name, evaluate
@@ -105,6 +113,7 @@ def run(args) -> int:
         result = evaluate(encoder, suite, out_dir=None, cache_dir=cache, show_progress=not args.quiet, name=name,
                           limits=limits or None, batch_size=args.batch_size)
         results[name] = result
+        seeds.setdefault(name, []).append(result)
         for ds, r in result["datasets"].items():
             print(f"{ds:24s} {r['main_metric']:10s} {r['main_score']:7.2f}   ({r['seconds']:.1f} s)")
         print(f"{len(result['datasets'])} datasets in {result['seconds']:.1f} s")
@@ -112,5 +121,44 @@ def run(args) -> int:
     if baseline and baseline not in results:
         raise BadInput(f"--baseline {args.baseline!r} is not one of: {', '.join(results)}")
     paths = write_report(results, out, baseline)
+    if len(seeds) > 1:
+        paths.update(write_gains(seeds, baseline or next(iter(seeds)), out, args))
     print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
     return 0
+
+
+def write_gains(seeds: dict[str, list[dict]], baseline: str, out: Path, args) -> dict[str, Path]:
+    """gains.md / gains.json / gains.png: gains over the baseline with paired bootstrap intervals."""
+    from ..atomic import write_bytes_atomic, write_json_atomic
+    from ..evaluation.gains import compute_gains, gains_markdown, gains_to_json, plot_gains
+
+    sources = _mix_sources(args.train_config)
+    try:
+        gains = compute_gains(seeds, baseline, sources, n_boot=args.n_boot)
+    except ValueError as exc:
+        print(f"no intervals: {exc}", file=sys.stderr)
+        return {}
+    md = gains_markdown(gains)
+    print(md)
+    write_bytes_atomic(out / "gains.md", md.encode("utf-8"))
+    write_json_atomic(out / "gains.json", gains_to_json(gains))
+    return {"gains": out / "gains.md", "gains_chart": plot_gains(gains, out / "gains.png")}
+
+
+def _mix_sources(train_config: str | None) -> set[str] | None:
+    """Sources of the recipe's datasets (its data folder need not exist to know what it trains on)."""
+    import json
+
+    from ..evaluation.training_mix import recipe_sources
+    from ..training.config import ConfigError, default_config_path, parse_config
+
+    if (train_config or "").lower() == "none":
+        return None
+    path = Path(train_config) if train_config else default_config_path()
+    if not path.is_file():
+        raise BadInput(f"--train-config {path} is not a file")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return recipe_sources(parse_config(raw, source=str(path), data_dir=".", check_files=False))
+    except (json.JSONDecodeError, ConfigError) as exc:
+        raise BadInput(f"--train-config {path}: {exc}") from None

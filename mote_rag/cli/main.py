@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-COMMANDS = ["quickstart", "train", "eval", "export", "index", "search", "info"]
+COMMANDS = ["quickstart", "train", "eval", "export", "index", "search", "info", "analyze"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 

@@ -53,20 +53,24 @@ def undersample(labels: np.ndarray, pool: np.ndarray, samples_per_label: int, rn
     return np.asarray(keep)
 
 
-def fit_score(x_train, y_train, x_test, y_test, max_iter: int = 100) -> tuple[float, float]:
+def fit_score(x_train, y_train, x_test, y_test, max_iter: int = 100) -> tuple[float, float, np.ndarray]:
+    """Accuracy, macro-F1 and the per-row hits (1.0 where the prediction is right)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, f1_score
 
     clf = LogisticRegression(max_iter=max_iter, random_state=SEED)
     clf.fit(x_train, y_train)
     pred = clf.predict(x_test)
-    return float(accuracy_score(y_test, pred)), float(f1_score(y_test, pred, average="macro"))
+    hits = (pred == y_test).astype(np.float64)
+    return float(accuracy_score(y_test, pred)), float(f1_score(y_test, pred, average="macro")), hits
 
 
-def _summary(accs, f1s, size) -> dict:
+def _summary(accs, f1s, size, hits: np.ndarray) -> dict:
+    """`hits`: per evaluated row, the share of experiments that classified it right (bootstrap units)."""
     metrics = {"accuracy": 100 * float(np.mean(accs)), "f1_macro": 100 * float(np.mean(f1s)),
                "accuracy_std": 100 * float(np.std(accs)), "f1_macro_std": 100 * float(np.std(f1s))}
-    return {"main_metric": "accuracy", "main_score": metrics["accuracy"], "metrics": metrics, "size": size}
+    return {"main_metric": "accuracy", "main_score": metrics["accuracy"], "metrics": metrics, "size": size,
+            "units": {"scores": [round(float(h), 4) for h in hits]}}
 
 
 def _labelled_file(path: Path, split: str) -> Path:
@@ -101,13 +105,14 @@ def _with_split(spec, path, embed, task, train_split, n_exp, per_label, max_iter
     unseen = sorted(set(y_test) - set(y_train_all))
     if unseen:
         raise ValueError(f"{_labelled_file(path, spec.split)}: label(s) {unseen[:5]} never occur in the {train_split} split")
-    accs, f1s = [], []
+    accs, f1s, hits = [], [], np.zeros(len(y_test))
     for draw in draws:
-        acc, f1 = fit_score(train_emb[[row[int(i)] for i in draw]], y_train_all[draw], test_emb, y_test, max_iter)
+        acc, f1, hit = fit_score(train_emb[[row[int(i)] for i in draw]], y_train_all[draw], test_emb, y_test, max_iter)
         accs.append(acc)
         f1s.append(f1)
+        hits += hit / n_exp
     return _summary(accs, f1s, {"test": len(y_test), "train_per_experiment": int(np.mean([len(d) for d in draws])),
-                                "experiments": n_exp, "labels": len(set(y_test))})
+                                "experiments": n_exp, "labels": len(set(y_test))}, hits)
 
 
 def _cross_validated(spec, path, embed, task, per_label, max_iter) -> dict:
@@ -122,11 +127,12 @@ def _cross_validated(spec, path, embed, task, per_label, max_iter) -> dict:
         raise ValueError(f"{_labelled_file(path, spec.split)}: every label needs >= {folds} rows for {folds}-fold CV")
     emb = embed(texts, task, f"{spec.name}-{spec.split}")
     rng = np.random.RandomState(SEED)
-    accs, f1s = [], []
+    accs, f1s, hits = [], [], np.zeros(len(y))
     for train_idx, test_idx in StratifiedKFold(folds, shuffle=True, random_state=SEED).split(emb, y):
         draw = undersample(y, train_idx, per_label, rng)
-        acc, f1 = fit_score(emb[draw], y[draw], emb[test_idx], y[test_idx], max_iter)
+        acc, f1, hit = fit_score(emb[draw], y[draw], emb[test_idx], y[test_idx], max_iter)
         accs.append(acc)
         f1s.append(f1)
+        hits[test_idx] = hit  # every row is tested in exactly one fold
     return _summary(accs, f1s, {"rows": len(y), "folds": folds, "train_per_experiment": per_label * len(set(y)),
-                                "labels": len(set(y))})
+                                "labels": len(set(y))}, hits)

@@ -29,12 +29,18 @@ def evaluate_clustering(spec, path: Path, embed) -> dict:
     n_runs = int(spec.option("n_runs", 10))
     size = min(int(spec.option("subsample", 2048)), len(labels))
     rng = np.random.default_rng(SEED)
-    scores = []
+    codes = np.unique(labels, return_inverse=True)[1]
+    scores, run_labels, run_preds = [], [], []
     for run in range(n_runs):
         idx = rng.choice(len(labels), size=size, replace=False) if size < len(labels) else np.arange(len(labels))
         k = len(set(labels[idx]))
         km = MiniBatchKMeans(n_clusters=k, batch_size=512, n_init=1, random_state=SEED + run)
-        scores.append(v_measure_score(labels[idx], km.fit_predict(emb[idx])))
+        pred = km.fit_predict(emb[idx])
+        scores.append(v_measure_score(labels[idx], pred))
+        run_labels.append(codes[idx].tolist())
+        run_preds.append(pred.tolist())
     metrics = {"v_measure": 100 * float(np.mean(scores)), "v_measure_std": 100 * float(np.std(scores))}
+    # units: per run, the gold label and cluster of each sampled document (the same documents for every model)
     return {"main_metric": "v_measure", "main_score": metrics["v_measure"], "metrics": metrics,
-            "size": {"docs": len(labels), "per_run": size, "runs": n_runs, "labels": len(set(labels))}}
+            "size": {"docs": len(labels), "per_run": size, "runs": n_runs, "labels": len(set(labels))},
+            "units": {"labels": run_labels, "clusters": run_preds}}

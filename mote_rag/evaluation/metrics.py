@@ -43,11 +43,17 @@ def query_metrics(rels: Mapping[str, int], ranking: list[str], k_ndcg=10, k_map=
     }
 
 
-def retrieval_metrics(qrels: Qrels, run: Run, **ks) -> dict[str, float]:
-    """Mean of `query_metrics` over every query in qrels (as fractions, 0..1)."""
+def per_query_metrics(qrels: Qrels, run: Run, **ks) -> list[dict[str, float]]:
+    """`query_metrics` of every query in qrels, in qrels order (the units of a paired bootstrap)."""
     per_query = [query_metrics(rels, ranked_ids(run.get(q, {})), **ks) for q, rels in qrels.items()]
     if not per_query:
         raise ValueError("no queries to evaluate")
+    return per_query
+
+
+def retrieval_metrics(qrels: Qrels, run: Run, **ks) -> dict[str, float]:
+    """Mean of `query_metrics` over every query in qrels (as fractions, 0..1)."""
+    per_query = per_query_metrics(qrels, run, **ks)
     return {m: float(np.mean([p[m] for p in per_query])) for m in per_query[0]}
 
 

@@ -39,7 +39,7 @@ def evaluate_sts(spec, path: Path, embed) -> dict:
     gold = np.asarray(pairs.values)
     metrics = {"spearman": 100 * float(spearmanr(cos, gold)[0]), "pearson": 100 * float(pearsonr(cos, gold)[0])}
     return {"main_metric": "spearman", "main_score": metrics["spearman"], "metrics": metrics,
-            "size": {"pairs": len(gold)}}
+            "size": {"pairs": len(gold)}, "units": {"pred": _rounded(cos), "gold": gold.tolist()}}
 
 
 def evaluate_pair_classification(spec, path: Path, embed) -> dict:
@@ -52,4 +52,10 @@ def evaluate_pair_classification(spec, path: Path, embed) -> dict:
     cos = pair_cosines(pairs, spec.option("task"), embed, f"{spec.name}-{path.stem}")
     metrics = {"cos_ap": 100 * float(average_precision_score(labels, cos))}
     return {"main_metric": "cos_ap", "main_score": metrics["cos_ap"], "metrics": metrics,
-            "size": {"pairs": len(labels), "positives": int(labels.sum())}}
+            "size": {"pairs": len(labels), "positives": int(labels.sum())},
+            "units": {"pred": _rounded(cos), "label": labels.astype(int).tolist()}}
+
+
+def _rounded(values: np.ndarray) -> list[float]:
+    """Per-pair cosines for paired bootstrap intervals (1e-7 is far below any score's resolution)."""
+    return [round(float(v), 7) for v in values]

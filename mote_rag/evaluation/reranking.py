@@ -63,4 +63,5 @@ def evaluate_reranking(spec, path: Path, embed) -> dict:
         raise ValueError(f"{path}: no query of split {spec.split!r} has a relevant document in the corpus")
     metrics = {"map": 100 * float(np.mean(aps)), "mrr@10": 100 * float(np.mean(rrs))}
     return {"main_metric": "map", "main_score": metrics["map"], "metrics": metrics,
-            "size": {"queries": len(aps), "candidates_per_query": float(np.mean([len(c) for c in candidates]))}}
+            "size": {"queries": len(aps), "candidates_per_query": float(np.mean([len(c) for c in candidates]))},
+            "units": {"scores": [round(a, 6) for a in aps]}}

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..datasets import BeirDataset, load_beir
-from .metrics import retrieval_metrics
+from .metrics import per_query_metrics
 
 TOP_K = 100
 
@@ -75,6 +75,9 @@ def evaluate_retrieval(spec, path: Path, embed) -> dict:
     ignore = bool(spec.option("ignore_identical_ids", False))
     scores, indices = search(query_emb, doc_emb, TOP_K + (1 if ignore else 0))
     run = build_run(ds, scores, indices, doc_ids, qids, ignore, TOP_K)
-    metrics = {m: 100 * v for m, v in retrieval_metrics(ds.qrels, run).items()}
+    per_query = per_query_metrics(ds.qrels, run)
+    metrics = {m: 100 * float(np.mean([p[m] for p in per_query])) for m in per_query[0]}
     return {"main_metric": "ndcg@10", "main_score": metrics["ndcg@10"], "metrics": metrics,
-            "size": {"queries": len(qids), "corpus": len(doc_ids)}, "_run": run, "_qrels": ds.qrels}
+            "size": {"queries": len(qids), "corpus": len(doc_ids)},
+            "units": {"scores": [round(p["ndcg@10"], 6) for p in per_query]},  # per query, for intervals
+            "_run": run, "_qrels": ds.qrels}

@@ -162,10 +162,37 @@ QUICK = Suite("quick", (
     _d("banking77_clustering", "clustering", "clustering/banking77/test.jsonl", max_rows=1500),
 ))
 
+# Model comparisons (benchmarks/train_compare.py): every type, datasets in the default training mix and outside it
+# (STS-B, STS12-15, MR, CR, SUBJ, MPQA, AG News), subsets sized so that one model takes a few minutes on 2 cores
+# on an idle machine; paired bootstrap intervals are then about +-1-2 points per type.
+COMPARE = Suite("compare", (
+    _d("scifact", "retrieval", "retrieval/scifact", max_corpus=500),
+    _d("medquad", "retrieval", "retrieval/medquad", max_corpus=500, max_queries=300),
+    _d("quora_dup", "retrieval", "retrieval/quora_dup", ignore_identical_ids=True, max_corpus=1000, max_queries=400),
+    _d("scifact_rerank", "reranking", "retrieval/scifact", max_corpus=500),
+    _d("stsb", "sts", "sts/stsb/test.jsonl"),
+    _d("sickr", "sts", "sts/sickr/test.jsonl", max_rows=500),
+    _d("sts12", "sts", "sts/sts12/test.jsonl", max_rows=500),
+    _d("sts13", "sts", "sts/sts13/test.jsonl", max_rows=500),
+    _d("sts14", "sts", "sts/sts14/test.jsonl", max_rows=500),
+    _d("sts15", "sts", "sts/sts15/test.jsonl", max_rows=500),
+    _d("mrpc", "pair_classification", "paraphrase/mrpc_test.jsonl"),
+    _d("banking77", "classification", "classification/banking77", train_split="train", max_rows=600,
+       n_experiments=3),
+    _d("trec", "classification", "classification/trec", train_split="train"),
+    _d("sst2", "classification", "classification/sst2", train_split="train", max_rows=500),
+    _d("mr", "classification", "classification/mr/all.jsonl", split="all", max_rows=500),
+    _d("cr", "classification", "classification/cr/all.jsonl", split="all", max_rows=500),
+    _d("subj", "classification", "classification/subj/all.jsonl", split="all", max_rows=500),
+    _d("mpqa", "classification", "classification/mpqa/all.jsonl", split="all", max_rows=500),
+    _d("banking77_clustering", "clustering", "clustering/banking77/test.jsonl", max_rows=1000),
+    _d("ag_news_clustering", "clustering", "clustering/ag_news/test.jsonl", max_rows=1000),
+))
+
 FULL = Suite("full", tuple(replace(d, options={k: v for k, v in d.options.items() if k != "max_corpus"})
                            if d.name.startswith("medquad") else d for d in DEFAULT.datasets))
 
-SUITES = {"default": DEFAULT, "quick": QUICK, "full": FULL}
+SUITES = {"default": DEFAULT, "quick": QUICK, "full": FULL, "compare": COMPARE}
 
 
 def get_suite(suite: "str | Suite | Sequence[str] | os.PathLike") -> Suite:

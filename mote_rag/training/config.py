@@ -85,7 +85,10 @@ class TrainConfig:
     arm: str = "mote"
     base: str | None = None  # None: the embedded all-MiniLM-L6-v2
     placement: Any = "every_other"
-    experts_only: bool = False
+    experts_only: bool = False  # mote: the shared trunk is frozen, a task path changes only through its expert
+    use_prefixes: bool | None = None  # None: the arm's default (mote, ic: prefixes; plain: none); mote + False = router-only
+    expert_rank: int | None = None  # mote: each expert = dense block + trainable rank-r delta (mote_rag.low_rank)
+    expert_lr_multiplier: float = 1.0  # mote: learning rate of expert parameters = learning_rate x this
     output_dir: str = "runs/mote-rag"
     data_dir: str = ""
     seed: int = 13
@@ -111,12 +114,23 @@ class TrainConfig:
                 return t
         raise KeyError(name)
 
+    @property
+    def prefixes(self) -> bool:
+        """Whether the arm's model prepends instruction prefixes."""
+        return self.use_prefixes if self.use_prefixes is not None else self.arm != "plain"
+
     def with_arm(self, arm: str, output_dir: str | None = None) -> "TrainConfig":
-        """The same recipe for another arm: only the model (and where it is saved) differs."""
+        """The same recipe for another arm: only the model (and where it is saved) differs.
+
+        Options that only a MoTE model has (experts_only, expert_rank, expert_lr_multiplier, use_prefixes) are
+        reset for the dense arms."""
         if arm not in ARMS:
             raise ConfigError(f"unknown arm {arm!r}: use one of {', '.join(ARMS)}")
+        mote = arm == "mote"
         return replace(self, arm=arm, output_dir=output_dir or self.output_dir,
-                       experts_only=self.experts_only and arm == "mote")
+                       experts_only=self.experts_only and mote, expert_rank=self.expert_rank if mote else None,
+                       expert_lr_multiplier=self.expert_lr_multiplier if mote else 1.0,
+                       use_prefixes=self.use_prefixes if mote else None)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -202,8 +216,20 @@ def parse_config(raw: dict, source: str = "<config>", data_dir: str | os.PathLik
     warmup = _positive_float(top.get("warmup_ratio", 0.0), f"{source}: warmup_ratio", allow_zero=True)
     if warmup >= 1:
         raise _err(source, f"warmup_ratio must be < 1, got {warmup}")
-    if top.get("experts_only") and arm != "mote":
-        raise _err(source, f"experts_only applies to the mote arm only (arm is {arm!r}: it has no experts)")
+    for key in ("experts_only", "expert_rank"):
+        if top.get(key) and arm != "mote":
+            raise _err(source, f"{key} applies to the mote arm only (arm is {arm!r}: it has no experts)")
+    if top.get("expert_lr_multiplier", 1.0) != 1.0 and arm != "mote":
+        raise _err(source, f"expert_lr_multiplier applies to the mote arm only (arm is {arm!r}: it has no experts)")
+    _positive_float(top.get("expert_lr_multiplier", 1.0), f"{source}: expert_lr_multiplier")
+    if top.get("expert_rank") is not None:
+        _positive_int(top["expert_rank"], f"{source}: expert_rank")
+    prefixes = top.get("use_prefixes")
+    if prefixes is not None and not isinstance(prefixes, bool):
+        raise _err(source, f"use_prefixes must be true, false or null, got {prefixes!r}")
+    if arm != "mote" and prefixes is not None and prefixes != (arm == "ic"):
+        raise _err(source, f"use_prefixes={str(prefixes).lower()} contradicts arm {arm!r} (ic has prefixes, plain has "
+                           "none); leave it null for the dense arms")
     placement = top.get("placement", "every_other")
     if not (placement in ("every_other", "alternate", "all", "every") or
             (isinstance(placement, list) and placement and all(isinstance(i, int) and i >= 0 for i in placement))):

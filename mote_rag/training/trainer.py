@@ -94,14 +94,19 @@ class Trainer:
 
     # ------------------------------------------------------------------ pieces
     def _build_optimizer(self) -> torch.optim.Optimizer:
-        decay, no_decay = [], []
+        """AdamW; no decay on biases/LayerNorm/low-rank factors; experts at learning_rate x expert_lr_multiplier."""
+        expert_ids = {id(p) for p in self.model.expert_parameters()}
+        lr = self.config.learning_rate
+        groups: dict[tuple[bool, bool], list] = {}
         for name, p in self.model.backbone.named_parameters():
             if not p.requires_grad:
                 continue
-            (no_decay if p.ndim < 2 or "LayerNorm" in name or name.endswith(".bias") else decay).append(p)
-        groups = [{"params": decay, "weight_decay": self.config.weight_decay},
-                  {"params": no_decay, "weight_decay": 0.0}]
-        return torch.optim.AdamW([g for g in groups if g["params"]], lr=self.config.learning_rate)
+            decays = not (p.ndim < 2 or "LayerNorm" in name or name.endswith(".bias") or "lora_" in name)
+            groups.setdefault((id(p) in expert_ids, decays), []).append(p)
+        order = [(False, True), (False, False), (True, True), (True, False)]  # stable: checkpoints index groups
+        return torch.optim.AdamW(
+            [{"params": groups[k], "weight_decay": self.config.weight_decay if k[1] else 0.0,
+              "lr": lr * (self.config.expert_lr_multiplier if k[0] else 1.0)} for k in order if k in groups], lr=lr)
 
     def loss_for_batch(self, batch: Batch, backward: bool = True) -> float:
         """Loss of one batch; with `backward`, gradients are accumulated into the weights (GradCache)."""
