@@ -137,7 +137,7 @@ def initial_model(config, name: str):
 
 
 def posthoc(config, name: str, seed: int, work: Path, suite, cache_dir: str, kind: str,
-            only: list[str] | None = None) -> dict | None:
+            only: list[str] | None = None, alphas=ALPHAS) -> dict | None:
     """`wise`: each expert interpolated toward its start, alpha per path chosen on dev splits (retrieval experts
     on the retrieval dev sets; classification and clustering experts on the STS/SST-2 dev sets, as no clustering
     dev split exists); `wave`: the experts averaged into one dense block. Evaluated like a trained run."""
@@ -163,21 +163,22 @@ def posthoc(config, name: str, seed: int, work: Path, suite, cache_dir: str, kin
         if only:  # smoke runs: the dev sets of the chosen test sets only
             dev = dev.select(datasets=[d.name for d in dev.datasets if d.name[:-4] in only] or None)
         scores = {}
-        for a in ALPHAS:
+        for a in alphas:
             print(f"[{time.strftime('%H:%M:%S')}] {name} seed {seed}: dev scores at alpha {a}", flush=True)
             r = evaluate(interpolate_experts(trained, initial, a), suite=dev, name=f"alpha {a}",
                          show_progress=False, cache_dir=cache_dir)
             scores[a] = {d: x["main_score"] for d, x in r["datasets"].items()}
-        paths = {"retrieval": [d for d in scores[1.0] if d.endswith("_dev") and not d.startswith(("stsb", "sickr",
-                                                                                                    "sst2"))],
-                 "classification": ["stsb_dev", "sickr_dev", "sst2_dev"]}
-        best = {p: max(ALPHAS, key=lambda a: (np.mean([scores[a][d] for d in ds]), a)) if ds else 1.0
+        sentence_dev = ("stsb_dev", "sickr_dev", "sst2_dev")
+        measured = list(scores[alphas[-1]])
+        paths = {"retrieval": [d for d in measured if d not in sentence_dev],
+                 "classification": [d for d in measured if d in sentence_dev]}
+        best = {p: max(alphas, key=lambda a: (np.mean([scores[a][d] for d in ds]), a)) if ds else 1.0
                 for p, ds in paths.items()}
-        alphas = {"search_query": best["retrieval"], "search_document": best["retrieval"],
+        chosen = {"search_query": best["retrieval"], "search_document": best["retrieval"],
                   "classification": best["classification"], "clustering": best["classification"]}
-        extra = {"alphas": alphas, "dev_scores": {str(a): v for a, v in scores.items()}}
-        print(f"  chosen on dev: {alphas}", flush=True)
-        model = interpolate_experts(trained, initial, alphas)
+        extra = {"alphas": chosen, "dev_scores": {str(a): v for a, v in scores.items()}}
+        print(f"  chosen on dev: {chosen}", flush=True)
+        model = interpolate_experts(trained, initial, chosen)
     print(f"[{time.strftime('%H:%M:%S')}] evaluating {name}+{kind} seed {seed}", flush=True)
     result = evaluate(model, suite=suite, name=f"{name}+{kind}/seed-{seed}", show_progress=False, cache_dir=cache_dir)
     result.update({"variant": f"{name}+{kind}", "seed": seed, **extra})
@@ -275,6 +276,8 @@ def main() -> int:
     parser.add_argument("--interpolate", nargs="+", default=[], metavar="VARIANT",
                         help="add VARIANT+wise: experts interpolated toward their start, alpha chosen on dev splits")
     parser.add_argument("--wave", nargs="+", default=[], metavar="VARIANT", help="add VARIANT+wave: experts averaged")
+    parser.add_argument("--alphas", nargs="+", type=float, default=list(ALPHAS),
+                        help=f"interpolation grid searched on the dev splits (default {' '.join(map(str, ALPHAS))})")
     parser.add_argument("--eval-datasets", nargs="+", help="only these datasets of the compare suite (smoke runs)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -304,7 +307,7 @@ def main() -> int:
                 report(args.name, work, config, meta, args.n_boot)
             for kind, names in (("wave", args.wave), ("wise", args.interpolate)):
                 for name in names:
-                    if posthoc(config, name, seed, work, suite, cache_dir, kind, args.eval_datasets):
+                    if posthoc(config, name, seed, work, suite, cache_dir, kind, args.eval_datasets, args.alphas):
                         report(args.name, work, config, meta, args.n_boot)
     report(args.name, work, config, meta, args.n_boot)
     return 0

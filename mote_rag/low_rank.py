@@ -70,6 +70,20 @@ def merge_low_rank(module: nn.Module) -> nn.Module:
     return module
 
 
+def served_parameters(module: nn.Module) -> int:
+    """Parameters `module` has once merged for serving: dense weights (buffers here) but no A/B factors."""
+    count = sum(p.numel() for n, p in module.named_parameters() if "lora_" not in n.rsplit(".", 1)[-1])
+    for m in module.modules():
+        if isinstance(m, LowRankLinear):
+            count += m.weight.numel() + (m.bias.numel() if m.bias is not None else 0)
+    return count
+
+
+def trainable_parameters(module: nn.Module) -> int:
+    """What training changes in one expert: A/B factors and LayerNorm of a low-rank expert, all of a full one."""
+    return sum(p.numel() for p in module.parameters())
+
+
 def expert_rank(module: nn.Module) -> int | None:
     """The rank of the low-rank experts inside `module`, or None when they are full blocks."""
     ranks = {m.rank for m in module.modules() if isinstance(m, LowRankLinear)}

@@ -263,24 +263,27 @@ class MoTEModel(nn.Module):
         return next(self.backbone.parameters()).device
 
     def parameter_report(self) -> dict:
-        """Total parameters, and active parameters per task path (what one forward pass uses)."""
-        total = sum(p.numel() for p in self.backbone.parameters())
-        per_layer = {}
-        for i, routed in mote_layers(self.backbone).items():
-            counts = {name: sum(p.numel() for p in e.parameters()) for name, e in routed.experts.items()}
-            per_layer[i] = counts
-        expert_total = sum(sum(c.values()) for c in per_layer.values())
-        shared = total - expert_total
-        active = {}
-        for task in self.tasks:
-            active[task.name] = shared + sum(c[task.expert] for c in per_layer.values())
-        ffn = next(iter(per_layer.values()))[self.tasks.experts[0]] if per_layer else 0
+        """Total parameters, and active parameters per task path (what one forward pass uses).
+
+        Low-rank experts count as served: their frozen dense weight plus nothing for the delta, which export merges
+        into it; `trainable_params_per_expert` is what a task adds on disk (the deltas and LayerNorm)."""
+        from .low_rank import served_parameters, trainable_parameters
+
+        shared = sum(p.numel() for n, p in self.backbone.named_parameters() if ".experts." not in n)
+        per_layer = {i: {name: served_parameters(e) for name, e in routed.experts.items()}
+                     for i, routed in mote_layers(self.backbone).items()}
+        active = {task.name: shared + sum(c[task.expert] for c in per_layer.values()) for task in self.tasks}
+        first = next(iter(mote_layers(self.backbone).values()), None)
+        ffn = per_layer[next(iter(per_layer))][self.tasks.experts[0]] if per_layer else 0
         return {
-            "total": total,
+            "total": shared + sum(sum(c.values()) for c in per_layer.values()),
             "active_per_task": active,
             "experts": len(self.tasks.experts),
             "mote_layers": self.mote_layer_ids,
             "feed_forward_params_per_expert": ffn,
+            "expert_rank": self.expert_rank,
+            "trainable_params_per_expert": (len(per_layer) * trainable_parameters(first.experts[self.tasks.experts[0]])
+                                            if first is not None else 0),
         }
 
     # ------------------------------------------------------------------ forward

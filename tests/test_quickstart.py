@@ -16,8 +16,12 @@ def test_quickstart_end_to_end_and_rerun_reuses(tmp_path, capsys):
         assert (out / stage).is_dir(), stage
     assert (out / "onnx" / "manifest.json").is_file() and (out / "index" / "index.json").is_file()
     scores = summary["scores"]
-    assert set(scores) == {"base", "mote"}
+    assert set(scores) == {"base", "mote", "plain"}
     assert set(scores["base"]) == {"medquad_retrieval", "medquad_qtype", "medquad_source"}
+    # trained on retrieval pairs with the trunk frozen: MoTE's classification and clustering paths are the base's
+    for ds in ("medquad_qtype", "medquad_source"):
+        assert scores["mote"][ds] == scores["base"][ds], ds
+    assert scores["mote"]["medquad_retrieval"] != scores["base"]["medquad_retrieval"]
     # the untuned base is a real retriever on this sample: far above chance
     assert scores["base"]["medquad_retrieval"] > 30
     assert len(summary["examples"]) == 3 and all(len(e["hits"]) == 3 for e in summary["examples"])
@@ -25,8 +29,9 @@ def test_quickstart_end_to_end_and_rerun_reuses(tmp_path, capsys):
 
     assert main(["quickstart", "--out", str(out), "--steps", "3", "--no-progress"]) == 0
     second = capsys.readouterr().out
-    assert "reusing the trained model" in second
+    assert "reusing the trained mote model" in second and "reusing the trained plain model" in second
     assert "reusing the evaluation of base" in second and "reusing the evaluation of mote" in second
+    assert "reusing the evaluation of plain" in second
     assert "reusing the ONNX graphs" in second
     assert "reusing the FAISS index" in second
     again = json.loads((out / "summary.json").read_text())
