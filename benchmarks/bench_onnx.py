@@ -12,7 +12,8 @@ onnxruntime intra-op threads), one timed pass each after a short warm-up. Refere
 - peak RSS (VmHWM of a child process) loading only the MoTE query graph vs loading the dense graph;
 - peers: OnnxEncoder vs fastembed (mote_rag.runtime.fastembed_models, pooling DISABLED) on the same fp32 graph,
   same texts and batch size, interleaved twice (throughput ratio, goal >= 1.0); and single-query latency p50/p95
-  of OnnxEncoder, fastembed and sentence-transformers, one query per call, the three interleaved query by query.
+  of OnnxEncoder, fastembed and sentence-transformers, one query per call, the three interleaved query by query
+  in a rotating order.
 Writes benchmarks/results/bench_onnx.json (atomically).
 """
 from __future__ import annotations
@@ -99,10 +100,11 @@ def peer_comparison(export_dir: Path, st, texts: list[str], queries: list[str], 
     for q in queries[:8]:  # warm-up
         for fn in calls.values():
             fn(q)
-    for q in queries:
-        for name, fn in calls.items():
+    names = list(calls)
+    for i, q in enumerate(queries):  # rotate the order, so that no peer always runs right after torch
+        for name in names[i % 3:] + names[:i % 3]:
             start = time.perf_counter()
-            fn(q)
+            calls[name](q)
             times[name].append(1000 * (time.perf_counter() - start))
     latency = {name: {"p50_ms": float(np.percentile(t, 50)), "p95_ms": float(np.percentile(t, 95)),
                       "mean_ms": float(np.mean(t))} for name, t in times.items()}

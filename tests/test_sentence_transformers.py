@@ -87,6 +87,18 @@ def test_folder_layout_and_card(folder, nudged):
     assert json.loads((folder / "mote_config.json").read_text())["default_task"] == "search_document"
 
 
+def test_card_carries_training_and_evaluation_figures(folder, nudged, tmp_path):
+    from mote_rag.interop.model_card import render
+
+    (tmp_path / "train_log.json").write_text(json.dumps({
+        "arm": "mote", "steps_done": 60, "finished": True, "config": {"batch_size": 16},
+        "per_task": {"search_query": {"steps": 30, "first_loss": 2.5, "last_loss": 1.25}}}))
+    evaluation = {"datasets": {"scifact": {"type": "retrieval", "main_metric": "ndcg@10", "main_score": 64.512}}}
+    card = render(nudged, tmp_path, evaluation)
+    assert "arm: `mote`, steps: 60" in card and "search_query: 30 steps, loss 2.5000 -> 1.2500" in card
+    assert "| scifact | retrieval | ndcg@10 | 64.51 |" in card
+
+
 def test_refused_without_trust_remote_code(folder):
     """sentence-transformers >= 6.0 imports no module class outside its namespace without the flag."""
     from sentence_transformers import SentenceTransformer
