@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 STAMP := $(VENV)/.mote-rag-installed
 INTEGRATIONS := -e integrations/langchain-mote -e integrations/llama-index-embeddings-mote
+# fastembed caps huggingface-hub < 2.0 (transformers 5 needs 2.x): installed without its resolver, with its
+# run-time dependencies named here (the rest, onnxruntime, tokenizers, numpy, requests, tqdm, pillow, are pinned).
+FASTEMBED := fastembed loguru mmh3 py-rust-stemmers
 
 .PHONY: setup quickstart test bench clean
 
@@ -15,6 +18,7 @@ $(STAMP): pyproject.toml constraints.txt integrations/*/pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c constraints.txt torch==2.13.0
 	$(PIP) install -q -c constraints.txt -e ".[ray,test]" $(INTEGRATIONS) -r requirements-dev.txt
+	$(PIP) install -q -c constraints.txt --no-deps $(FASTEMBED)
 	touch $(STAMP)
 
 quickstart: setup

@@ -1,13 +1,19 @@
 """ONNX runtime benchmark: throughput vs sentence-transformers, int8, MoTE task graph vs dense graph, peak RSS,
-and SciFact nDCG@10 of int8 vs fp32.
+SciFact nDCG@10 of int8 vs fp32, and the CPU peers: fastembed on the same graph, single-query latency.
 
-    python benchmarks/bench_onnx.py [--threads 2] [--texts 2000] [--skip-scifact]
+    python benchmarks/bench_onnx.py [--threads 2] [--texts 2000] [--skip-scifact] [--peers-only]
+
+`--peers-only` exports only the plain fp32 graph and runs the peer comparison (writes bench_onnx_peers.json).
 
 Everything is measured in this one run on the same real texts with the same thread count (torch threads and
 onnxruntime intra-op threads), one timed pass each after a short warm-up. References named in the output:
 - onnx fp32 / int8 / optimized vs sentence-transformers (torch) on the same base, no prefixes on either side;
 - MoTE search_query graph vs the dense model's graph (both with the task prefix, so identical inputs);
-- peak RSS (VmHWM of a child process) loading only the MoTE query graph vs loading the dense graph.
+- peak RSS (VmHWM of a child process) loading only the MoTE query graph vs loading the dense graph;
+- peers: OnnxEncoder vs fastembed (mote_rag.runtime.fastembed_models, pooling DISABLED) on the same fp32 graph,
+  same texts and batch size, interleaved twice (throughput ratio, goal >= 1.0); and single-query latency p50/p95
+  of OnnxEncoder, fastembed and sentence-transformers, one query per call, the three interleaved query by query
+  in a rotating order.
 Writes benchmarks/results/bench_onnx.json (atomically).
 """
 from __future__ import annotations
@@ -26,6 +32,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "bench_onnx.json"
+PEERS_RESULTS = REPO / "benchmarks" / "results" / "bench_onnx_peers.json"
 
 RSS_CHILD = """
 import sys
@@ -72,6 +79,50 @@ def peak_rss_mb(export_dir: Path, task: str, threads: int) -> float:
     return int(out.stdout.strip().splitlines()[-1]) / 1024  # VmHWM is in KiB
 
 
+def peer_comparison(export_dir: Path, st, texts: list[str], queries: list[str], threads: int, bs: int) -> dict:
+    """OnnxEncoder vs fastembed throughput on one graph (interleaved), and single-query latency of three peers."""
+    from mote_rag import OnnxEncoder
+    from mote_rag.runtime.fastembed_models import fastembed_task_model
+
+    enc = OnnxEncoder(export_dir, threads=threads)
+    fe = fastembed_task_model(export_dir, "search_query", threads=threads)
+    sec = {}
+    for run in ("", "_2"):  # alternate, so that load on the shared machine hits both alike
+        sec[f"onnx_encoder{run}"] = timed(lambda x: enc.encode(x, task="query", batch_size=bs), texts,
+                                          warmup=0 if run else 32, label=f"onnx_encoder{run}")
+        sec[f"fastembed{run}"] = timed(lambda x: fe.embed(x, batch_size=bs), texts, warmup=0 if run else 32,
+                                       label=f"fastembed{run}")
+    rows = min(200, len(texts))
+    a, b = enc.encode(texts[:rows], task="query", batch_size=bs), np.stack(fe.embed(texts[:rows], batch_size=bs))
+    calls = {"onnx_encoder": lambda q: enc.encode(q, task="query"), "fastembed": lambda q: fe.embed([q]),
+             "sentence_transformers": lambda q: st.encode(q)}
+    times: dict[str, list[float]] = {k: [] for k in calls}
+    for q in queries[:8]:  # warm-up
+        for fn in calls.values():
+            fn(q)
+    names = list(calls)
+    for i, q in enumerate(queries):  # rotate the order, so that no peer always runs right after torch
+        for name in names[i % 3:] + names[:i % 3]:
+            start = time.perf_counter()
+            calls[name](q)
+            times[name].append(1000 * (time.perf_counter() - start))
+    latency = {name: {"p50_ms": float(np.percentile(t, 50)), "p95_ms": float(np.percentile(t, 95)),
+                      "mean_ms": float(np.mean(t))} for name, t in times.items()}
+    return {"seconds": sec, "latency_single_query": latency, "queries_timed": len(queries),
+            "throughput_onnx_encoder_vs_fastembed": (sec["fastembed"] + sec["fastembed_2"])
+            / (sec["onnx_encoder"] + sec["onnx_encoder_2"]),
+            "min_row_cosine_fastembed_vs_onnx_encoder": float((a * b).sum(1).min())}
+
+
+def print_peers(peers: dict, n_texts: int) -> None:
+    for key, value in peers["seconds"].items():
+        print(f"  {key:<32} {value:8.2f} s  ({n_texts / value:7.1f} texts/s)")
+    print(f"  throughput OnnxEncoder / fastembed: {peers['throughput_onnx_encoder_vs_fastembed']:.3f}x (goal >= 1.0); "
+          f"worst row cosine {peers['min_row_cosine_fastembed_vs_onnx_encoder']:.7f}")
+    for name, lat in peers["latency_single_query"].items():
+        print(f"  single-query latency {name:<22} p50 {lat['p50_ms']:7.2f} ms  p95 {lat['p95_ms']:7.2f} ms")
+
+
 def ndcg_at_10(query_emb, doc_emb, query_ids, doc_ids, qrels) -> float:
     from ranx import Qrels, Run, evaluate
 
@@ -87,8 +138,11 @@ def main(argv=None) -> int:
     parser.add_argument("--texts", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--skip-scifact", action="store_true")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--queries", type=int, default=300, help="queries timed one by one for latency")
+    parser.add_argument("--peers-only", action="store_true", help="only the fastembed / latency comparison")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    args.out = args.out or (PEERS_RESULTS if args.peers_only else RESULTS)
 
     import torch
 
@@ -97,7 +151,7 @@ def main(argv=None) -> int:
 
     from mote_rag import MoTEModel, OnnxEncoder
     from mote_rag.atomic import write_json_atomic
-    from mote_rag.datasets import default_data_dir, load_beir
+    from mote_rag.datasets import default_data_dir, load_beir, read_jsonl
     from mote_rag.default_base import embedded_base_path
 
     base = embedded_base_path()
@@ -105,8 +159,19 @@ def main(argv=None) -> int:
     bs, threads = args.batch_size, args.threads
     result = {"threads": threads, "texts": len(texts), "batch_size": bs, "machine": platform.machine(),
               "cpus": os.cpu_count(), "load_average_start": os.getloadavg(), "seconds": {}, "ratios": {}, "goals": {}}
+    queries = [r["text"] for r in read_jsonl(default_data_dir() / "retrieval/scifact/queries.jsonl")][:args.queries]
     with tempfile.TemporaryDirectory(prefix="bench-onnx-") as tmp:
         tmp = Path(tmp)
+        if args.peers_only:
+            MoTEModel.dense(base, use_prefixes=False).export_onnx(tmp / "plain", tasks=["search_query"], check=False)
+            st = SentenceTransformer(str(base), device="cpu")
+            result["peers"] = peer_comparison(tmp / "plain", st, texts, queries, threads, bs)
+            result["load_average_end"] = os.getloadavg()
+            write_json_atomic(args.out, result)
+            print(f"{len(texts)} real texts, {threads} threads, batch {bs}, {len(queries)} single queries")
+            print_peers(result["peers"], len(texts))
+            print(f"wrote {args.out}")
+            return 0
         t0 = time.perf_counter()
         mote = MoTEModel.upcycle(base)
         mote.export_onnx(tmp / "mote", optimize=True, quantize=True)
@@ -126,6 +191,7 @@ def main(argv=None) -> int:
         reference = st.encode(texts[:200], batch_size=bs, normalize_embeddings=True)
         fp32_rows = OnnxEncoder(tmp / "plain", threads=threads).encode(texts[:200], task="query", batch_size=bs)
         result["min_row_cosine_onnx_fp32_vs_sentence_transformers_200"] = float((reference * fp32_rows).sum(1).min())
+        result["peers"] = peer_comparison(tmp / "plain", st, texts, queries, threads, bs)
 
         mote_q = OnnxEncoder(tmp / "mote", tasks=["search_query"], threads=threads)
         dense_q = OnnxEncoder(tmp / "dense", tasks=["search_query"], threads=threads)
@@ -153,6 +219,8 @@ def main(argv=None) -> int:
         g["throughput_onnx_int8_vs_st >= 3"] = r["throughput_onnx_int8_vs_st"] >= 3
         g["time_mote_query_graph_vs_dense_graph <= 1.02"] = r["time_mote_query_graph_vs_dense_graph"] <= 1.02
         g["peak_rss_mote_query_graph_vs_dense_graph <= 1.1"] = r["peak_rss_mote_query_graph_vs_dense_graph"] <= 1.1
+        r["throughput_onnx_encoder_vs_fastembed"] = result["peers"]["throughput_onnx_encoder_vs_fastembed"]
+        g["throughput_onnx_encoder_vs_fastembed >= 1.0"] = r["throughput_onnx_encoder_vs_fastembed"] >= 1.0
 
         if not args.skip_scifact:
             data = load_beir(default_data_dir() / "retrieval" / "scifact", split="test")
@@ -179,6 +247,7 @@ def main(argv=None) -> int:
         print(f"  {key:<44} {value:6.3f}x")
     print(f"  peak RSS: MoTE query graph {rss['mote_query_graph_mb']:.0f} MB, "
           f"dense graph {rss['dense_graph_mb']:.0f} MB")
+    print_peers(result["peers"], len(texts))
     if "scifact" in result:
         s = result["scifact"]
         print(f"  SciFact nDCG@10: fp32 {s['ndcg@10_fp32']:.2f}, int8 {s['ndcg@10_int8']:.2f} "

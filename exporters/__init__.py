@@ -1,8 +1,9 @@
 """Exporters: turn a MoTE model into serving artefacts (installed as `mote_rag.exporters`).
 
 `export_onnx` writes one ONNX graph per expert path (tasks sharing an expert share the file; a dense model
-has one graph for all tasks), optionally an offline-optimised and an int8 copy of each, the tokenizer, and
-manifest.json last, so a folder with a manifest is always complete. See mote_rag.runtime.manifest.
+has one graph for all tasks), optionally an offline-optimised and an int8 copy of each, the tokenizer, the
+files fastembed's loader reads (exporters.fastembed_files), and manifest.json last, so a folder with a manifest
+is always complete. See mote_rag.runtime.manifest.
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Sequence
 
 from mote_rag.atomic import write_bytes_atomic, write_json_atomic
 from mote_rag.runtime.manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, sha256_file
+
+from .fastembed_files import write_fastembed_files
 
 TOKENIZER_FILE = "tokenizer.json"
 
@@ -92,7 +95,8 @@ def export_onnx(model, out_dir: str | os.PathLike, tasks: Sequence[str] | None =
             graphs[task] = files
     tok = model.tokenizer
     write_bytes_atomic(out / TOKENIZER_FILE, tok.backend_tokenizer.to_str().encode("utf-8"))
-    listed = sorted({f for files in graphs.values() for f in files.values()} | {TOKENIZER_FILE})
+    fastembed_files = write_fastembed_files(model, out)
+    listed = sorted({f for files in graphs.values() for f in files.values()} | {TOKENIZER_FILE, *fastembed_files})
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -113,6 +117,8 @@ def export_onnx(model, out_dir: str | os.PathLike, tasks: Sequence[str] | None =
         "tokenizer": {"file": TOKENIZER_FILE, "pad_id": int(tok.pad_token_id), "pad_token": tok.pad_token,
                       "pad_type_id": int(getattr(tok, "pad_token_type_id", 0) or 0),
                       "padding_side": tok.padding_side, "truncation_side": tok.truncation_side},
+        "fastembed": {"files": fastembed_files, "pooling": "DISABLED", "normalization": False,
+                      "output_name": onnx_graphs.OUTPUT_NORMALIZED},  # pooling and normalisation are in the graph
         "variants": variants,
         "tasks": {task: {**_task_entry(model.tasks.get(task)), "graphs": graphs[task]} for task in graphs},
         "files": {name: sha256_file(out / name) for name in listed},

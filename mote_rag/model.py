@@ -81,6 +81,15 @@ def _read_max_seq_length(path: str, tokenizer, config) -> int:
     return int(min(tokenizer.model_max_length or limit, limit))
 
 
+def _base_model_name(base) -> str:
+    """How a model card names the base: the hub id of the embedded default, else what was passed."""
+    if base is None:
+        from .default_base import DEFAULT_BASE_HUB_ID
+
+        return DEFAULT_BASE_HUB_ID
+    return os.fspath(base)
+
+
 class MoTEModel(nn.Module):
     """Mixture of Task Experts encoder (sequence-level routing: one expert per task, per sequence)."""
 
@@ -105,6 +114,7 @@ class MoTEModel(nn.Module):
         self.normalize = normalize
         self.source = source
         self._fingerprint: str | None = None
+        self.base_model: str | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -137,7 +147,9 @@ class MoTEModel(nn.Module):
         upcycle_layers(backbone, layer_ids, task_set.experts, rank=expert_rank)
         backbone.eval()
         seq = max_seq_length or _read_max_seq_length(path, tokenizer, backbone.config)
-        return cls(backbone, tokenizer, task_set, layer_ids, seq, use_prefixes=use_prefixes, source=path)
+        model = cls(backbone, tokenizer, task_set, layer_ids, seq, use_prefixes=use_prefixes, source=path)
+        model.base_model = _base_model_name(base)
+        return model
 
     @classmethod
     def dense(cls, base: str | os.PathLike | None = None, **kwargs) -> "MoTEModel":
@@ -182,12 +194,25 @@ class MoTEModel(nn.Module):
             backbone, tokenizer, tasks, cfg["mote_layers"], cfg["max_seq_length"],
             use_prefixes=cfg.get("use_prefixes", True), normalize=cfg.get("normalize", True), source=str(local),
         )
+        model.base_model = cfg.get("base_model")
         if device:
             model.to(device)
         return model
 
-    def save_pretrained(self, path: str | os.PathLike) -> None:
-        """Write safetensors weights, mote_config.json and the tokenizer files (each write atomic)."""
+    def save_pretrained(self, path: str | os.PathLike, evaluation: dict | None = None) -> None:
+        """Write safetensors weights, mote_config.json and the tokenizer files (each write atomic), plus the
+        sentence-transformers files and a README.md model card (mote_rag.interop.st_folder).
+
+        `evaluation`: an `evaluate` result whose scores go into the model card."""
+        from .interop.model_card import render
+        from .interop.st_folder import write_st_files
+
+        out = Path(path)
+        self.save_weights_and_config(out)
+        write_st_files(self, out, render(self, out, evaluation))
+
+    def save_weights_and_config(self, path: str | os.PathLike) -> None:
+        """What `from_pretrained` reads: weights, mote_config.json and the tokenizer."""
         from safetensors.torch import save_file
 
         out = Path(path)
@@ -214,6 +239,8 @@ class MoTEModel(nn.Module):
             "use_prefixes": self.use_prefixes,
             "max_seq_length": self.max_seq_length,
             "expert_rank": self.expert_rank,
+            "default_task": "search_document",  # what encode() uses with no task (sentence-transformers too)
+            "base_model": self.base_model,  # the checkpoint this model was upcycled from (model card)
             "fingerprint": self.fingerprint,
         }
 

@@ -1,4 +1,9 @@
-"""Reranking built from retrieval qrels (there is no reranking set in shared/data).
+"""Reranking: built from retrieval qrels (a BEIR folder), or read from MTEB's reranking file (a .jsonl file).
+
+A reranking spec whose `path` is a JSON Lines file (`.jsonl` or `.jsonl.gz`) reads MTEB's format, one row per
+query: {"query": str, "positive": [str, ...], "negative": [str, ...]}; the candidates of a row are its positives
+then its negatives (MTEB's order) and are scored exactly as below. A spec whose `path` is a folder builds the
+candidates from the qrels:
 
 Candidates per query, fixed and model-independent so every encoder reranks the same lists:
 its judged positives plus the top `negatives` (default 20) non-relevant docs by TF-IDF cosine
@@ -38,7 +43,36 @@ def lexical_candidates(corpus_texts: list[str], query_texts: list[str], positive
     return out
 
 
+def read_mteb_reranking(path: Path, max_rows: int | None = None) -> list[dict]:
+    """Rows of an MTEB reranking file, checked (each needs a query string and at least one positive)."""
+    from ..datasets import read_jsonl
+
+    rows = read_jsonl(path, required=("query", "positive", "negative"))
+    for i, row in enumerate(rows, 1):
+        if not isinstance(row["query"], str):
+            raise ValueError(f"{path}: row {i}: 'query' must be a string, got {type(row['query']).__name__}")
+        for key in ("positive", "negative"):
+            if not isinstance(row[key], list) or not all(isinstance(t, str) for t in row[key]):
+                raise ValueError(f"{path}: row {i}: {key!r} must be a list of strings")
+        if not row["positive"]:
+            raise ValueError(f"{path}: row {i} has no positive")
+    return rows[:max_rows] if max_rows else rows
+
+
+def evaluate_mteb_reranking(spec, path: Path, embed) -> dict:
+    rows = read_mteb_reranking(path, spec.option("max_rows"))
+    docs = list(dict.fromkeys(t for row in rows for t in row["positive"] + row["negative"]))
+    where = {t: i for i, t in enumerate(docs)}
+    doc_emb = embed(docs, spec.option("doc_task"), f"{path.name}-candidates")
+    query_emb = embed([row["query"] for row in rows], spec.option("query_task"), f"{path.name}-queries")
+    candidates = [[where[t] for t in row["positive"] + row["negative"]] for row in rows]
+    positives = [{where[t] for t in row["positive"]} for row in rows]
+    return score_candidates(doc_emb, query_emb, candidates, positives, f"{path}: no row has a positive")
+
+
 def evaluate_reranking(spec, path: Path, embed) -> dict:
+    if path.is_file():
+        return evaluate_mteb_reranking(spec, path, embed)
     ds = load(spec, path)
     doc_ids, qids = list(ds.corpus), list(ds.queries)
     pos = {d: i for i, d in enumerate(doc_ids)}
@@ -51,6 +85,12 @@ def evaluate_reranking(spec, path: Path, embed) -> dict:
     # Same cache entry as the retrieval task on this folder: the corpus is embedded once per model.
     doc_emb = embed(corpus_texts, spec.option("doc_task"), f"{path.name}-corpus")
     query_emb = embed(query_texts, spec.option("query_task"), f"{path.name}-queries-{spec.split}")
+    return score_candidates(doc_emb, query_emb, candidates, positives,
+                            f"{path}: no query of split {spec.split!r} has a relevant document in the corpus")
+
+
+def score_candidates(doc_emb, query_emb, candidates: list[list[int]], positives: list[set[int]], empty: str) -> dict:
+    """MAP (main score) and MRR@10 of each query's candidate list ranked by cosine; queries with no positive skip."""
     aps, rrs = [], []
     for qi, cands in enumerate(candidates):
         if not positives[qi]:
@@ -60,7 +100,7 @@ def evaluate_reranking(spec, path: Path, embed) -> dict:
         aps.append(average_precision(rel, scores))
         rrs.append(reciprocal_rank(rel, scores, 10))
     if not aps:
-        raise ValueError(f"{path}: no query of split {spec.split!r} has a relevant document in the corpus")
+        raise ValueError(empty)
     metrics = {"map": 100 * float(np.mean(aps)), "mrr@10": 100 * float(np.mean(rrs))}
     return {"main_metric": "map", "main_score": metrics["map"], "metrics": metrics,
             "size": {"queries": len(aps), "candidates_per_query": float(np.mean([len(c) for c in candidates]))},

@@ -4,7 +4,7 @@
 lifts the cap); `quick` is a subset-limited version for
 training loops. A user suite is a JSON file {"name": ..., "datasets": [{"name", "type", "path", "split",
 "options"}]} whose relative paths resolve against the JSON file's folder, so any folders in the same
-formats (BEIR, STS/pair/labelled JSON Lines) can be evaluated with the same code.
+formats (BEIR, STS/pair/labelled JSON Lines, MTEB reranking JSON Lines) can be evaluated with the same code.
 """
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ Layout (format_version 1):
      "inputs": ["input_ids", "attention_mask", "token_type_ids"],
      "outputs": {"normalized": "sentence_embedding", "pooled": "pooled_embedding"},
      "tokenizer": {"file": "tokenizer.json", "pad_id": 0, "pad_token": "[PAD]", "pad_type_id": 0},
+     "fastembed": {"files": ["tokenizer_config.json", "config.json"], "pooling": "DISABLED", ...},  (newer exports)
      "variants": {"fp32": {"fingerprint": ...}, "optimized": {...}, "int8": {"fingerprint": "...-int8", ...}},
      "tasks": {"search_query": {"prefix": ..., "expert": ..., "temperature": ..., "aliases": [...],
                                 "graphs": {"fp32": "search_query.onnx", "int8": "search_query.int8.onnx"}}, ...},

@@ -1,0 +1,79 @@
+"""mote-rag's evaluation reads MTEB's reranking JSON Lines ({"query", "positive", "negative"}) as it is."""
+from __future__ import annotations
+
+import json
+import zlib
+
+import numpy as np
+import pytest
+
+from mote_rag.evaluation import evaluate, load_suite
+from mote_rag.evaluation.metrics import average_precision, reciprocal_rank
+
+ROWS = [
+    {"query": "what causes anemia", "positive": ["anemia is caused by low iron"],
+     "negative": ["insulin treats diabetes", "flu is a virus", "iron rich food and anemia risk"]},
+    {"query": "how is diabetes treated", "positive": ["insulin treats diabetes", "diet helps diabetes"],
+     "negative": ["anemia is caused by low iron", "rest treats flu"]},
+    {"query": "is flu a virus", "positive": ["flu is a virus"], "negative": ["rest treats flu", "diet helps diabetes"]},
+    {"query": "rest and flu", "positive": ["flu is a virus"], "negative": ["rest and flu"]},  # a negative ranks first
+]
+
+
+class HashingEncoder:
+    """Bag of hashed words, with a task-dependent offset so that the side a text is embedded for matters."""
+
+    dim, fingerprint = 64, None
+
+    def __init__(self):
+        self.seen: dict[str, set[str]] = {}
+
+    def encode(self, texts, task="search_document", batch_size=32, show_progress_bar=False):
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            self.seen.setdefault(task, set()).add(t)
+            for w in t.split():
+                out[i, zlib.crc32(w.encode()) % self.dim] += 1
+            out[i, 0] += 0.5 if task == "search_query" else 0.0
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def write_suite(tmp_path, rows) -> str:
+    (tmp_path / "rerank.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    suite = {"name": "mine", "datasets": [{"name": "my_rerank", "type": "reranking", "path": "rerank.jsonl"}]}
+    (tmp_path / "suite.json").write_text(json.dumps(suite))
+    return str(tmp_path / "suite.json")
+
+
+def test_scores_match_direct_computation_and_sides_use_their_experts(tmp_path):
+    enc = HashingEncoder()
+    result = evaluate(enc, suite=load_suite(write_suite(tmp_path, ROWS)), show_progress=False)
+    got = result["datasets"]["my_rerank"]
+    aps, rrs = [], []
+    for row in ROWS:
+        q = enc.encode([row["query"]], task="search_query")[0]
+        docs = row["positive"] + row["negative"]
+        scores = enc.encode(docs, task="search_document") @ q
+        rel = np.array([True] * len(row["positive"]) + [False] * len(row["negative"]))
+        aps.append(average_precision(rel, scores))
+        rrs.append(reciprocal_rank(rel, scores, 10))
+    assert got["main_metric"] == "map"
+    assert got["main_score"] == pytest.approx(100 * np.mean(aps), abs=1e-9)
+    assert got["metrics"]["mrr@10"] == pytest.approx(100 * np.mean(rrs), abs=1e-9)
+    assert got["size"] == {"queries": 4, "candidates_per_query": pytest.approx(13 / 4)}
+    assert enc.seen["search_query"] == {r["query"] for r in ROWS}
+    assert "anemia is caused by low iron" in enc.seen["search_document"]
+    assert 0 < got["main_score"] < 100  # not a degenerate ranking
+
+
+@pytest.mark.parametrize("row,message", [
+    ({"query": ["a list"], "positive": ["p"], "negative": []}, "'query' must be a string"),
+    ({"query": "q", "positive": [], "negative": ["n"]}, "has no positive"),
+    ({"query": "q", "positive": "p", "negative": []}, "'positive' must be a list of strings"),
+    ({"query": "q", "positive": ["p"]}, "lacks field"),
+])
+def test_bad_rows_name_the_file_and_row(tmp_path, row, message):
+    suite = load_suite(write_suite(tmp_path, [ROWS[0], row]))
+    with pytest.raises(ValueError, match=message) as err:
+        evaluate(HashingEncoder(), suite=suite, show_progress=False)
+    assert "rerank.jsonl" in str(err.value) and "row 2" in str(err.value)
