@@ -120,6 +120,24 @@ def tiny_mote(tmp_path_factory, base_path):
 
 
 @pytest.fixture(scope="session")
+def other_tiny_mote(tiny_mote):
+    """`tiny_mote` with its experts perturbed again: another model (fingerprint) of the same shape, for caches
+    and indexes that two models share."""
+    import copy
+
+    import torch
+
+    torch.manual_seed(1)
+    model = copy.deepcopy(tiny_mote)
+    with torch.no_grad():
+        for p in model.expert_parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    model.refresh_fingerprint()
+    assert model.fingerprint != tiny_mote.fingerprint
+    return model
+
+
+@pytest.fixture(scope="session")
 def tiny_mote_dir(tmp_path_factory, tiny_mote) -> Path:
     out = tmp_path_factory.mktemp("tiny-mote")
     tiny_mote.save_pretrained(out)
