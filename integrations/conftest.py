@@ -71,6 +71,26 @@ def check_routing():
     return _check_routing
 
 
+def _in_order(documents, queries, documents_first: bool):
+    """Run the coroutine functions `documents` and `queries` in that order (or the reverse) in one event loop;
+    return (documents' result, queries' result). Cache tests embed one role first, then the other."""
+    import asyncio
+
+    async def main():
+        if documents_first:
+            return await documents(), await queries()
+        q = await queries()
+        return await documents(), q
+
+    return asyncio.run(main())
+
+
+@pytest.fixture(scope="session")
+def in_order():
+    """in_order(documents, queries, documents_first): see `_in_order`."""
+    return _in_order
+
+
 @pytest.fixture(params=["encoder object", "onnx folder"])
 def routed_source(request):
     """(what the embeddings class is given, the reference encoder): `tiny_mote` itself, or its ONNX export as

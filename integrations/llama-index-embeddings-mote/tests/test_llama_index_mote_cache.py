@@ -19,7 +19,7 @@ TEXTS = ["Aspirin lowers the risk of heart attack.", "How do vaccines train the 
          "Insulin is a hormone made by the pancreas that lets cells take up glucose."]
 
 
-def embed_both(emb, documents_first: bool, use_async: bool, batch: bool):
+def embed_both(in_order, emb, documents_first: bool, use_async: bool, batch: bool):
     """(text vectors, query vectors) of TEXTS: texts in one batch or one by one, the roles in the given order."""
     async def texts():
         if batch:
@@ -29,49 +29,44 @@ def embed_both(emb, documents_first: bool, use_async: bool, batch: bool):
     async def queries():
         return [await emb.aget_query_embedding(t) if use_async else emb.get_query_embedding(t) for t in TEXTS]
 
-    async def main():
-        if documents_first:
-            return await texts(), await queries()
-        q = await queries()
-        return await texts(), q
-
-    return asyncio.run(main())
+    return in_order(texts, queries, documents_first)
 
 
-def reference(model, batch: bool):
-    return embed_both(MoTEEmbedding(model, embed_batch_size=len(TEXTS)), True, False, batch)
+def reference(in_order, model, batch: bool):
+    return embed_both(in_order, MoTEEmbedding(model, embed_batch_size=len(TEXTS)), True, False, batch)
 
 
 @pytest.mark.parametrize("batch", [False, True], ids=["per-text", "batch"])
 @pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
 @pytest.mark.parametrize("documents_first", [True, False], ids=["texts-first", "queries-first"])
-def test_each_role_gets_its_own_expert_and_a_second_call_skips_the_encoder(tiny_mote, caching_encoder,
+def test_each_role_gets_its_own_expert_and_a_second_call_skips_the_encoder(tiny_mote, caching_encoder, in_order,
                                                                            documents_first, use_async, batch):
-    ref_texts, ref_queries = reference(tiny_mote, batch)
+    ref_texts, ref_queries = reference(in_order, tiny_mote, batch)
     assert np.abs(np.subtract(ref_texts, ref_queries)).max() > 1e-3  # the experts really differ
     spy = caching_encoder(tiny_mote)
     emb = MoTEEmbedding(spy, embed_batch_size=len(TEXTS), embeddings_cache=SimpleKVStore())
-    assert embed_both(emb, documents_first, use_async, batch) == (ref_texts, ref_queries)
+    assert embed_both(in_order, emb, documents_first, use_async, batch) == (ref_texts, ref_queries)
     calls = len(spy.calls)
     assert calls == (1 if batch else len(TEXTS)) + len(TEXTS)
     for order in (documents_first, not documents_first):  # everything from the cache now, both orders
-        assert embed_both(emb, order, use_async, batch) == (ref_texts, ref_queries)
-        assert embed_both(emb, order, not use_async, not batch)[1] == ref_queries
+        assert embed_both(in_order, emb, order, use_async, batch) == (ref_texts, ref_queries)
+        assert embed_both(in_order, emb, order, not use_async, not batch)[1] == ref_queries
     assert len(spy.calls) == calls
     assert emb.embeddings_cache is None  # llama-index-core's text-only keys never see the store
 
 
-def test_a_second_model_sharing_the_store_gets_its_own_vectors(tiny_mote, other_tiny_mote, caching_encoder):
+def test_a_second_model_sharing_the_store_gets_its_own_vectors(tiny_mote, other_tiny_mote, caching_encoder,
+                                                               in_order):
     store = SimpleKVStore()
     first = MoTEEmbedding(tiny_mote, embed_batch_size=len(TEXTS), embeddings_cache=store)
-    embed_both(first, True, False, True)
+    embed_both(in_order, first, True, False, True)
     spy = caching_encoder(other_tiny_mote)
     second = MoTEEmbedding(spy, embed_batch_size=len(TEXTS))
     second.embeddings_cache = store  # assigned after construction: namespaced all the same
     assert second.cache is store
-    assert embed_both(second, True, True, True) == reference(other_tiny_mote, True)
+    assert embed_both(in_order, second, True, True, True) == reference(in_order, other_tiny_mote, True)
     assert [c["task"] for c in spy.calls] == ["search_document"] + ["search_query"] * len(TEXTS)
-    assert embed_both(first, False, False, True) == reference(tiny_mote, True)
+    assert embed_both(in_order, first, False, False, True) == reference(in_order, tiny_mote, True)
     collections = {f"embeddings/mote/{m.fingerprint}/{task}" for m in (tiny_mote, other_tiny_mote)
                    for task in ("search_document", "search_query")}
     assert set(store.to_dict()) == collections

@@ -5,8 +5,6 @@ differ (tiny_mote), and counts the encoder calls through a recording encoder.
 """
 from __future__ import annotations
 
-import asyncio
-
 import numpy as np
 import pytest
 from langchain_classic.embeddings import CacheBackedEmbeddings
@@ -24,7 +22,7 @@ def reference(model):
     return emb.embed_documents(TEXTS), [emb.embed_query(t) for t in TEXTS]
 
 
-def run_both_roles(emb, documents_first: bool, use_async: bool):
+def both_roles(in_order, emb, documents_first: bool, use_async: bool):
     """(document vectors, query vectors) of TEXTS, the roles in the given order, sync or async."""
     async def documents():
         return await emb.aembed_documents(TEXTS) if use_async else emb.embed_documents(TEXTS)
@@ -32,43 +30,38 @@ def run_both_roles(emb, documents_first: bool, use_async: bool):
     async def queries():
         return [await emb.aembed_query(t) if use_async else emb.embed_query(t) for t in TEXTS]
 
-    async def main():
-        if documents_first:
-            return await documents(), await queries()
-        q = await queries()
-        return await documents(), q
-
-    return asyncio.run(main())
+    return in_order(documents, queries, documents_first)
 
 
 @pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
 @pytest.mark.parametrize("documents_first", [True, False], ids=["documents-first", "queries-first"])
-def test_each_role_gets_its_own_expert_and_a_second_call_skips_the_encoder(tiny_mote, caching_encoder,
+def test_each_role_gets_its_own_expert_and_a_second_call_skips_the_encoder(tiny_mote, caching_encoder, in_order,
                                                                            documents_first, use_async):
     ref_docs, ref_queries = reference(tiny_mote)
     assert np.abs(np.subtract(ref_docs, ref_queries)).max() > 1e-3  # the experts really differ
     spy = caching_encoder(tiny_mote)
     emb = cache_backed(MoTEEmbeddings(spy), InMemoryByteStore())
     assert isinstance(emb, CacheBackedEmbeddings)
-    docs, queries = run_both_roles(emb, documents_first, use_async)
+    docs, queries = both_roles(in_order, emb, documents_first, use_async)
     assert docs == ref_docs and queries == ref_queries
     assert len(spy.calls) == 1 + len(TEXTS)  # one document batch, one call per query
     # second round, both orders: every vector from the cache, none from the encoder
     for order in (documents_first, not documents_first):
-        assert run_both_roles(emb, order, use_async) == (ref_docs, ref_queries)
+        assert both_roles(in_order, emb, order, use_async) == (ref_docs, ref_queries)
     assert len(spy.calls) == 1 + len(TEXTS)
 
 
-def test_a_second_model_sharing_the_store_gets_its_own_vectors(tiny_mote, other_tiny_mote, caching_encoder):
+def test_a_second_model_sharing_the_store_gets_its_own_vectors(tiny_mote, other_tiny_mote, caching_encoder,
+                                                               in_order):
     store = InMemoryByteStore()
     first = cache_backed(MoTEEmbeddings(tiny_mote), store, namespace="app:")
     first.embed_documents(TEXTS)
     [first.embed_query(t) for t in TEXTS]
     spy = caching_encoder(other_tiny_mote)
     second = cache_backed(MoTEEmbeddings(spy), store, namespace="app:")
-    assert run_both_roles(second, True, False) == reference(other_tiny_mote)
+    assert both_roles(in_order, second, True, False) == reference(other_tiny_mote)
     assert [c["task"] for c in spy.calls] == ["search_document"] + ["search_query"] * len(TEXTS)
-    assert run_both_roles(first, False, False) == reference(tiny_mote)  # the first model's entries are intact
+    assert both_roles(in_order, first, False, False) == reference(tiny_mote)  # the first model's entries are intact
     fp1, fp2 = tiny_mote.fingerprint, other_tiny_mote.fingerprint
     prefixes = {key.rsplit(":", 1)[0] for key in store.yield_keys()}
     assert prefixes == {f"app:mote:{fp}:{task}" for fp in (fp1, fp2) for task in ("search_document", "search_query")}
