@@ -40,10 +40,11 @@ DEFAULT_FETCH_K = 20
 
 def mote_embeddings_of(embedding: Any) -> Optional[MoTEEmbeddings]:
     """The MoTEEmbeddings inside `embedding` (itself, or under CacheBackedEmbeddings' `underlying_embeddings`)."""
-    seen = 0
-    while embedding is not None and not isinstance(embedding, MoTEEmbeddings) and seen < 8:
-        embedding, seen = getattr(embedding, "underlying_embeddings", None), seen + 1
-    return embedding if isinstance(embedding, MoTEEmbeddings) else None
+    for _ in range(8):  # wrappers around wrappers, but never a cycle
+        if embedding is None or isinstance(embedding, MoTEEmbeddings):
+            return embedding
+        embedding = getattr(embedding, "underlying_embeddings", None)
+    return None
 
 
 def _matcher(filter: Optional[Filter]) -> Optional[Callable[[dict], bool]]:
@@ -253,7 +254,8 @@ class MoTEVectorStore(VectorStore):
         return [doc for doc, _ in self.similarity_search_with_score(query, k, **kwargs)]
 
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
-        return lambda cosine: (1.0 + cosine) / 2.0
+        # clipped: a float32 cosine of a vector with itself can exceed 1 by an ulp, and LangChain warns outside [0, 1]
+        return lambda cosine: min(1.0, max(0.0, (1.0 + cosine) / 2.0))
 
     def _stored_vectors(self, hits: list[Hit]) -> np.ndarray:
         """The index's vectors for `hits` (flat and HNSW store them exactly); IVF-PQ keeps only codes, so its

@@ -2,6 +2,8 @@
 metadata filters, MMR, and a mixed cached workload that must equal the uncached one exactly."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from langchain_classic.embeddings import CacheBackedEmbeddings
@@ -56,6 +58,12 @@ def test_scores_are_cosines_and_relevance_maps_them_onto_0_1(store, tiny_mote):
     np.testing.assert_allclose([s for _, s in hits], [docs[i] @ q for i, _ in hits], atol=1e-6)
     relevance = store.similarity_search_with_relevance_scores(QUERIES[1], k=5)
     np.testing.assert_allclose([r for _, r in relevance], [(1 + s) / 2 for _, s in hits], atol=1e-7)
+    # a document asked as itself through the same expert: cosine 1 (give or take an ulp), relevance exactly <= 1
+    same = MoTEVectorStore.from_texts(TEXTS, MoTEEmbeddings(tiny_mote, query_task="search_document"), ids=IDS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # LangChain warns about relevance scores outside [0, 1]
+        best = [same.similarity_search_with_relevance_scores(t, k=1)[0] for t in TEXTS]
+    assert [d.id for d, _ in best] == IDS and all(0.9999 < r <= 1.0 for _, r in best)
 
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
