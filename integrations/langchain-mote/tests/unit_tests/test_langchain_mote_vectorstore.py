@@ -102,6 +102,12 @@ def test_load_local_refuses_another_encoder_with_faiss_index_loads_error(tiny_mo
     with pytest.raises(EncoderMismatchError, match="fingerprint"):
         MoTEVectorStore(MoTEEmbeddings(other_tiny_mote), FaissIndex.load(tmp_path / "idx"))
     assert len(MoTEVectorStore.load_local(tmp_path / "idx", MoTEEmbeddings(tiny_mote)).index) == len(TEXTS)
+    # an index built with other embeddings records no fingerprint: MoTE embeddings of the same size refuse it
+    fake = DeterministicFakeEmbedding(size=tiny_mote.dim)
+    MoTEVectorStore.from_texts(TEXTS, fake, ids=IDS).save_local(tmp_path / "fake")
+    with pytest.raises(EncoderMismatchError, match="no encoder fingerprint"):
+        MoTEVectorStore.load_local(tmp_path / "fake", MoTEEmbeddings(tiny_mote))
+    assert len(MoTEVectorStore.load_local(tmp_path / "fake", fake, allow_dangerous_deserialization=True).index) == 20
 
 
 def test_a_shard_set_opens_read_only_and_searches_like_one_index(tiny_mote, tmp_path, store):
