@@ -173,6 +173,8 @@ class MoTEVectorStore(VectorStore):
         """
         if kwargs:
             raise TypeError(f"unexpected argument(s) {sorted(kwargs)}")
+        if self.index is not None:
+            self._writable()  # a shard set refuses before anything is embedded
         texts = list(texts)
         if ids is not None and len(ids) != len(texts):
             raise ValueError(f"got {len(texts)} texts but {len(ids)} ids")
