@@ -71,6 +71,26 @@ def check_routing():
     return _check_routing
 
 
+def _in_order(documents, queries, documents_first: bool):
+    """Run the coroutine functions `documents` and `queries` in that order (or the reverse) in one event loop;
+    return (documents' result, queries' result). Cache tests embed one role first, then the other."""
+    import asyncio
+
+    async def main():
+        if documents_first:
+            return await documents(), await queries()
+        q = await queries()
+        return await documents(), q
+
+    return asyncio.run(main())
+
+
+@pytest.fixture(scope="session")
+def in_order():
+    """in_order(documents, queries, documents_first): see `_in_order`."""
+    return _in_order
+
+
 @pytest.fixture(params=["encoder object", "onnx folder"])
 def routed_source(request):
     """(what the embeddings class is given, the reference encoder): `tiny_mote` itself, or its ONNX export as
@@ -116,6 +136,24 @@ def tiny_mote(tmp_path_factory, base_path):
         for p in model.expert_parameters("search_query"):
             p.add_(0.5 * torch.randn_like(p))
     model.refresh_fingerprint()
+    return model
+
+
+@pytest.fixture(scope="session")
+def other_tiny_mote(tiny_mote):
+    """`tiny_mote` with its experts perturbed again: another model (fingerprint) of the same shape, for caches
+    and indexes that two models share."""
+    import copy
+
+    import torch
+
+    torch.manual_seed(1)
+    model = copy.deepcopy(tiny_mote)
+    with torch.no_grad():
+        for p in model.expert_parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    model.refresh_fingerprint()
+    assert model.fingerprint != tiny_mote.fingerprint
     return model
 
 

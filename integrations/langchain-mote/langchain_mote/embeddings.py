@@ -34,6 +34,12 @@ class MoTEEmbeddings(BaseModel, Embeddings):
 
     Override the tasks for other pipelines, e.g. `MoTEEmbeddings(path, document_task="clustering")`.
     Async methods run the encoder in a worker thread, so the event loop stays responsive.
+
+    Caching: use `langchain_mote.cache_backed(emb, store)`, not
+    `CacheBackedEmbeddings.from_bytes_store(emb, store, query_embedding_cache=True)`. The latter keys queries
+    and documents by the text alone in one namespace, so a text embedded as a document and later asked as a
+    query gets the search_document vector back (and vice versa), and two models sharing the store collide.
+    `cache_backed` keeps each role under its own namespace, `mote:<fingerprint>:<task>:`.
     """
 
     model: Optional[str] = Field(
@@ -74,6 +80,12 @@ class MoTEEmbeddings(BaseModel, Embeddings):
     def fingerprint(self) -> str:
         """The encoder's fingerprint: what a saved index must have been built with."""
         return self._embedder.fingerprint
+
+    def cache_namespace(self, role: str) -> str:
+        """`"mote:<fingerprint>:<task>:"` for `role` "query" or "document": the key prefix that keeps a cache's
+        entries apart by model and expert (see `cache_backed`)."""
+        field = {"query": "query_task", "document": "document_task"}[role]
+        return f"mote:{self.fingerprint}:{self._embedder.check_task(getattr(self, field), field)}:"
 
     # ------------------------------------------------------------------ sync API
     def embed_documents(self, texts: list[str]) -> list[list[float]]:

@@ -12,11 +12,27 @@ from typing import Any, List, Optional
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.storage.kvstore.types import BaseKVStore
 
 from mote_rag.encoders import MODEL_ENV
 from mote_rag.task_embedder import TaskEmbedder
 
 DEFAULT_MOTE_BATCH_SIZE = 32
+CACHE_VALUE_KEY = "embedding"
+
+
+def _cached_vector(entry: Optional[dict]) -> Optional[Embedding]:
+    """The vector of a cache entry ({key: vector}, as llama-index-core writes them too), or None."""
+    return None if not entry else next(iter(entry.values()))
+
+
+def _missing(texts: List[str], vectors: List[Optional[Embedding]]) -> List[str]:
+    """The texts without a cached vector, each once, in order."""
+    return list(dict.fromkeys(t for t, v in zip(texts, vectors) if v is None))
+
+
+def _filled(texts: List[str], vectors: List[Optional[Embedding]], new: dict) -> List[Embedding]:
+    return [new[t] if v is None else v for t, v in zip(texts, vectors)]
 
 
 class MoTEEmbedding(BaseEmbedding):
@@ -39,6 +55,13 @@ class MoTEEmbedding(BaseEmbedding):
     Override the tasks for other pipelines, e.g. `MoTEEmbedding(path, text_task="clustering")`. `embed_batch_size`
     (alias `batch_size`) is both LlamaIndex's chunk size and the encoder's forward batch. Async methods run
     the encoder in a worker thread, so the event loop stays responsive.
+
+    Caching: `MoTEEmbedding(path, embeddings_cache=SimpleKVStore())` (or any BaseKVStore, given here or assigned
+    later) is namespaced: every read and write, sync, async and batch, goes to the collection
+    `embeddings/mote/<fingerprint>/<task>`, so a text embedded as a node never comes back as a query vector (and
+    vice versa), and two models sharing a store keep their own entries. llama-index-core's own cache keys by the
+    text alone in one collection; to keep it out of the way the store is held by this class (`cache`) and
+    BaseEmbedding's `embeddings_cache` field stays None.
     """
 
     model: Optional[str] = Field(
@@ -51,6 +74,7 @@ class MoTEEmbedding(BaseEmbedding):
     show_progress: bool = Field(default=False, description="Show the encoder's progress bar on text batches.")
 
     _embedder: TaskEmbedder = PrivateAttr(default=None)
+    _cache: Optional[BaseKVStore] = PrivateAttr(default=None)
 
     def __init__(self, model: Any = None, /, **kwargs: Any):
         if model is not None and "model" in kwargs:
@@ -65,8 +89,18 @@ class MoTEEmbedding(BaseEmbedding):
                                  "text_task": kwargs.get("text_task", "search_document")},
                                 owner="MoTEEmbedding")
         kwargs.setdefault("model_name", embedder.description)
+        cache = kwargs.pop("embeddings_cache", None)
         super().__init__(model=embedder.description, **kwargs)
         self._embedder = embedder
+        self.embeddings_cache = cache
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "embeddings_cache":  # ours to namespace: BaseEmbedding would key it by the text alone
+            if value is not None and not isinstance(value, BaseKVStore):
+                raise TypeError(f"embeddings_cache must be a llama_index BaseKVStore, got {type(value).__name__}")
+            self._cache = value
+            return
+        super().__setattr__(name, value)
 
     @classmethod
     def class_name(cls) -> str:
@@ -87,22 +121,58 @@ class MoTEEmbedding(BaseEmbedding):
         """The encoder's fingerprint: what a saved index must have been built with."""
         return self._embedder.fingerprint
 
+    @property
+    def cache(self) -> Optional[BaseKVStore]:
+        """The embeddings cache given as `embeddings_cache` (None: no caching)."""
+        return self._cache
+
+    def cache_collection(self, task_field: str) -> str:
+        """`embeddings/mote/<fingerprint>/<task>`: the cache collection of "query_task" or "text_task"."""
+        return f"embeddings/mote/{self.fingerprint}/{self._embedder.check_task(getattr(self, task_field), task_field)}"
+
+    # ------------------------------------------------------------------ every encode goes through these two
+    def _embed(self, texts: List[str], task_field: str, progress: bool = False) -> List[Embedding]:
+        task, cache = getattr(self, task_field), self._cache
+        if cache is None:
+            return self._embedder.embed(texts, task, self.embed_batch_size, progress)
+        collection = self.cache_collection(task_field)
+        vectors = [_cached_vector(cache.get(t, collection=collection)) for t in texts]
+        missing = _missing(texts, vectors)
+        if not missing:
+            return vectors
+        new = dict(zip(missing, self._embedder.embed(missing, task, self.embed_batch_size, progress)))
+        cache.put_all([(t, {CACHE_VALUE_KEY: v}) for t, v in new.items()], collection=collection)
+        return _filled(texts, vectors, new)
+
+    async def _aembed(self, texts: List[str], task_field: str, progress: bool = False) -> List[Embedding]:
+        task, cache = getattr(self, task_field), self._cache
+        if cache is None:
+            return await self._embedder.aembed(texts, task, self.embed_batch_size, progress)
+        collection = self.cache_collection(task_field)
+        vectors = [_cached_vector(await cache.aget(t, collection=collection)) for t in texts]
+        missing = _missing(texts, vectors)
+        if not missing:
+            return vectors
+        new = dict(zip(missing, await self._embedder.aembed(missing, task, self.embed_batch_size, progress)))
+        await cache.aput_all([(t, {CACHE_VALUE_KEY: v}) for t, v in new.items()], collection=collection)
+        return _filled(texts, vectors, new)
+
     # ------------------------------------------------------------------ sync API
     def _get_query_embedding(self, query: str) -> Embedding:
-        return self._embedder.embed([query], self.query_task, self.embed_batch_size)[0]
+        return self._embed([query], "query_task")[0]
 
     def _get_text_embedding(self, text: str) -> Embedding:
-        return self._embedder.embed([text], self.text_task, self.embed_batch_size)[0]
+        return self._embed([text], "text_task")[0]
 
     def _get_text_embeddings(self, texts: List[str]) -> List[Embedding]:
-        return self._embedder.embed(texts, self.text_task, self.embed_batch_size, self.show_progress)
+        return self._embed(texts, "text_task", self.show_progress)
 
     # ------------------------------------------------------------------ async API (worker thread)
     async def _aget_query_embedding(self, query: str) -> Embedding:
-        return (await self._embedder.aembed([query], self.query_task, self.embed_batch_size))[0]
+        return (await self._aembed([query], "query_task"))[0]
 
     async def _aget_text_embedding(self, text: str) -> Embedding:
-        return (await self._embedder.aembed([text], self.text_task, self.embed_batch_size))[0]
+        return (await self._aembed([text], "text_task"))[0]
 
     async def _aget_text_embeddings(self, texts: List[str]) -> List[Embedding]:
-        return await self._embedder.aembed(texts, self.text_task, self.embed_batch_size, self.show_progress)
+        return await self._aembed(texts, "text_task", self.show_progress)

@@ -1,0 +1,330 @@
+"""MoTEVectorStore: a LangChain VectorStore over mote-rag's own indexes (`FaissIndex`, `ShardedIndex`).
+
+What it keeps that langchain_community's FAISS store loses:
+- the encoder fingerprint guard: `load_local` refuses an index built by another model (the error
+  `FaissIndex.load` gives), and a store refuses embeddings whose tasks differ from the index's;
+- mote-rag's on-disk format: atomic, sha256-checked, pickle-free saves (`index.json` + a faiss file);
+- HNSW and IVF-PQ (`kind="hnsw"` / `"ivfpq"`), and shard sets written by `mote-rag index --ray`, opened
+  read-only (`load_local` opens whichever the folder holds).
+
+Scores are cosine similarities (vectors are L2-normalised), higher is better; relevance scores map them onto
+[0, 1] as (1 + cosine) / 2. Documents are embedded with the embeddings' `embed_documents` (search_document
+expert) and queries with `embed_query` (search_query expert), so a `cache_backed` wrapper works as it is.
+
+Any LangChain `Embeddings` works; the fingerprint guard needs `MoTEEmbeddings` (or a `cache_backed` /
+CacheBackedEmbeddings wrapper around one). An index built with other embeddings records no fingerprint and
+only opens with embeddings that are not MoTE either.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from typing import Any, Callable, Iterable, Optional, Sequence, Union
+
+import numpy as np
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.vectorstores import VectorStore, VectorStoreRetriever
+from langchain_core.vectorstores.utils import maximal_marginal_relevance
+
+from mote_rag.index import EncoderMismatchError, FaissIndex, Hit, int_id
+from mote_rag.index.sharded import ShardedIndex, open_index, read_any_header
+
+from langchain_mote.embeddings import MoTEEmbeddings
+
+Filter = Union[dict, Callable[[dict], bool]]
+DEFAULT_K = 4
+DEFAULT_FETCH_K = 20
+
+
+def mote_embeddings_of(embedding: Any) -> Optional[MoTEEmbeddings]:
+    """The MoTEEmbeddings inside `embedding` (itself, or under CacheBackedEmbeddings' `underlying_embeddings`)."""
+    for _ in range(8):  # wrappers around wrappers, but never a cycle
+        if embedding is None or isinstance(embedding, MoTEEmbeddings):
+            return embedding
+        embedding = getattr(embedding, "underlying_embeddings", None)
+    return None
+
+
+def _matcher(filter: Optional[Filter]) -> Optional[Callable[[dict], bool]]:
+    """A metadata predicate: a callable as given, or a dict of key -> value (a list or set: any of its values)."""
+    if filter is None or callable(filter):
+        return filter
+    if not isinstance(filter, dict):
+        raise TypeError(f"filter must be a dict or a callable taking the metadata dict, got {type(filter).__name__}")
+
+    def match(metadata: dict) -> bool:
+        for key, wanted in filter.items():
+            if key not in metadata:
+                return False
+            value = metadata[key]
+            if isinstance(wanted, (list, tuple, set, frozenset)) and not isinstance(value, (list, tuple)):
+                if value not in wanted:
+                    return False
+            elif value != wanted:
+                return False
+        return True
+
+    return match
+
+
+def _document(hit: Hit) -> Document:
+    return Document(id=hit.id, page_content=hit.text or "", metadata=dict(hit.metadata))
+
+
+class MoTERetriever(VectorStoreRetriever):
+    """`MoTEVectorStore.as_retriever()`: LangChain's VectorStoreRetriever that also takes `k` (and any other
+    search argument such as `filter` or `fetch_k`) directly, e.g. `MoTERetriever(vectorstore=store, k=3)`."""
+
+    def __init__(self, *, k: Optional[int] = None, filter: Optional[Filter] = None, **kwargs: Any):
+        search_kwargs = dict(kwargs.pop("search_kwargs", None) or {})
+        if k is not None:
+            search_kwargs["k"] = k
+        if filter is not None:
+            search_kwargs["filter"] = filter
+        super().__init__(search_kwargs=search_kwargs, **kwargs)
+
+
+class MoTEVectorStore(VectorStore):
+    """LangChain VectorStore over a mote-rag `FaissIndex` (read-write) or `ShardedIndex` (read-only).
+
+    Example:
+        ```python
+        from langchain_mote import MoTEEmbeddings, MoTEVectorStore
+
+        emb = MoTEEmbeddings("path/to/onnx-export")
+        store = MoTEVectorStore.from_texts(texts, emb, metadatas=metas, kind="hnsw")
+        store.similarity_search("what causes anaemia?", k=4, filter={"source": "NIH"})
+        store.save_local("my-index")                           # atomic, fingerprint recorded, no pickle
+        store = MoTEVectorStore.load_local("my-index", emb)    # refuses another model; opens shard sets too
+        store.as_retriever(k=4).invoke("what causes anaemia?")
+        ```
+
+    `index` is the mote-rag index itself (`store.index.search(...)`, `store.index.info()` work as usual).
+    """
+
+    def __init__(self, embedding: Embeddings, index: Union[FaissIndex, ShardedIndex, None] = None, *,
+                 kind: str = "flat", **kind_params: Any):
+        """`index`: an open FaissIndex or ShardedIndex (checked against `embedding`); None: a new empty
+        FaissIndex of `kind` ("flat", "hnsw", "ivfpq") with `kind_params` (see FaissIndex)."""
+        self._embedding = embedding
+        self._mote = mote_embeddings_of(embedding)
+        self._write_lock = threading.RLock()
+        self._new_index_args = {"kind": kind, **kind_params}
+        if index is None and self._mote is not None:
+            index = self._new_index(self._mote.dim)
+        elif index is None:
+            FaissIndex(dim=1, **self._new_index_args)  # check kind and options now; dim comes with the first vector
+        else:
+            self._check_index(index)
+        self.index: Union[FaissIndex, ShardedIndex, None] = index
+
+    # ------------------------------------------------------------------ identity and checks
+    @property
+    def embeddings(self) -> Embeddings:
+        return self._embedding
+
+    def _new_index(self, dim: int) -> FaissIndex:
+        if self._mote is None:
+            return FaissIndex(dim=dim, **self._new_index_args)
+        mote = self._mote
+        return FaissIndex(mote.encoder, document_task=mote.document_task, query_task=mote.query_task,
+                          **self._new_index_args)
+
+    def _check_index(self, index: Union[FaissIndex, ShardedIndex]) -> None:
+        """Refuse an index whose vectors these embeddings cannot be compared with."""
+        mote = self._mote
+        if mote is None:
+            if index.fingerprint is not None:
+                raise EncoderMismatchError(
+                    f"the index was built with mote-rag encoder fingerprint {index.fingerprint}, but the embeddings "
+                    f"given ({type(self._embedding).__name__}) are not MoTEEmbeddings of that model; pass "
+                    f"MoTEEmbeddings of the model that built it")
+            return
+        if index.fingerprint != mote.fingerprint:
+            raise EncoderMismatchError(
+                f"the index was built with encoder fingerprint {index.fingerprint}, but the embeddings given have "
+                f"fingerprint {mote.fingerprint}; its vectors would not be comparable. Use the same model or "
+                f"rebuild the index")
+        if int(index.dim) != mote.dim:
+            raise EncoderMismatchError(f"the index holds {index.dim}-dim vectors but the embeddings give {mote.dim}")
+        for role, field, stored in (("document", "document_task", index.document_task),
+                                    ("query", "query_task", index.query_task)):
+            task = mote.encoder.tasks.get(getattr(mote, field)).name
+            if task != stored:
+                raise EncoderMismatchError(
+                    f"the index embeds {role}s with task {stored!r} but the embeddings' {field} is {task!r}: "
+                    f"pass MoTEEmbeddings(..., {field}={stored!r})")
+
+    def _writable(self) -> FaissIndex:
+        if isinstance(self.index, ShardedIndex):
+            raise NotImplementedError(
+                "a shard set is opened read-only: to change it, open the shard as a FaissIndex, add/delete, save, "
+                "and rewrite the manifest (mote_rag.index.sharded.write_manifest), or rebuild with mote-rag index")
+        return self.index
+
+    # ------------------------------------------------------------------ writes
+    def add_texts(self, texts: Iterable[str], metadatas: Optional[list[dict]] = None, *,
+                  ids: Optional[list[Optional[str]]] = None, **kwargs: Any) -> list[str]:
+        """Embed `texts` with the document expert and add them; an id already stored is replaced (upsert).
+
+        Ids default to random uuid hex strings (also for None entries). Metadata must be JSON-serialisable.
+        """
+        if kwargs:
+            raise TypeError(f"unexpected argument(s) {sorted(kwargs)}")
+        if self.index is not None:
+            self._writable()  # a shard set refuses before anything is embedded
+        texts = list(texts)
+        if ids is not None and len(ids) != len(texts):
+            raise ValueError(f"got {len(texts)} texts but {len(ids)} ids")
+        ids = [str(i) if i is not None else uuid.uuid4().hex for i in (ids or [None] * len(texts))]
+        if not texts:
+            return []
+        metadatas = [dict(m or {}) for m in metadatas] if metadatas is not None else None
+        vectors = np.asarray(self._embedding.embed_documents(texts), dtype=np.float32)
+        with self._write_lock:
+            if self.index is None:
+                self.index = self._new_index(vectors.shape[1])
+            index = self._writable()
+            # validate everything (ids, metadata, vectors) on a scratch index before the old entries go
+            FaissIndex(dim=index.dim).add_embeddings(vectors, ids, metadatas, texts=texts)
+            replaced = [i for i in dict.fromkeys(ids) if i in index]
+            if replaced:
+                index.delete(replaced)
+            index.add_embeddings(vectors, ids, metadatas, texts=texts)
+        return ids
+
+    def delete(self, ids: Optional[list[str]] = None, **kwargs: Any) -> Optional[bool]:
+        """Remove documents by id (ids not stored are ignored); `ids=None` removes every document."""
+        if kwargs:
+            raise TypeError(f"unexpected argument(s) {sorted(kwargs)}")
+        with self._write_lock:
+            if self.index is None:
+                return True
+            index = self._writable()
+            present = [i for i in (index.ids if ids is None else ids) if i in index]
+            if present:
+                index.delete(present)
+        return True
+
+    def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+        """The stored documents with these ids, in the order given; ids not stored are skipped."""
+        index = self.index
+        if index is None:
+            return []
+        return [_document(index.get(i)) for i in ids if i in index]
+
+    # ------------------------------------------------------------------ search
+    def _hits(self, vector: Sequence[float], k: int, filter: Optional[Filter], fetch_k: int,
+              ef_search: Optional[int], nprobe: Optional[int]) -> list[Hit]:
+        """The top `k` hits whose metadata pass `filter`: exact among the matching documents, because the search
+        widens (fetch_k, then 4x, ...) until k matches are found or every document has been ranked."""
+        index = self.index
+        if index is None or not len(index):
+            return []
+        match = _matcher(filter)
+        n = k if match is None else max(k, fetch_k)
+        while True:
+            hits = index.search_vectors(np.asarray(vector, dtype=np.float32), min(n, len(index)),
+                                        ef_search=ef_search, nprobe=nprobe)
+            if match is None:
+                return hits
+            matching = [h for h in hits if match(h.metadata)]
+            if len(matching) >= k or n >= len(index):
+                return matching[:k]
+            n *= 4
+
+    def similarity_search_with_score_by_vector(self, embedding: Sequence[float], k: int = DEFAULT_K,
+                                               filter: Optional[Filter] = None, fetch_k: int = DEFAULT_FETCH_K,
+                                               ef_search: Optional[int] = None, nprobe: Optional[int] = None,
+                                               **kwargs: Any) -> list[tuple[Document, float]]:
+        """(document, cosine) pairs, best first. `filter`: a dict (key -> value, or a list of allowed values)
+        or a callable on the metadata dict. `ef_search` / `nprobe`: per-call HNSW / IVF-PQ search depth."""
+        if kwargs:
+            raise TypeError(f"unexpected argument(s) {sorted(kwargs)}")
+        return [(_document(h), h.score) for h in self._hits(embedding, k, filter, fetch_k, ef_search, nprobe)]
+
+    def similarity_search_with_score(self, query: str, k: int = DEFAULT_K, **kwargs: Any
+                                     ) -> list[tuple[Document, float]]:
+        return self.similarity_search_with_score_by_vector(self._embedding.embed_query(query), k, **kwargs)
+
+    def similarity_search_by_vector(self, embedding: list[float], k: int = DEFAULT_K, **kwargs: Any) -> list[Document]:
+        return [doc for doc, _ in self.similarity_search_with_score_by_vector(embedding, k, **kwargs)]
+
+    def similarity_search(self, query: str, k: int = DEFAULT_K, **kwargs: Any) -> list[Document]:
+        return [doc for doc, _ in self.similarity_search_with_score(query, k, **kwargs)]
+
+    def _select_relevance_score_fn(self) -> Callable[[float], float]:
+        # clipped: a float32 cosine of a vector with itself can exceed 1 by an ulp, and LangChain warns outside [0, 1]
+        return lambda cosine: min(1.0, max(0.0, (1.0 + cosine) / 2.0))
+
+    def _stored_vectors(self, hits: list[Hit]) -> np.ndarray:
+        """The index's vectors for `hits` (flat and HNSW store them exactly); IVF-PQ keeps only codes, so its
+        documents are embedded again from their stored texts."""
+        index = self.index
+        shards = index.shards if isinstance(index, ShardedIndex) else [index]
+        if any(s.kind == "ivfpq" for s in shards):
+            if any(h.text is None for h in hits):
+                raise ValueError("MMR over an IVF-PQ index needs the documents' texts (the index stores none)")
+            return np.asarray(self._embedding.embed_documents([h.text for h in hits]), dtype=np.float32)
+        out = []
+        for hit in hits:
+            shard = next(s for s in shards if hit.id in s)
+            out.append(shard.faiss_index.reconstruct(int_id(hit.id)))
+        return np.asarray(out, dtype=np.float32).reshape(len(hits), -1)
+
+    def max_marginal_relevance_search_by_vector(self, embedding: list[float], k: int = DEFAULT_K,
+                                                fetch_k: int = DEFAULT_FETCH_K, lambda_mult: float = 0.5,
+                                                filter: Optional[Filter] = None, **kwargs: Any) -> list[Document]:
+        """Maximal marginal relevance among the `fetch_k` best (filtered) documents: `lambda_mult` 1 ranks by
+        similarity alone, 0 by diversity alone."""
+        hits = self._hits(embedding, fetch_k, filter, fetch_k, kwargs.pop("ef_search", None),
+                          kwargs.pop("nprobe", None))
+        if kwargs:
+            raise TypeError(f"unexpected argument(s) {sorted(kwargs)}")
+        if not hits:
+            return []
+        chosen = maximal_marginal_relevance(np.asarray(embedding, dtype=np.float32), self._stored_vectors(hits),
+                                            lambda_mult=lambda_mult, k=k)
+        return [_document(hits[i]) for i in chosen]
+
+    def max_marginal_relevance_search(self, query: str, k: int = DEFAULT_K, fetch_k: int = DEFAULT_FETCH_K,
+                                      lambda_mult: float = 0.5, **kwargs: Any) -> list[Document]:
+        return self.max_marginal_relevance_search_by_vector(self._embedding.embed_query(query), k, fetch_k,
+                                                            lambda_mult, **kwargs)
+
+    def as_retriever(self, **kwargs: Any) -> MoTERetriever:
+        """A `MoTERetriever`: as LangChain's, plus `k=` / `filter=` given directly."""
+        tags = kwargs.pop("tags", None) or [*self._get_retriever_tags()]
+        return MoTERetriever(vectorstore=self, tags=tags, **kwargs)
+
+    # ------------------------------------------------------------------ construction and persistence
+    @classmethod
+    def from_texts(cls, texts: list[str], embedding: Embeddings, metadatas: Optional[list[dict]] = None, *,
+                   ids: Optional[list[str]] = None, kind: str = "flat", **kind_params: Any) -> "MoTEVectorStore":
+        """A new FaissIndex of `kind` holding `texts` (IVF-PQ trains its codebooks on them)."""
+        store = cls(embedding, kind=kind, **kind_params)
+        store.add_texts(texts, metadatas, ids=ids)
+        return store
+
+    def save_local(self, folder_path: Union[str, os.PathLike]) -> None:
+        """Write the index in mote-rag's format: atomic, encoder fingerprint recorded, sha256-checked, no pickle."""
+        with self._write_lock:
+            if self.index is None:
+                raise ValueError("nothing to save: the store has no documents yet")
+            self._writable().save(folder_path)
+
+    @classmethod
+    def load_local(cls, folder_path: Union[str, os.PathLike], embeddings: Embeddings, *,
+                   allow_dangerous_deserialization: bool = False) -> "MoTEVectorStore":
+        """Open a saved index or a shard set (read-only). Refuses, with `EncoderMismatchError`, an index built by
+        another encoder (the error `FaissIndex.load` gives), or one whose document/query tasks differ from the
+        embeddings'. (`allow_dangerous_deserialization` is accepted for drop-in use and ignored: no pickle.)"""
+        mote = mote_embeddings_of(embeddings)
+        if mote is not None and (read_any_header(folder_path).get("encoder") or {}).get("fingerprint") is None:
+            raise EncoderMismatchError(
+                f"index {folder_path} records no encoder fingerprint (it was built with embeddings other than a "
+                f"mote-rag encoder), so MoTEEmbeddings cannot vouch for its vectors; open it with the embeddings "
+                f"that built it")
+        return cls(embeddings, open_index(folder_path, encoder=mote.encoder if mote is not None else None))
