@@ -12,7 +12,7 @@ import pytest
 from mote_rag import MoTEModel
 from mote_rag.cli.main import main
 from mote_rag.exporters.calibration import calibration_feeds, default_calibration_texts
-from mote_rag.exporters.quantize import input_channel_maxima, smooth_matmul_inputs
+from mote_rag.exporters.quantize import FP32_FEED_FORWARD_LAYERS, input_channel_maxima, smooth_matmul_inputs
 
 LAYERS = 4  # tiny_bert_dir
 
@@ -44,15 +44,17 @@ def test_optimised_graph_keeps_query_key_value_matmuls_unpacked(export):
     assert counts["MatMul"] == 6 * LAYERS  # q, k, v, attention output, FFN in, FFN out
 
 
-def test_int8_graph_quantises_every_matmul_but_the_first_ffn_output(export):
+def test_int8_graph_quantises_every_matmul_but_the_first_ffn_outputs(export):
     manifest = json.loads((export / "manifest.json").read_text())
     settings = manifest["variants"]["int8"]["quantization"]
-    assert settings["weight_type"] == "QInt8" and settings["per_channel"] is True
+    assert settings["weight_type"] == "QInt8" and settings["per_channel"] is True and settings["reduce_range"] is True
     assert settings["smoothing"]["alpha"] == 0.7 and settings["calibration"] == "default sample"
     # one smoothing Mul per distinct MatMul input: q/k/v share theirs -> 4 per layer
     assert settings["smoothed_inputs"] == 4 * LAYERS
     counts = ops(export / "search_query.int8.onnx")
-    assert counts["MatMulInteger"] == 6 * LAYERS - 1 and counts["MatMul"] == 1
+    kept = settings["fp32_node_count"]
+    assert kept == FP32_FEED_FORWARD_LAYERS == 2
+    assert counts["MatMulInteger"] == 6 * LAYERS - kept and counts["MatMul"] == kept
     assert counts["MultiHeadAttention"] == LAYERS
 
 
