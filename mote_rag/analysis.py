@@ -77,7 +77,7 @@ def plot_analysis(drift: dict, similarity: dict, path: str | os.PathLike) -> Pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .atomic import atomic_path
+    from .evaluation.report import save_figure
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     layers = sorted(drift["layers"])
@@ -104,9 +104,4 @@ def plot_analysis(drift: dict, similarity: dict, path: str | os.PathLike) -> Pat
                        color="white" if m[a, b] < 0.9 else "black")
     right.set_title(f"Mean cosine of the same texts across task paths ({similarity['texts']} texts)")
     fig.colorbar(im, ax=right, fraction=0.046)
-    fig.tight_layout()
-    out = Path(path)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path)

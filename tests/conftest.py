@@ -71,3 +71,14 @@ def nudge_experts():
         return model
 
     return nudge
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """The tiny model is far faster on one thread; two threads on a busy 2-core machine thrash (25x slower)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -19,12 +19,7 @@ RETRIEVAL_ONLY = {"retrieval": [{"name": "scifact", "format": "beir", "path": "$
                                  "max_examples": 32}]}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def nudge_low_rank(model: MoTEModel, seed: int) -> MoTEModel:

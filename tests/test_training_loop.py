@@ -24,13 +24,7 @@ TINY_MIX = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tiny model is far faster on one thread; two threads on a busy 2-core machine thrash (25x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def tiny_config(tmp_path, tiny_bert_dir, data_dir, **kw):

@@ -108,7 +108,7 @@ def plot_gains(gains: Mapping, path: str | os.PathLike, models: Sequence[str] | 
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from ..atomic import atomic_path
+    from .report import save_figure
 
     names = list(models or gains["models"])
     columns = [c for c in ("in_mix", "out_of_mix") if any(gains["models"][n]["types"][c] for n in names)]
@@ -129,9 +129,4 @@ def plot_gains(gains: Mapping, path: str | os.PathLike, models: Sequence[str] | 
         ax.set_ylabel(f"gain over {gains['reference']} (points)")
         ax.set_title(MIX_LABELS[column].capitalize())
     axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    out = Path(path)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path)

@@ -87,6 +87,13 @@ def plot_averages(results: Mapping[str, dict], path: str | os.PathLike) -> Path:
     ax.set_ylabel("score (x100)")
     ax.set_title("Per-type averages")
     ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | os.PathLike) -> Path:
+    """Lay out, write atomically as PNG and close a matplotlib figure (every chart of the package)."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     out = Path(path)
     with atomic_path(out) as tmp:
