@@ -97,7 +97,7 @@ def gains_markdown(gains: Mapping, models: Sequence[str] | None = None) -> str:
 def _cell(iv: Interval | None) -> str:
     if iv is None:
         return "–"
-    return f"{iv.delta:+.2f} [{iv.low:+.2f}, {iv.high:+.2f}]" + (" =" if iv.tie else "")
+    return str(iv) + (" =" if iv.tie else "")
 
 
 def plot_gains(gains: Mapping, path: str | os.PathLike, models: Sequence[str] | None = None) -> Path:
