@@ -48,6 +48,11 @@ VARIANTS: dict[str, dict] = {
                            "expert_lr_multiplier": 10.0},
     "mote_router_lora16_all": {"arm": "mote", "use_prefixes": False, "experts_only": True, "expert_rank": 16,
                                "expert_lr_multiplier": 10.0, "placement": "all"},
+    # Retrieval-only recipes (the RAG user's case): every step is a retrieval batch from the same datasets. The
+    # frozen-trunk MoTE then leaves the classification and clustering paths bit-identical to the base.
+    "plain_retrieval": {"arm": "plain", "train_tasks": ("retrieval",)},
+    "mote_router_frozen_retrieval": {"arm": "mote", "use_prefixes": False, "experts_only": True,
+                                     "train_tasks": ("retrieval",)},
 }
 DENSE = ("plain", "ic")
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -57,6 +62,9 @@ def variant_config(config, name: str, seed: int, work: Path):
     overrides = dict(VARIANTS[name])
     arm = overrides.pop("arm")
     cfg = config.with_arm(arm, str(work / name / f"seed-{seed}"))
+    train_tasks = overrides.pop("train_tasks", None)
+    if train_tasks is not None:
+        overrides["tasks"] = tuple(t for t in cfg.tasks if t.name in train_tasks)
     return replace(cfg, seed=seed, **overrides)
 
 
@@ -75,7 +83,7 @@ def run_one(config, name: str, seed: int, work: Path, data, suite, cache_dir: st
     if (out / "mote_config.json").is_file() and log_file.is_file() and json.loads(log_file.read_text()).get("finished"):
         model = MoTEModel.from_pretrained(out)
     else:
-        trainer = Trainer(cfg, data=data, show_progress=False)
+        trainer = Trainer(cfg, data={t.name: data[t.name] for t in cfg.tasks}, show_progress=False)
         resume = latest_checkpoint(out) is not None
         print(f"[{time.strftime('%H:%M:%S')}] training {name} seed {seed}" + (" (resumed)" if resume else ""), flush=True)
         log = trainer.train(resume=resume or None)
