@@ -91,10 +91,62 @@ def run_one(config, name: str, seed: int, work: Path, data, suite, cache_dir: st
             f"{t} {s['first_loss']:.3f}->{s['last_loss']:.3f}" for t, s in log["per_task"].items()), flush=True)
         model = trainer.model
     print(f"[{time.strftime('%H:%M:%S')}] evaluating {name} seed {seed}", flush=True)
-    result = evaluate(model, suite=suite, name=f"{name}/seed-{seed}", show_progress=False, cache_dir=cache_dir)
+    result = evaluate_reusing_base(model, config, name, suite, work, f"{name}/seed-{seed}", cache_dir)
     result["variant"], result["seed"] = name, seed
     write_json_atomic(done, result)
     return result
+
+
+def unchanged_tasks(model, config, name: str) -> set[str]:
+    """Task paths of a trained model whose weights equal the variant's starting point bit for bit, with the
+    same prefix, length and pooling settings as the evaluated base: their scores are the base's by construction."""
+    from mote_rag import MoTEModel
+
+    base = MoTEModel.dense(config.base, use_prefixes=False)
+    if (model.use_prefixes, model.max_seq_length, model.normalize) != (base.use_prefixes, base.max_seq_length,
+                                                                        base.normalize):
+        return set()
+    start = initial_model(config, name)
+    same = set()
+    for task in model.tasks.names:
+        trained, initial = model.dense_path(task).state_dict(), start.dense_path(task).state_dict()
+        if trained.keys() == initial.keys() and all(torch.equal(trained[k], initial[k]) for k in trained):
+            same.add(task)
+    return same
+
+
+def evaluate_reusing_base(model, config, name: str, suite, work: Path, run_name: str, cache_dir: str) -> dict:
+    """evaluate() on the datasets whose task paths changed; datasets read only through paths that are bit-identical
+    to the base's take the base's result (marked `reused_from_base`). Frozen-trunk retrieval recipes change only
+    the query and document paths, so this skips most of their evaluation without changing a figure."""
+    from mote_rag.evaluation import evaluate
+    from mote_rag.evaluation.suite import Suite
+
+    same = unchanged_tasks(model, config, name)
+    base_file = work / "base" / "eval_compare.json"
+    base = json.loads(base_file.read_text()) if base_file.is_file() else None
+
+    def reads(spec) -> set[str]:
+        return {spec.option(k) for k in ("task", "query_task", "doc_task")} - {None}
+
+    reuse = [s for s in suite.datasets if base and s.name in base["datasets"] and reads(s) <= same]
+    todo = tuple(s for s in suite.datasets if s not in reuse)
+    result = evaluate(model, suite=Suite(suite.name, todo, suite.root), name=run_name, show_progress=False,
+                      cache_dir=cache_dir) if todo else None
+    if not reuse:
+        return result
+    print(f"  {len(reuse)} datasets read only unchanged paths ({', '.join(sorted(same))}): base results reused",
+          flush=True)
+    datasets = {s.name: (result["datasets"][s.name] if s in todo else {**base["datasets"][s.name],
+                                                                      "reused_from_base": True})
+                for s in suite.datasets}
+    averages = {}
+    for t in dict.fromkeys(r["type"] for r in datasets.values()):
+        averages[t] = float(np.mean([r["main_score"] for r in datasets.values() if r["type"] == t]))
+    out = dict(result or base)
+    out.update({"model": run_name, "fingerprint": model.fingerprint, "datasets": datasets, "averages": averages,
+                "average_of_types": float(np.mean(list(averages.values()))), "unchanged_tasks": sorted(same)})
+    return out
 
 
 def dev_suite(config, seed: int, work: Path):
