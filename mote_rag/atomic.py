@@ -136,8 +136,14 @@ def check_writable_folder(folder: str | os.PathLike, what: str) -> Path:
     probe = folder
     while not probe.exists():
         probe = probe.parent
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise PermissionError(f"{what} {folder}: {probe} is not writable")
+    if not probe.is_dir():
+        raise NotADirectoryError(f"{what} {folder}: {probe} is a file, so the folder cannot be created")
+    try:  # a real probe: os.access says yes to root even on read-only file systems
+        fd, tmp = tempfile.mkstemp(prefix=".mote-rag-probe.", dir=probe)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise PermissionError(f"{what} {folder}: {probe} is not writable ({exc.strerror})") from None
     return folder
 
 

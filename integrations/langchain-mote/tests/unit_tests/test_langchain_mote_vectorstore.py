@@ -76,7 +76,7 @@ def test_save_and_load_round_trip_without_pickle(tiny_mote, tmp_path, kind):
     assert files[1] == "index.json" and files[0].startswith("index.") and files[0].endswith(".faiss")
     loaded = MoTEVectorStore.load_local(tmp_path / "idx", emb)
     assert loaded.index.kind == kind and len(loaded.index) == len(TEXTS) - 3
-    assert loaded.index.read_header(tmp_path / "idx")["encoder"]["fingerprint"] == tiny_mote.fingerprint
+    assert loaded.index.read_header(tmp_path / "idx").fingerprint == tiny_mote.fingerprint
     for q in QUERIES:
         assert ranked(loaded, q) == ranked(store, q)
     assert loaded.get_by_ids(["doc-5", "doc-0", "doc-7"]) == store.get_by_ids(["doc-5", "doc-7"])[:1] + \

@@ -1,0 +1,197 @@
+"""Nothing is lost when writers collide or are interrupted: two processes saving one index folder, a second writer
+meeting the lock, and an export interrupted (SIGINT, SIGKILL) just before its manifest is written."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mote_rag.atomic import FolderLockedError
+from mote_rag.index.faiss_index import INDEX_JSON, FaissIndex, IndexFormatError
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+N, ROUNDS = 2000, 15
+
+SAVER = textwrap.dedent("""
+    import os, sys, time
+    import numpy as np
+    from mote_rag.index.faiss_index import FaissIndex
+    out, who, rounds, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    rng = np.random.default_rng(ord(who))
+    index = FaissIndex(dim=32, fingerprint="fp")
+    index.add_embeddings(rng.standard_normal((%d, 32)), [f"{who}-{i}" for i in range(%d)])
+    print("ready", flush=True)
+    while not os.path.exists(go):
+        time.sleep(0.001)
+    for r in range(rounds):
+        index.delete([f"{who}-{r}"])  # every round is a distinct version of this writer's index
+        index.save(out)
+    print("done", flush=True)
+""" % (N, N))
+
+
+def _complete_version(index: FaissIndex) -> None:
+    """One writer's whole index at one of its rounds: all ids from one writer, exactly as many as that round kept."""
+    writers = {doc_id.split("-")[0] for doc_id in index.ids}
+    assert len(writers) == 1, writers
+    rounds_done = N - len(index)
+    assert 1 <= rounds_done <= ROUNDS
+    who = writers.pop()
+    assert set(index.ids) == {f"{who}-{i}" for i in range(rounds_done, N)}
+    assert index.faiss_index.ntotal == len(index)
+
+
+def test_two_processes_saving_one_folder_lose_nothing(tmp_path):
+    script = tmp_path / "saver.py"
+    script.write_text(SAVER)
+    out, go = tmp_path / "ix", tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, str(script), str(out), who, str(ROUNDS), str(go)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV) for who in "ab"]
+    try:
+        for p in procs:
+            assert p.stdout.readline().strip() == "ready"
+        go.write_text("go")  # both start saving at the same moment
+        loads = 0
+        while any(p.poll() is None for p in procs):  # readers during the saves see complete versions
+            try:
+                _complete_version(FaissIndex.load(out))
+                loads += 1
+            except FileNotFoundError:
+                pass  # before the first save
+            except IndexFormatError as exc:
+                assert "missing" in str(exc)  # a reader overtaken by several saves in a row, never a broken file
+        results = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    for p, (stdout, stderr) in zip(procs, results):
+        assert p.returncode == 0, stderr
+        assert "done" in stdout
+    final = FaissIndex.load(out)
+    _complete_version(final)
+    assert N - len(final) == ROUNDS  # the last save of one of the writers
+    assert len(list(out.glob("index.*.faiss"))) == 1 and not list(out.glob(".index.*.tmp"))
+
+
+HOLDER = textwrap.dedent("""
+    import sys, time
+    from mote_rag.atomic import LOCK_NAME, folder_lock
+    with folder_lock(sys.argv[1] + "/" + LOCK_NAME, "test folder"):
+        print("locked", flush=True)
+        time.sleep(600)
+""")
+
+
+def test_a_second_writer_waits_then_gets_a_clear_error_and_deletes_nothing(tmp_path):
+    index = FaissIndex(dim=8, fingerprint="fp")
+    index.add_embeddings(np.eye(8), [f"d{i}" for i in range(8)])
+    out = index.save(tmp_path / "ix")
+    before = sorted(p.name for p in out.iterdir())
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(out)], stdout=subprocess.PIPE, text=True, env=ENV)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        index.delete(["d0"])
+        start = time.monotonic()
+        with pytest.raises(FolderLockedError, match=rf"being written by another process \(pid {holder.pid}"):
+            index.save(out, lock_timeout=0.5)
+        assert time.monotonic() - start >= 0.5
+        assert sorted(p.name for p in out.iterdir()) == before
+        assert len(FaissIndex.load(out)) == 8  # the holder's folder is untouched
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    index.save(out, lock_timeout=5)  # a killed holder leaves no stale lock
+    assert len(FaissIndex.load(out)) == 7
+
+
+# ---------------------------------------------------------------------------------------------- export
+INTERRUPTED_EXPORT = textwrap.dedent("""
+    import sys, time
+    import torch
+    torch.set_num_threads(1)
+    import mote_rag.exporters as exporters
+    from mote_rag import MoTEModel
+    model_dir, out, ready = sys.argv[1:4]
+    model = MoTEModel.from_pretrained(model_dir)
+    model.use_prefixes = False  # another function, so another fingerprint than the export it replaces
+    model.refresh_fingerprint()
+
+    def pause(folder):  # every file but the manifest is written: the most delicate moment
+        open(ready, "w").write(str(folder))
+        while True:
+            time.sleep(0.05)
+
+    exporters._before_manifest_hook = pause
+    model.export_onnx(out, tasks=["search_query", "search_document"], check=False)
+""")
+TEXTS = ["how do vaccines work", "anaemia is a lack of red blood cells", "gamma rays"]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, tiny_bert_dir, torch_one_thread):
+    from mote_rag import MoTEModel
+
+    root = tmp_path_factory.mktemp("export-interrupt")
+    model = MoTEModel.upcycle(tiny_bert_dir)
+    model.save_weights_and_config(root / "model")
+    return root, model.fingerprint
+
+
+def _first_export(root: Path, tmp: Path):
+    from mote_rag import MoTEModel, OnnxEncoder
+
+    out = tmp / "onnx"
+    MoTEModel.from_pretrained(root / "model").export_onnx(out, tasks=["search_query", "search_document"],
+                                                          check=False)
+    return out, (out / "manifest.json").read_bytes(), OnnxEncoder(out).encode(TEXTS, task="search_query")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_an_interrupted_export_leaves_the_previous_one_loadable(exported, tmp_path, sig):
+    from mote_rag import OnnxEncoder
+    from mote_rag.runtime.manifest import Manifest
+
+    root, fingerprint = exported
+    out, manifest_bytes, vectors = _first_export(root, tmp_path)
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED_EXPORT, str(root / "model"), str(out), str(ready)],
+                            stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        deadline = time.monotonic() + 300
+        while not ready.exists():
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "the export never reached its manifest"
+            time.sleep(0.05)
+        work = Path(ready.read_text())
+        assert work.parent == out.parent and work.name.startswith(".onnx.export-") and work.is_dir()
+        proc.send_signal(sig)
+        proc.wait(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    assert (out / "manifest.json").read_bytes() == manifest_bytes
+    Manifest.read(out).check_files()
+    encoder = OnnxEncoder(out)
+    assert encoder.fingerprint == fingerprint
+    assert np.array_equal(encoder.encode(TEXTS, task="search_query"), vectors)
+    if sig == signal.SIGINT:
+        assert not work.exists()  # cleaned up on the way out
+        return
+    assert work.exists()  # SIGKILL leaves it; the next export removes it, then swaps its own folder in
+    from mote_rag import MoTEModel
+
+    model = MoTEModel.from_pretrained(root / "model")
+    model.use_prefixes = False
+    model.refresh_fingerprint()
+    model.export_onnx(out, tasks=["search_query", "search_document"], check=False)
+    assert not work.exists() and not list(out.parent.glob(".onnx.export-*"))
+    assert json.loads((out / "manifest.json").read_text())["fingerprint"] == model.fingerprint != fingerprint
+    assert OnnxEncoder(out).fingerprint == model.fingerprint
