@@ -113,85 +113,92 @@ def test_a_second_writer_waits_then_gets_a_clear_error_and_deletes_nothing(tmp_p
 
 
 # ---------------------------------------------------------------------------------------------- export
-INTERRUPTED_EXPORT = textwrap.dedent("""
-    import sys, time
-    import torch
-    torch.set_num_threads(1)
+# The export folder logic (lock, new hidden folder, swap, clean-up) is what protects the previous export; the files
+# it writes do not matter. So the interrupted export runs in a child process without torch: its `_write_export`
+# copies a prepared folder and stops at `_before_manifest_hook`, the moment every file but the manifest is written,
+# where the test signals it. The previous export is a real one, checked by loading it with OnnxEncoder.
+COPYING_EXPORT = textwrap.dedent("""
+    import shutil, sys, time
+    from pathlib import Path
+    from types import SimpleNamespace
     import mote_rag.exporters as exporters
-    from mote_rag import MoTEModel
-    model_dir, out, ready = sys.argv[1:4]
-    model = MoTEModel.from_pretrained(model_dir)
-    model.use_prefixes = False  # another function, so another fingerprint than the export it replaces
-    model.refresh_fingerprint()
+    source, out, ready = sys.argv[1:4]
 
-    def pause(folder):  # every file but the manifest is written: the most delicate moment
-        open(ready, "w").write(str(folder))
+    def write_by_copying(model, folder, *args):
+        for f in Path(source).iterdir():
+            if f.name != "manifest.json":
+                shutil.copy(f, folder / f.name)
+        exporters._before_manifest_hook(folder)
+        shutil.copy(Path(source) / "manifest.json", folder / "manifest.json")
+
+    def pause(folder):
+        Path(ready).write_text(str(folder))
         while True:
             time.sleep(0.05)
 
+    exporters._write_export = write_by_copying
     exporters._before_manifest_hook = pause
-    model.export_onnx(out, tasks=["search_query", "search_document"], check=False)
+    exporters.export_onnx(SimpleNamespace(tasks=SimpleNamespace(names=["search_query"]), mote_layer_ids=[]), out)
 """)
 TEXTS = ["how do vaccines work", "anaemia is a lack of red blood cells", "gamma rays"]
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory, tiny_bert_dir, torch_one_thread):
-    from mote_rag import MoTEModel
-
-    root = tmp_path_factory.mktemp("export-interrupt")
-    model = MoTEModel.upcycle(tiny_bert_dir)
-    model.save_weights_and_config(root / "model")
-    return root, model.fingerprint
-
-
-def _first_export(root: Path, tmp: Path):
+def real_export(tmp_path_factory, tiny_bert_dir, torch_one_thread):
     from mote_rag import MoTEModel, OnnxEncoder
 
-    out = tmp / "onnx"
-    MoTEModel.from_pretrained(root / "model").export_onnx(out, tasks=["search_query", "search_document"],
-                                                          check=False)
-    return out, (out / "manifest.json").read_bytes(), OnnxEncoder(out).encode(TEXTS, task="search_query")
+    out = tmp_path_factory.mktemp("export-interrupt") / "onnx"
+    MoTEModel.upcycle(tiny_bert_dir).export_onnx(out, tasks=["search_query", "search_document"], check=False)
+    return out, OnnxEncoder(out).encode(TEXTS, task="search_query")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
-def test_an_interrupted_export_leaves_the_previous_one_loadable(exported, tmp_path, sig):
+def test_an_interrupted_export_leaves_the_previous_one_loadable(real_export, tmp_path, sig, monkeypatch):
+    import shutil
+
+    import mote_rag.exporters as exporters
     from mote_rag import OnnxEncoder
     from mote_rag.runtime.manifest import Manifest
 
-    root, fingerprint = exported
-    out, manifest_bytes, vectors = _first_export(root, tmp_path)
+    from test_bad_inputs_storage import _fake_export  # tests/ is on sys.path (rootdir import mode)
+
+    out = tmp_path / "onnx"
+    shutil.copytree(real_export[0], out)
+    before = (out / "manifest.json").read_bytes()
+    replacement = _fake_export(tmp_path / "replacement")  # a complete, different export to copy in
     ready = tmp_path / "ready"
-    proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED_EXPORT, str(root / "model"), str(out), str(ready)],
+    proc = subprocess.Popen([sys.executable, "-c", COPYING_EXPORT, str(replacement), str(out), str(ready)],
                             stderr=subprocess.PIPE, text=True, env=ENV)
     try:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 120
         while not ready.exists():
             assert proc.poll() is None, proc.stderr.read()
             assert time.monotonic() < deadline, "the export never reached its manifest"
-            time.sleep(0.05)
+            time.sleep(0.02)
         work = Path(ready.read_text())
         assert work.parent == out.parent and work.name.startswith(".onnx.export-") and work.is_dir()
+        assert {f.name for f in work.iterdir()} == {f.name for f in replacement.iterdir()} - {"manifest.json"}
         proc.send_signal(sig)
-        proc.wait(timeout=120)
+        proc.wait(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode != 0
-    assert (out / "manifest.json").read_bytes() == manifest_bytes
+    assert (out / "manifest.json").read_bytes() == before
     Manifest.read(out).check_files()
-    encoder = OnnxEncoder(out)
-    assert encoder.fingerprint == fingerprint
-    assert np.array_equal(encoder.encode(TEXTS, task="search_query"), vectors)
+    assert np.array_equal(OnnxEncoder(out).encode(TEXTS, task="search_query"), real_export[1])
     if sig == signal.SIGINT:
         assert not work.exists()  # cleaned up on the way out
         return
-    assert work.exists()  # SIGKILL leaves it; the next export removes it, then swaps its own folder in
-    from mote_rag import MoTEModel
+    assert work.exists()  # SIGKILL leaves it behind: the next export removes it, then swaps its own folder in
 
-    model = MoTEModel.from_pretrained(root / "model")
-    model.use_prefixes = False
-    model.refresh_fingerprint()
-    model.export_onnx(out, tasks=["search_query", "search_document"], check=False)
+    def write_by_copying(model, folder, *args):
+        for f in replacement.iterdir():
+            shutil.copy(f, folder / f.name)
+
+    monkeypatch.setattr(exporters, "_write_export", write_by_copying)
+    from types import SimpleNamespace
+
+    exporters.export_onnx(SimpleNamespace(tasks=SimpleNamespace(names=["search_query"]), mote_layer_ids=[]), out)
     assert not work.exists() and not list(out.parent.glob(".onnx.export-*"))
-    assert json.loads((out / "manifest.json").read_text())["fingerprint"] == model.fingerprint != fingerprint
-    assert OnnxEncoder(out).fingerprint == model.fingerprint
+    assert Manifest.read(out).fingerprint == Manifest.read(replacement).fingerprint == "f" * 32
+    assert sorted(f.name for f in out.iterdir()) == sorted(f.name for f in replacement.iterdir())

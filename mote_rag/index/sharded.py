@@ -3,7 +3,7 @@
 A shard set is what `mote-rag index --ray --shards N` (mote_rag.index.ray_build) writes: N ordinary index
 directories, each in exactly the single-machine FaissIndex format, plus a manifest that names them:
 
-    <set>/shards.json                       written last, atomically (see SHARDS_JSON below)
+    <set>/shards.json                       written last, atomically (declared in index/shard_manifest.py)
     <set>/<build>/shard-00000-of-00002/     index.json + index.<sha>.faiss, as FaissIndex.save writes
     <set>/<build>/shard-00001-of-00002/
 
