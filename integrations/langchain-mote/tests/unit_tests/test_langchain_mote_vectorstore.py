@@ -12,8 +12,8 @@ from langchain_core.stores import InMemoryByteStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 from langchain_mote import MoTEEmbeddings, MoTEVectorStore, cache_backed
-from mote_rag.index import EncoderMismatchError, FaissIndex
 from mote_rag.atomic import LOCK_NAME
+from mote_rag.index import EncoderMismatchError, FaissIndex
 from mote_rag.index.sharded import ShardedIndex, shard_name, shard_of, write_manifest
 
 TEXTS = [f"{topic} note {i}: {detail}" for i, (topic, detail) in enumerate(
