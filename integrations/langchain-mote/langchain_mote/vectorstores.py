@@ -30,6 +30,7 @@ from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 from mote_rag.index import EncoderMismatchError, FaissIndex, Hit, int_id
 from mote_rag.index.header import EXTERNAL
+from mote_rag.index.params import check_kind_params
 from mote_rag.index.sharded import ShardedIndex, open_index, read_any_header
 
 from langchain_mote.embeddings import MoTEEmbeddings
@@ -116,7 +117,7 @@ class MoTEVectorStore(VectorStore):
         if index is None and self._mote is not None:
             index = self._new_index(self._mote.dim)
         elif index is None:
-            FaissIndex(dim=1, **self._new_index_args)  # check kind and options now; dim comes with the first vector
+            check_kind_params(kind, kind_params)  # check kind and options now; dim comes with the first vector
         else:
             self._check_index(index)
         self.index: Union[FaissIndex, ShardedIndex, None] = index
