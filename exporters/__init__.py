@@ -4,15 +4,24 @@
 has one graph for all tasks), optionally an offline-optimised and an int8 copy of each, the tokenizer, the
 files fastembed's loader reads (exporters.fastembed_files), and manifest.json last, so a folder with a manifest
 is always complete. See mote_rag.runtime.manifest.
+
+Replacing an export is all or nothing: everything is written into a new hidden folder beside `out_dir`
+(`.<name>.export-<pid>-<random>`), which is swapped in only once its manifest is written
+(mote_rag.atomic.swap_in_directory). An export interrupted at any point (Ctrl-C, SIGKILL, a full disk) leaves the
+previous export, and every index built on it, loadable; its leftover folder is removed by the next export. One
+export per folder at a time: a lock file `.<name>.lock` beside the folder (mote_rag.atomic.folder_lock).
 """
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from mote_rag.atomic import write_bytes_atomic, write_json_atomic
-from mote_rag.runtime.manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, sha256_file
+from mote_rag.atomic import check_writable_folder, folder_lock, swap_in_directory, write_bytes_atomic, write_json_atomic
+from mote_rag.runtime.manifest import MANIFEST_NAME, OnnxManifest
+from mote_rag.schema import sha256_file
 
 from .fastembed_files import write_fastembed_files
 
@@ -39,24 +48,48 @@ def export_onnx(model, out_dir: str | os.PathLike, tasks: Sequence[str] | None =
     `calibration_texts` (int8 only): texts whose activations set the smoothing scales; default a fixed sample
     shipped with mote-rag (exporters.calibration).
     """
+    from . import onnx_graphs
+
+    opset = opset or onnx_graphs.OPSET
+    out = Path(out_dir)
+    check_writable_folder(out, "export folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST_NAME).is_file():
+        raise ValueError(f"{out} is a non-empty folder that is not an ONNX export; export into a new or empty folder")
+    groups = graph_groups(model, tasks)  # validates task names before anything is touched
+    if quantize:
+        from .calibration import check_calibration_texts
+
+        calibration_texts = check_calibration_texts(calibration_texts)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out.parent / f".{out.name}.lock", f"export folder {out}"):
+        for stale in out.parent.glob(f".{out.name}.export-*"):  # left by killed exports (we hold the lock)
+            shutil.rmtree(stale, ignore_errors=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-{os.getpid()}-", dir=out.parent))
+        try:
+            _write_export(model, work, groups, optimize, quantize, opset, check, calibration_texts)
+            os.chmod(work, 0o777 & ~_umask())
+            swap_in_directory(work, out)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+    return out
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _write_export(model, out: Path, groups: dict[str, list[str]], optimize: bool, quantize: bool, opset: int,
+                  check: bool, calibration_texts) -> None:
+    """Write every file of the export into the (new, empty) folder `out`, manifest.json last."""
     import onnxruntime
     import onnxscript
     import torch
 
     from . import onnx_graphs
 
-    opset = opset or onnx_graphs.OPSET
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"{out} is a file; export_onnx writes a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    groups = graph_groups(model, tasks)  # validates task names before anything is touched
-    if quantize:
-        from .calibration import check_calibration_texts
-
-        calibration_texts = check_calibration_texts(calibration_texts)
-    # an old manifest would vouch for files this export is about to replace: withdraw it first
-    (out / MANIFEST_NAME).unlink(missing_ok=True)
     config = model.backbone.config
     graphs: dict[str, dict[str, str]] = {}
     variants: dict[str, dict] = {"fp32": {"fingerprint": model.fingerprint}}
@@ -97,34 +130,31 @@ def export_onnx(model, out_dir: str | os.PathLike, tasks: Sequence[str] | None =
     write_bytes_atomic(out / TOKENIZER_FILE, tok.backend_tokenizer.to_str().encode("utf-8"))
     fastembed_files = write_fastembed_files(model, out)
     listed = sorted({f for files in graphs.values() for f in files.values()} | {TOKENIZER_FILE, *fastembed_files})
-    manifest = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "fingerprint": model.fingerprint,
-        "dim": model.dim,
-        "max_seq_length": model.max_seq_length,
-        "opset": opset,
-        "exporter": {**onnx_graphs.EXPORTER, "torch": torch.__version__, "onnxscript": onnxscript.__version__,
-                     "onnxruntime": onnxruntime.__version__, "max_abs_error_vs_torch": max_error if check else None},
-        "source": str(model.source),
-        "architecture": "mote" if model.mote_layer_ids else "dense",
-        "mote_layers": list(model.mote_layer_ids),
-        "pooling": "mean",
-        "normalize": bool(model.normalize),
-        "use_prefixes": bool(model.use_prefixes),
-        "inputs": onnx_graphs.input_names(model),
-        "outputs": {"normalized": onnx_graphs.OUTPUT_NORMALIZED, "pooled": onnx_graphs.OUTPUT_POOLED},
-        "tokenizer": {"file": TOKENIZER_FILE, "pad_id": int(tok.pad_token_id), "pad_token": tok.pad_token,
-                      "pad_type_id": int(getattr(tok, "pad_token_type_id", 0) or 0),
-                      "padding_side": tok.padding_side, "truncation_side": tok.truncation_side},
-        "fastembed": {"files": fastembed_files, "pooling": "DISABLED", "normalization": False,
-                      "output_name": onnx_graphs.OUTPUT_NORMALIZED},  # pooling and normalisation are in the graph
-        "variants": variants,
-        "tasks": {task: {**_task_entry(model.tasks.get(task)), "graphs": graphs[task]} for task in graphs},
-        "files": {name: sha256_file(out / name) for name in listed},
-    }
-    write_json_atomic(out / MANIFEST_NAME, manifest)
-    return out
+    manifest = OnnxManifest(
+        fingerprint=model.fingerprint, dim=model.dim, max_seq_length=model.max_seq_length, opset=opset,
+        exporter={**onnx_graphs.EXPORTER, "torch": torch.__version__, "onnxscript": onnxscript.__version__,
+                  "onnxruntime": onnxruntime.__version__, "max_abs_error_vs_torch": max_error if check else None},
+        source=str(model.source), architecture="mote" if model.mote_layer_ids else "dense",
+        mote_layers=list(model.mote_layer_ids), pooling="mean", normalize=bool(model.normalize),
+        use_prefixes=bool(model.use_prefixes), inputs=onnx_graphs.input_names(model),
+        outputs={"normalized": onnx_graphs.OUTPUT_NORMALIZED, "pooled": onnx_graphs.OUTPUT_POOLED},
+        tokenizer={"file": TOKENIZER_FILE, "pad_id": int(tok.pad_token_id), "pad_token": tok.pad_token,
+                   "pad_type_id": int(getattr(tok, "pad_token_type_id", 0) or 0),
+                   "padding_side": tok.padding_side, "truncation_side": tok.truncation_side},
+        fastembed={"files": fastembed_files, "pooling": "DISABLED", "normalization": False,
+                   "output_name": onnx_graphs.OUTPUT_NORMALIZED},  # pooling and normalisation are in the graph
+        variants=variants,
+        tasks={task: {**_task_entry(model.tasks.get(task)), "graphs": graphs[task]} for task in graphs},
+        files={name: sha256_file(out / name) for name in listed})
+    data = manifest.to_json()
+    OnnxManifest.from_json(data, source=out / MANIFEST_NAME)  # what the runtime will accept, checked now
+    _before_manifest_hook(out)
+    write_json_atomic(out / MANIFEST_NAME, data)
+
+
+def _before_manifest_hook(out: Path) -> None:
+    """Test seam, a no-op: every file but the manifest is written (tests replace it to interrupt an export at its
+    most delicate moment deterministically)."""
 
 
 def _task_entry(task) -> dict:

@@ -28,11 +28,10 @@ from .experts import (
     upcycle_layers,
 )
 from .inputs import check_batch_size, length_sorted_batches, progress, validate_texts
+from .model_config import CONFIG_NAME, MoTEConfig
 from .tasks import DEFAULT_TASKS, Task, TaskSet
 
-CONFIG_NAME = "mote_config.json"
 WEIGHTS_NAME = "model.safetensors"
-FORMAT_VERSION = 1
 
 
 def mean_pool(token_embeddings: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -169,20 +168,14 @@ class MoTEModel(nn.Module):
             from huggingface_hub import snapshot_download
 
             local = Path(snapshot_download(os.fspath(path)))
-        config_file = local / CONFIG_NAME
-        if not config_file.is_file():
-            hint = " (a dense checkpoint: use MoTEModel.upcycle)" if (local / "config.json").is_file() else ""
-            raise FileNotFoundError(f"{config_file} not found: {local} is not a saved MoTE model{hint}")
-        cfg = json.loads(config_file.read_text())
-        if cfg.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{config_file}: unsupported format_version {cfg.get('format_version')!r}")
-        base_cfg = dict(cfg["base_config"])
+        cfg = MoTEConfig.read(local)
+        base_cfg = dict(cfg.base_config)
         model_type = base_cfg.pop("model_type")
         config = AutoConfig.for_model(model_type, **base_cfg)
         with quiet_transformers():
             backbone = AutoModel.from_config(config, add_pooling_layer=False)
-        tasks = TaskSet.from_config(cfg["tasks"])
-        upcycle_layers(backbone, cfg["mote_layers"], tasks.experts, rank=cfg.get("expert_rank"))
+        tasks = cfg.task_set()
+        upcycle_layers(backbone, cfg.mote_layers, tasks.experts, rank=cfg.expert_rank)
         state = load_file(str(local / WEIGHTS_NAME))
         missing, unexpected = backbone.load_state_dict(state, strict=False)
         missing = [k for k in missing if not k.endswith("position_ids")]
@@ -190,11 +183,9 @@ class MoTEModel(nn.Module):
             raise ValueError(f"{local / WEIGHTS_NAME} does not match its config: missing {missing[:5]}, unexpected {unexpected[:5]}")
         backbone.eval()
         tokenizer = AutoTokenizer.from_pretrained(str(local))
-        model = cls(
-            backbone, tokenizer, tasks, cfg["mote_layers"], cfg["max_seq_length"],
-            use_prefixes=cfg.get("use_prefixes", True), normalize=cfg.get("normalize", True), source=str(local),
-        )
-        model.base_model = cfg.get("base_model")
+        model = cls(backbone, tokenizer, tasks, cfg.mote_layers, cfg.max_seq_length, use_prefixes=cfg.use_prefixes,
+                    normalize=cfg.normalize, source=str(local))
+        model.base_model = cfg.base_model
         if device:
             model.to(device)
         return model
@@ -224,25 +215,17 @@ class MoTEModel(nn.Module):
         write_json_atomic(out / CONFIG_NAME, self.config_dict())
 
     def config_dict(self) -> dict:
+        """mote_config.json's content (mote_rag.model_config.MoTEConfig)."""
+        return self.config().to_json()
+
+    def config(self) -> MoTEConfig:
         base_cfg = self.backbone.config.to_dict()
         for key in ("_name_or_path", "transformers_version", "architectures", "torch_dtype", "dtype"):
             base_cfg.pop(key, None)
-        return {
-            "format_version": FORMAT_VERSION,
-            "architecture": "mote",
-            "base_config": base_cfg,
-            "tasks": self.tasks.to_config(),
-            "experts": list(self.tasks.experts),
-            "mote_layers": self.mote_layer_ids,
-            "pooling": "mean",
-            "normalize": self.normalize,
-            "use_prefixes": self.use_prefixes,
-            "max_seq_length": self.max_seq_length,
-            "expert_rank": self.expert_rank,
-            "default_task": "search_document",  # what encode() uses with no task (sentence-transformers too)
-            "base_model": self.base_model,  # the checkpoint this model was upcycled from (model card)
-            "fingerprint": self.fingerprint,
-        }
+        return MoTEConfig(base_config=base_cfg, tasks=self.tasks.to_config(), experts=list(self.tasks.experts),
+                          mote_layers=list(self.mote_layer_ids), normalize=self.normalize,
+                          use_prefixes=self.use_prefixes, max_seq_length=self.max_seq_length,
+                          expert_rank=self.expert_rank, base_model=self.base_model, fingerprint=self.fingerprint)
 
     # ------------------------------------------------------------------ identity
     @property

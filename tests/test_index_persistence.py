@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+from mote_rag.atomic import LOCK_NAME
 from mote_rag.index.faiss_index import INDEX_JSON, EncoderMismatchError, FaissIndex, IndexFormatError
 
 SAVER = textwrap.dedent("""
@@ -69,7 +70,7 @@ def test_kill_during_save_keeps_a_loadable_index(tmp_path):
     leftovers = sorted(p.name for p in out.iterdir())
     assert len([n for n in leftovers if n.endswith(".faiss")]) <= 2
     index.save(out)  # a later save clears what killed saves left behind
-    assert sorted(p.name for p in out.iterdir()) == sorted([INDEX_JSON, json.loads(
+    assert sorted(p.name for p in out.iterdir()) == sorted([LOCK_NAME, INDEX_JSON, json.loads(
         (out / INDEX_JSON).read_text())["faiss_file"]])
 
 

@@ -47,7 +47,7 @@ def test_flat_shards_equal_one_index_through_index_shards(tmp_path):
     sharded = ShardedIndex.load(tmp_path)
     assert len(sharded) == 600 and sharded.num_shards == 3
     counts = [len(s) for s in sharded.shards]
-    assert counts == [e["count"] for e in read_manifest(tmp_path)["shards"]] and min(counts) > 150  # hash-balanced
+    assert counts == [e.count for e in read_manifest(tmp_path).shards] and min(counts) > 150  # hash-balanced
     assert sharded.faiss_index.ntotal == 600  # the faiss.IndexShards over the three shard indexes
     q = vectors(40, seed=9)
     expected = whole.search_vectors(q, k=10)

@@ -26,7 +26,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    import json
     from pathlib import Path
 
     from mote_rag.cli.main import BadInput
@@ -57,6 +56,12 @@ def run(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise BadInput(f"{out} is a file; the export writes a folder")
+    from mote_rag.atomic import check_writable_folder
+
+    try:
+        check_writable_folder(out, "export folder")
+    except OSError as exc:
+        raise BadInput(str(exc)) from None
 
     from mote_rag.encoders import load_encoder
 
@@ -66,9 +71,11 @@ def run(args) -> int:
             model.tasks.get(t)  # ValueError listing valid tasks -> exit 2
     model.export_onnx(out, tasks=tasks, optimize=args.optimize, quantize=args.quantize, opset=args.opset,
                       check=not args.no_check, calibration_texts=calibration)
-    manifest = json.loads((out / "manifest.json").read_text())
-    print(f"exported {len(manifest['tasks'])} task(s) to {out} (variants: {', '.join(manifest['variants'])}; "
-          f"fingerprint {manifest['fingerprint']})")
-    for task, entry in manifest["tasks"].items():
+    from mote_rag.runtime.manifest import Manifest
+
+    manifest = Manifest.read(out).spec
+    print(f"exported {len(manifest.tasks)} task(s) to {out} (variants: {', '.join(manifest.variants)}; "
+          f"fingerprint {manifest.fingerprint})")
+    for task, entry in manifest.tasks.items():
         print(f"  {task:<18} {'  '.join(entry['graphs'].values())}")
     return 0

@@ -85,6 +85,42 @@ def open_encoder(spec: str):
         raise BadInput(f"--model {spec}: {exc}") from None
 
 
+def check_options(args) -> dict:
+    """The kind's options from the command line, validated (ranges in mote_rag.index.params); BadInput otherwise."""
+    from mote_rag.cli.main import BadInput
+    from mote_rag.index.params import check_int, check_kind_params
+
+    flags = {"M": "--hnsw-m", "ef_search": "--ef-search", "nprobe": "--nprobe"}
+    kind_params = {"flat": {}, "hnsw": {"M": args.hnsw_m, "ef_search": args.ef_search},
+                   "ivfpq": {"nprobe": args.nprobe}}[args.kind]
+    try:
+        check_int("--batch-size", args.batch_size, 1)
+        check_kind_params(args.kind, kind_params)
+    except (TypeError, ValueError) as exc:
+        message = str(exc)
+        for name, flag in flags.items():
+            if message.startswith(f"{name} "):
+                message = flag + message[len(name):]
+        raise BadInput(message) from None
+    return kind_params
+
+
+def check_model_files(spec: str) -> None:
+    """An ONNX export's files (every task graph, the tokenizer) are checked against its manifest now, so a damaged
+    query graph is reported before the corpus is embedded rather than at the first search."""
+    from pathlib import Path
+
+    from mote_rag.cli.main import BadInput
+    from mote_rag.runtime.manifest import MANIFEST_NAME, Manifest
+
+    if not (Path(spec) / MANIFEST_NAME).is_file():
+        return
+    try:
+        Manifest.read(spec).check_files()
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"--model {spec}: {exc}") from None
+
+
 def run(args) -> int:
     from pathlib import Path
 
@@ -94,6 +130,7 @@ def run(args) -> int:
     if args.ray:  # distributed indexing on Ray: mote_rag/cli/ray_index.py
         return run_ray(args)
     check_ray_arguments(args)
+    from mote_rag.atomic import LOCK_NAME, check_writable_folder
     from mote_rag.index.corpus_files import read_corpus
     from mote_rag.index.faiss_index import INDEX_JSON, FaissIndex
 
@@ -102,15 +139,17 @@ def run(args) -> int:
         raise BadInput(f"--output {out} is a file; give a directory for the index")
     if (out / INDEX_JSON).exists() and not args.overwrite:
         raise BadInput(f"--output {out} already holds an index; pass --overwrite to replace it")
-    if out.is_dir() and not (out / INDEX_JSON).exists() and any(out.iterdir()):
+    if out.is_dir() and not (out / INDEX_JSON).exists() and any(p.name != LOCK_NAME for p in out.iterdir()):
         raise BadInput(f"--output {out} is a non-empty directory that is not an index; choose another")
-    if args.batch_size < 1:
-        raise BadInput(f"--batch-size must be >= 1, got {args.batch_size}")
+    kind_params = check_options(args)
+    try:  # everything that can be checked is checked before the corpus is embedded
+        check_writable_folder(out, "--output")
+    except OSError as exc:
+        raise BadInput(str(exc)) from None
     corpus = read_corpus(args.corpus, id_field=args.id_field, text_fields=args.text_field,
                          metadata_fields=args.metadata_fields)
+    check_model_files(args.model)
     encoder = open_encoder(args.model)
-    kind_params = {"flat": {}, "hnsw": {"M": args.hnsw_m, "ef_search": args.ef_search},
-                   "ivfpq": {"nprobe": args.nprobe}}[args.kind]
     start = time.perf_counter()
     index = FaissIndex.build(encoder, corpus.texts, ids=corpus.ids, metadatas=corpus.metadatas, kind=args.kind,
                              batch_size=args.batch_size, show_progress_bar=not args.quiet,

@@ -69,10 +69,18 @@ def run(args) -> int:
     from mote_rag.cli.main import BadInput
     from mote_rag.index.sharded import open_index, read_any_header
 
+    from mote_rag.index.params import RANGES
+
     if args.top_k < 1:
         raise BadInput(f"-k/--top-k must be >= 1, got {args.top_k}")
+    for flag, value, name in (("--ef-search", args.ef_search, "ef_search"), ("--nprobe", args.nprobe, "nprobe")):
+        lo, hi = RANGES[name]
+        if value is not None and not lo <= value <= hi:
+            raise BadInput(f"{flag} must be between {lo} and {hi}, got {value}")
+    if args.text_chars < 0:
+        raise BadInput(f"--text-chars must be >= 0, got {args.text_chars}")
     header = read_any_header(args.index)  # missing/not-an-index errors before loading a model
-    spec = args.model or header["encoder"].get("spec") or "base"
+    spec = args.model or header.encoder_spec or "base"
     encoder = open_encoder(spec)
     index = open_index(args.index, encoder=encoder)  # one index or a shard set built with --ray
 

@@ -2,5 +2,7 @@
 `read_corpus` (jsonl, CSV/TSV or a folder of .txt files into ids, texts and metadata). FAISS loads on first use."""
 from .corpus_files import Corpus, read_corpus
 from .faiss_index import EncoderMismatchError, FaissIndex, Hit, IndexFormatError, int_id
+from .ids import DocRecord
 
-__all__ = ["FaissIndex", "Hit", "IndexFormatError", "EncoderMismatchError", "int_id", "Corpus", "read_corpus"]
+__all__ = ["FaissIndex", "Hit", "DocRecord", "IndexFormatError", "EncoderMismatchError", "int_id", "Corpus",
+           "read_corpus"]

@@ -3,7 +3,7 @@
 A shard set is what `mote-rag index --ray --shards N` (mote_rag.index.ray_build) writes: N ordinary index
 directories, each in exactly the single-machine FaissIndex format, plus a manifest that names them:
 
-    <set>/shards.json                       written last, atomically (see SHARDS_JSON below)
+    <set>/shards.json                       written last, atomically (declared in index/shard_manifest.py)
     <set>/<build>/shard-00000-of-00002/     index.json + index.<sha>.faiss, as FaissIndex.save writes
     <set>/<build>/shard-00001-of-00002/
 
@@ -23,7 +23,6 @@ faiss sha256 differs), or an id stored in two shards.
 """
 from __future__ import annotations
 
-import json
 import os
 import threading
 from pathlib import Path
@@ -33,16 +32,16 @@ import numpy as np
 
 from ..atomic import write_json_atomic
 from ..inputs import check_batch_size, validate_texts
-from .faiss_index import (INDEX_JSON, EncoderMismatchError, FaissIndex, Hit, IndexFormatError, int_id)
+from .faiss_index import INDEX_JSON, EncoderMismatchError, FaissIndex, Hit, IndexFormatError, int_id
+from .header import IndexHeader
+from .params import check_k, check_search_overrides
+from .persistence import check_encoder
+from .shard_manifest import (ROUTING, SHARD_SET_FORMAT, SHARD_SET_VERSION, SHARDS_JSON, ShardEntry, ShardManifest,
+                             ShardSetError)
 
-SHARDS_JSON = "shards.json"
-SHARD_SET_FORMAT = "mote-rag-shard-set"
-SHARD_SET_VERSION = 1
-ROUTING = "int_id(id) % num_shards"
-
-
-class ShardSetError(IndexFormatError):
-    """A shard set that is incomplete or inconsistent: a missing shard, or shards that do not belong together."""
+__all__ = ["ShardedIndex", "ShardManifest", "ShardEntry", "ShardSetError", "SHARDS_JSON", "SHARD_SET_FORMAT",
+           "SHARD_SET_VERSION", "ROUTING", "shard_of", "shard_name", "is_shard_set", "write_manifest",
+           "read_manifest", "read_any_header", "open_index", "IndexFormatError"]
 
 
 def shard_of(doc_id: str, num_shards: int) -> int:
@@ -60,86 +59,57 @@ def is_shard_set(directory: str | os.PathLike) -> bool:
 
 def write_manifest(directory: str | os.PathLike, shard_dirs: Sequence[str | os.PathLike],
                    build: dict | None = None) -> dict:
-    """Write `<directory>/shards.json` (atomically) for shards already saved under `directory`.
+    """Write `<directory>/shards.json` (atomically) for shards already saved under `directory`; returns its JSON.
 
     The manifest copies the encoder, dim, kind and tasks from the shards (which must agree) and records each
     shard's count and faiss sha256, so a shard replaced later is noticed when the set is opened.
     """
     directory = Path(directory).resolve()
-    headers = []
+    headers: list[tuple[str, IndexHeader]] = []
     entries = []
     for i, shard_dir in enumerate(shard_dirs):
         shard_dir = Path(shard_dir).resolve()
-        header = FaissIndex.read_header(shard_dir)
+        header = IndexHeader.read(shard_dir)
         try:
             rel = shard_dir.relative_to(directory).as_posix()
         except ValueError:
             raise ValueError(f"shard {shard_dir} is not inside the shard-set directory {directory}") from None
         headers.append((rel, header))
-        entries.append({"index": i, "path": rel, "count": header["count"], "faiss_sha256": header["faiss_sha256"]})
+        entries.append(ShardEntry(index=i, path=rel, count=header.count, faiss_sha256=header.faiss_sha256))
     if not headers:
         raise ValueError("a shard set needs at least one shard")
     _check_consistent(headers)
     first = headers[0][1]
-    manifest = {
-        "format": SHARD_SET_FORMAT,
-        "format_version": SHARD_SET_VERSION,
-        "num_shards": len(entries),
-        "routing": ROUTING,
-        "count": sum(e["count"] for e in entries),
-        "kind": first["kind"],
-        "dim": first["dim"],
-        "encoder": first["encoder"],
-        "document_task": first["document_task"],
-        "query_task": first["query_task"],
-        "shards": entries,
-        "build": build or {},
-    }
-    write_json_atomic(directory / SHARDS_JSON, manifest)
-    return manifest
+    manifest = ShardManifest(kind=first.kind, dim=first.dim, fingerprint=first.fingerprint,
+                             document_task=first.document_task, query_task=first.query_task, shards=entries,
+                             encoder_spec=first.encoder_spec, encoder_class=first.encoder_class, build=build or {})
+    data = manifest.to_json()
+    write_json_atomic(directory / SHARDS_JSON, data)
+    return data
 
 
-def read_manifest(directory: str | os.PathLike) -> dict:
-    """shards.json of a shard set, checked for format; clear errors otherwise."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"shard-set directory {directory} does not exist")
-    path = directory / SHARDS_JSON
-    if not path.is_file():
-        hint = " (it holds a single index: open it with FaissIndex.load)" if (directory / INDEX_JSON).is_file() else ""
-        raise FileNotFoundError(f"{directory} is not a shard set: no {SHARDS_JSON} inside{hint}")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ShardSetError(f"{path} is not valid JSON ({exc}); the shard-set manifest is damaged") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != SHARD_SET_FORMAT:
-        raise ShardSetError(f"{path} is not a mote-rag shard-set manifest")
-    if manifest.get("format_version") != SHARD_SET_VERSION:
-        raise ShardSetError(f"{path}: unsupported shard-set format_version {manifest.get('format_version')!r} "
-                            f"(this mote-rag reads {SHARD_SET_VERSION})")
-    shards = manifest.get("shards")
-    if not isinstance(shards, list) or not shards or len(shards) != manifest.get("num_shards"):
-        raise ShardSetError(f"{path}: 'shards' must list num_shards={manifest.get('num_shards')} entries")
-    return manifest
+def read_manifest(directory: str | os.PathLike) -> ShardManifest:
+    """shards.json of a shard set, fully validated (mote_rag.index.shard_manifest.ShardManifest)."""
+    return ShardManifest.read(directory)
 
 
-def _describe_encoder(header: dict) -> str:
-    enc = header.get("encoder") or {}
-    return f"fingerprint {enc.get('fingerprint')} (model {enc.get('spec')})"
+def _describe_encoder(h) -> str:
+    return f"fingerprint {h.fingerprint} (model {h.encoder_spec})"
 
 
-def _check_consistent(named_headers: Sequence[tuple[str, dict]]) -> None:
-    """Every shard must come from the same encoder and hold the same kind of vectors as the first one."""
-    name0, h0 = named_headers[0]
-    for name, h in named_headers[1:]:
-        if (h.get("encoder") or {}).get("fingerprint") != (h0.get("encoder") or {}).get("fingerprint"):
+def _check_consistent(named: Sequence[tuple[str, object]]) -> None:
+    """Every shard (an IndexHeader or a FaissIndex) must come from the same encoder and hold the same kind of
+    vectors as the first one."""
+    name0, h0 = named[0]
+    for name, h in named[1:]:
+        if h.fingerprint != h0.fingerprint:
             raise ShardSetError(
                 f"shard {name} was built with another encoder: {_describe_encoder(h)}, but shard {name0} with "
                 f"{_describe_encoder(h0)}; its vectors are not comparable. Rebuild it with the same model")
         for key in ("dim", "kind", "document_task", "query_task"):
-            if h.get(key) != h0.get(key):
-                raise ShardSetError(f"shard {name} has {key}={h.get(key)!r} but shard {name0} has "
-                                    f"{key}={h0.get(key)!r}; the shards do not belong to one set")
+            if getattr(h, key) != getattr(h0, key):
+                raise ShardSetError(f"shard {name} has {key}={getattr(h, key)!r} but shard {name0} has "
+                                    f"{key}={getattr(h0, key)!r}; the shards do not belong to one set")
 
 
 class ShardedIndex:
@@ -150,22 +120,22 @@ class ShardedIndex:
     """
 
     def __init__(self, shards: Sequence[FaissIndex], encoder=None, names: Sequence[str] | None = None,
-                 manifest: dict | None = None):
+                 manifest: ShardManifest | None = None):
         shards = list(shards)
         if not shards:
             raise ValueError("a sharded index needs at least one shard")
         names = list(names) if names is not None else [f"#{i}" for i in range(len(shards))]
-        _check_consistent([(n, _summary(s)) for n, s in zip(names, shards)])
+        _check_consistent(list(zip(names, shards)))
         seen: dict[int, str] = {}
         for name, shard in zip(names, shards):
-            for key in shard._docs:  # ids live in one shard only, or merged results would repeat them
-                other = seen.setdefault(key, name)
+            for doc_id in shard.ids:  # ids live in one shard only, or merged results would repeat them
+                other = seen.setdefault(int_id(doc_id), name)
                 if other != name:
-                    raise ShardSetError(f"id {shard._docs[key][0]!r} is stored in shard {other} and in shard "
+                    raise ShardSetError(f"id {doc_id!r} is stored in shard {other} and in shard "
                                         f"{name}; a shard set holds each document once")
         self.shards = shards
         self.names = names
-        self.manifest = manifest or {}
+        self.manifest = manifest
         self.encoder = encoder
         first = shards[0]
         self.dim, self.kind, self.fingerprint = first.dim, first.kind, first.fingerprint
@@ -179,29 +149,30 @@ class ShardedIndex:
         """Open the shard set in `directory`; every shard its manifest names must be there and match."""
         directory = Path(directory)
         manifest = read_manifest(directory)
-        n = manifest["num_shards"]
-        headers = []
-        for i, entry in enumerate(manifest["shards"]):
-            shard_dir = directory / str(entry.get("path"))
-            label = f"{i} of {n} ({entry.get('path')})"
+        n = manifest.num_shards
+        headers: list[tuple[str, IndexHeader]] = []
+        for entry in manifest.shards:
+            shard_dir = directory / entry.path
+            label = f"{entry.index} of {n} ({entry.path})"
             if not shard_dir.resolve().is_relative_to(directory.resolve()):
                 raise ShardSetError(f"{SHARDS_JSON} in {directory} names shard {label} outside the set's directory")
             if not (shard_dir / INDEX_JSON).is_file():
                 raise ShardSetError(
                     f"shard {label} is missing from {directory}: the set is incomplete and a search would miss "
                     f"about 1/{n} of the documents. Copy the shard back or rebuild the set")
-            header = FaissIndex.read_header(shard_dir)
-            if header["faiss_sha256"] != entry.get("faiss_sha256") or header["count"] != entry.get("count"):
+            header = IndexHeader.read(shard_dir)
+            if header.faiss_sha256 != entry.faiss_sha256 or header.count != entry.count:
                 raise ShardSetError(f"shard {label} differs from the one {SHARDS_JSON} lists (count/sha256): it was "
                                     "replaced after the set was built, so the set may mix two builds. Rebuild it")
             headers.append((label, header))
-        if (headers[0][1].get("encoder") or {}).get("fingerprint") != (manifest.get("encoder") or {}).get(
-                "fingerprint"):
+        if headers[0][1].fingerprint != manifest.fingerprint:
             raise ShardSetError(f"shard {headers[0][0]} has {_describe_encoder(headers[0][1])} but {SHARDS_JSON} "
                                 f"records {_describe_encoder(manifest)}")
         _check_consistent(headers)
-        shards = [FaissIndex.load(directory / e["path"], encoder=encoder, check_fingerprint=check_fingerprint)
-                  for e in manifest["shards"]]
+        if encoder is not None and check_fingerprint:
+            check_encoder(headers[0][1], encoder, str(directory))
+        shards = [FaissIndex.load(directory / e.path, encoder=encoder, check_fingerprint=check_fingerprint)
+                  for e in manifest.shards]
         return cls(shards, encoder=encoder, names=[label for label, _ in headers], manifest=manifest)
 
     @classmethod
@@ -212,7 +183,7 @@ class ShardedIndex:
         for d in directories:
             if not (d / INDEX_JSON).is_file():
                 raise ShardSetError(f"shard {d} is missing or not an index directory (no {INDEX_JSON})")
-        _check_consistent([(str(d), FaissIndex.read_header(d)) for d in directories])
+        _check_consistent([(str(d), IndexHeader.read(d)) for d in directories])
         shards = [FaissIndex.load(d, encoder=encoder, check_fingerprint=check_fingerprint) for d in directories]
         return cls(shards, encoder=encoder, names=[str(d) for d in directories])
 
@@ -269,13 +240,12 @@ class ShardedIndex:
         q = arr[None, :] if single else arr
         if q.ndim != 2 or q.shape[1] != self.dim:
             raise EncoderMismatchError(f"query vectors must be ({self.dim},) or (n, {self.dim}), got shape {arr.shape}")
-        if not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+        k = check_k(k, len(self))
+        check_search_overrides(ef_search, nprobe)
         norms = np.linalg.norm(q, axis=1, keepdims=True)
         if not np.isfinite(q).all() or (norms == 0).any():
             raise ValueError("query vectors must be finite and non-zero")
         q = np.ascontiguousarray(q / norms, dtype=np.float32)
-        k = int(k)
         live = [s for s in self.shards if s.faiss_index is not None and len(s)]
         if not live:
             results = [[] for _ in range(len(q))]
@@ -303,6 +273,8 @@ class ShardedIndex:
             raise RuntimeError("this sharded index has no encoder: pass one to ShardedIndex.load(dir, encoder=...) "
                                "or use search_vectors")
         items, single = validate_texts(queries)
+        check_k(k, len(self))
+        check_search_overrides(ef_search, nprobe)
         if not items:
             return []
         with self._encode_lock:
@@ -313,14 +285,10 @@ class ShardedIndex:
         return results[0] if single else results
 
 
-def _summary(shard: FaissIndex) -> dict:
-    return {"encoder": {"fingerprint": shard.fingerprint, "spec": shard.encoder_spec}, "dim": shard.dim,
-            "kind": shard.kind, "document_task": shard.document_task, "query_task": shard.query_task}
-
-
-def read_any_header(directory: str | os.PathLike) -> dict:
-    """index.json of a single index, or the shards.json manifest of a shard set (both name the encoder)."""
-    return read_manifest(directory) if is_shard_set(directory) else FaissIndex.read_header(directory)
+def read_any_header(directory: str | os.PathLike) -> IndexHeader | ShardManifest:
+    """index.json of a single index, or the shards.json manifest of a shard set (both have fingerprint,
+    encoder_spec, kind, dim, count and the task pair)."""
+    return read_manifest(directory) if is_shard_set(directory) else IndexHeader.read(directory)
 
 
 def open_index(directory: str | os.PathLike, encoder=None, **kwargs):

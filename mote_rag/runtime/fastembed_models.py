@@ -32,12 +32,12 @@ def _register(manifest: Manifest, graph: str) -> str:
     from fastembed import TextEmbedding
     from fastembed.common.model_description import ModelSource, PoolingType
 
-    name = f"{REGISTRY_PREFIX}/{manifest.data['files'][graph][:16]}/{graph}"  # graph sha256: one name per content
+    name = f"{REGISTRY_PREFIX}/{manifest.spec.files[graph][:16]}/{graph}"  # graph sha256: one name per content
     if name.lower() not in {m["model"].lower() for m in TextEmbedding.list_supported_models()}:
-        spec = manifest.data.get("fastembed", {})
+        spec = manifest.spec.fastembed or {}
         TextEmbedding.add_custom_model(
             model=name, pooling=PoolingType.DISABLED, normalization=False, sources=ModelSource(hf=name),
-            dim=int(manifest.data["dim"]), model_file=graph, output_name=spec.get("output_name", "sentence_embedding"),
+            dim=manifest.spec.dim, model_file=graph, output_name=spec.get("output_name", "sentence_embedding"),
             description=f"mote-rag task graph {graph} (pooling and normalisation inside the graph)")
     return name
 
@@ -52,13 +52,13 @@ class FastEmbedTask:
         manifest = Manifest.read(path)
         self.task = manifest.task_set().get(task)
         self.graph = manifest.graph_name(self.task.name, manifest.check_variant(variant))
-        if "fastembed" not in manifest.data:
+        if manifest.spec.fastembed is None:
             raise ValueError(f"{manifest.root} was exported before fastembed support: export it again")
         if verify:
-            for name in (self.graph, manifest.data["tokenizer"]["file"], *manifest.data["fastembed"]["files"]):
+            for name in (self.graph, manifest.spec.tokenizer["file"], *manifest.spec.fastembed["files"]):
                 manifest.read_verified(name)
-        self.prefix = self.task.prefix if manifest.data.get("use_prefixes", True) else ""
-        self.dim = int(manifest.data["dim"])
+        self.prefix = self.task.prefix if manifest.spec.use_prefixes else ""
+        self.dim = manifest.spec.dim
         self.model_name = _register(manifest, self.graph)
         self.model = TextEmbedding(self.model_name, specific_model_path=str(manifest.root), threads=threads,
                                    providers=list(providers) if providers else ["CPUExecutionProvider"],

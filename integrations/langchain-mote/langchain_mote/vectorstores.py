@@ -29,6 +29,8 @@ from langchain_core.vectorstores import VectorStore, VectorStoreRetriever
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 from mote_rag.index import EncoderMismatchError, FaissIndex, Hit, int_id
+from mote_rag.index.header import EXTERNAL
+from mote_rag.index.params import check_kind_params
 from mote_rag.index.sharded import ShardedIndex, open_index, read_any_header
 
 from langchain_mote.embeddings import MoTEEmbeddings
@@ -115,7 +117,7 @@ class MoTEVectorStore(VectorStore):
         if index is None and self._mote is not None:
             index = self._new_index(self._mote.dim)
         elif index is None:
-            FaissIndex(dim=1, **self._new_index_args)  # check kind and options now; dim comes with the first vector
+            check_kind_params(kind, kind_params)  # check kind and options now; dim comes with the first vector
         else:
             self._check_index(index)
         self.index: Union[FaissIndex, ShardedIndex, None] = index
@@ -322,7 +324,7 @@ class MoTEVectorStore(VectorStore):
         another encoder (the error `FaissIndex.load` gives), or one whose document/query tasks differ from the
         embeddings'. (`allow_dangerous_deserialization` is accepted for drop-in use and ignored: no pickle.)"""
         mote = mote_embeddings_of(embeddings)
-        if mote is not None and (read_any_header(folder_path).get("encoder") or {}).get("fingerprint") is None:
+        if mote is not None and read_any_header(folder_path).fingerprint == EXTERNAL:
             raise EncoderMismatchError(
                 f"index {folder_path} records no encoder fingerprint (it was built with embeddings other than a "
                 f"mote-rag encoder), so MoTEEmbeddings cannot vouch for its vectors; open it with the embeddings "

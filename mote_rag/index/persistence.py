@@ -1,0 +1,151 @@
+"""Saving and loading a FaissIndex directory (the format the Ray shards also write); no pickle.
+
+    index.<sha256[:16]>.faiss    faiss.serialize_index bytes, content-addressed
+    index.json                   the header (mote_rag.index.header.IndexHeader), written last, atomically
+    .mote-rag.lock               the one-writer lock (mote_rag.atomic.folder_lock); never deleted
+
+A save takes the folder lock (a second writer waits up to `lock_timeout` seconds, then gets FolderLockedError),
+writes the new faiss file under a new name, atomically replaces index.json, then removes the faiss files and
+temp files index.json no longer names (safe: the lock guarantees no other save is under way). A crash at any
+moment leaves an index.json whose faiss file exists with the recorded size and sha256: the previous index or the
+new one, never a mix. Load validates every header field, the content hashes of the document table, the faiss
+file's size (truncation) and sha256 (corruption), dimension, vector count and, with an encoder, its
+fingerprint, before FAISS reads a byte. A load racing a save re-reads index.json when its faiss file vanished.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import LOCK_NAME, folder_lock, write_bytes_atomic, write_json_atomic
+from ..schema import sha256_bytes, sha256_file
+from .header import EXTERNAL, INDEX_JSON, IndexFormatError, IndexHeader
+from .ids import int_id
+
+
+class EncoderMismatchError(ValueError):
+    """The encoder (or vectors) do not match the index: another fingerprint or another dimension."""
+
+
+def save_index(index, directory: str | os.PathLike, lock_timeout: float | None = None) -> Path:
+    """Write `index` (a FaissIndex) to `directory` atomically, as the one writer of that folder."""
+    import faiss
+
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(f"cannot save the index to {directory}: it is a file")
+    with index._lock.read():
+        if index.faiss_index is None:
+            raise ValueError("an IVF-PQ index is trained on its first vectors: add some before saving")
+        data = faiss.serialize_index(index.faiss_index).tobytes()
+        records = index.records()
+        tombstones = sorted(index._tombstones)
+    sha = sha256_bytes(data)
+    name = f"index.{sha[:16]}.faiss"
+    header = IndexHeader(kind=index.kind, dim=index.dim, params=dict(index.params),
+                         fingerprint=index.fingerprint or EXTERNAL, document_task=index.document_task,
+                         query_task=index.query_task, records=records, faiss_file=name, faiss_sha256=sha,
+                         faiss_bytes=len(data), store_text=index.store_text, encoder_spec=index.encoder_spec,
+                         encoder_class=index.encoder_class, deleted_int_ids=tombstones)
+    payload = header.to_json()  # checks that everything is strict JSON before a byte is written
+    directory.mkdir(parents=True, exist_ok=True)
+    with folder_lock(directory / LOCK_NAME, f"index directory {directory}", lock_timeout):
+        target = directory / name
+        if not (target.is_file() and target.stat().st_size == len(data) and sha256_file(target) == sha):
+            write_bytes_atomic(target, data)
+        write_json_atomic(directory / INDEX_JSON, payload)
+        # we hold the lock: faiss and temp files index.json does not name are left by earlier or killed saves
+        for old in [*directory.glob("index.*.faiss"), *directory.glob(".index.*.tmp")]:
+            if old.name != name:
+                try:
+                    old.unlink()
+                except OSError:
+                    pass
+    return directory
+
+
+def read_faiss_bytes(directory: Path, retries: int = 3) -> tuple[IndexHeader, bytes]:
+    """The header and the verified bytes of its faiss file (re-reading index.json if a save replaced it)."""
+    for attempt in range(retries):
+        header = IndexHeader.read(directory)
+        fpath = directory / header.faiss_file
+        try:
+            data = fpath.read_bytes()
+        except FileNotFoundError:
+            if attempt + 1 < retries and IndexHeader.read(directory).faiss_file != header.faiss_file:
+                continue  # a concurrent save replaced index.json and removed the old faiss file
+            raise IndexFormatError(f"{directory}: index file {header.faiss_file} named by {INDEX_JSON} is missing") \
+                from None
+        if len(data) != header.faiss_bytes:
+            raise IndexFormatError(f"{fpath} is truncated or altered: {len(data)} bytes, expected {header.faiss_bytes}")
+        if sha256_bytes(data) != header.faiss_sha256:
+            raise IndexFormatError(f"{fpath} is corrupted: its sha256 differs from the one in {INDEX_JSON}")
+        return header, data
+    raise AssertionError("unreachable")
+
+
+def check_encoder(header: IndexHeader, encoder, where: str) -> None:
+    """Refuse an encoder of another dimension or fingerprint than the index was built with."""
+    if int(encoder.dim) != header.dim:
+        raise EncoderMismatchError(
+            f"index {where} holds {header.dim}-dim vectors but the encoder gives {int(encoder.dim)}-dim ones: "
+            f"it was built with another model (fingerprint {header.fingerprint})")
+    if header.fingerprint == EXTERNAL:
+        raise EncoderMismatchError(
+            f"index {where} records no encoder fingerprint (its vectors were embedded outside mote-rag), so the "
+            "encoder given cannot be vouched for; load it without an encoder, or with check_fingerprint=False")
+    if str(encoder.fingerprint) != header.fingerprint:
+        raise EncoderMismatchError(
+            f"index {where} was built with encoder fingerprint {header.fingerprint}, but the encoder given has "
+            f"fingerprint {encoder.fingerprint}; its query vectors would not be comparable. Load the same "
+            f"model (index spec: {header.encoder_spec}) or rebuild the index")
+
+
+def load_index(cls, directory: str | os.PathLike, encoder=None, *, check_fingerprint: bool = True):
+    """Open a saved index as `cls` (FaissIndex); with an encoder, refuse one whose dimension or fingerprint
+    differs (check_fingerprint=False skips the fingerprint, never the dimension)."""
+    import faiss
+
+    directory = Path(directory)
+    header, data = read_faiss_bytes(directory)
+    if encoder is not None:
+        if check_fingerprint:
+            check_encoder(header, encoder, str(directory))
+        elif int(encoder.dim) != header.dim:
+            check_encoder(header, encoder, str(directory))
+    fpath = directory / header.faiss_file
+    try:
+        findex = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+    except RuntimeError as exc:
+        raise IndexFormatError(f"{fpath}: FAISS cannot read it ({str(exc).splitlines()[0]})") from None
+    if findex.d != header.dim:
+        raise IndexFormatError(f"{fpath} holds {findex.d}-dim vectors but {INDEX_JSON} says {header.dim}")
+    tombstones = set(header.deleted_int_ids)
+    if findex.ntotal != header.count + len(tombstones):
+        raise IndexFormatError(f"{fpath} holds {findex.ntotal} vectors but {INDEX_JSON} lists "
+                               f"{header.count} ids (+{len(tombstones)} deleted)")
+    _check_ids_match(findex, header, directory / INDEX_JSON)
+    return cls._restore(header, findex, encoder)
+
+
+def _check_ids_match(findex, header: IndexHeader, path: Path) -> None:
+    """Every listed id must hash to a stored vector id (flat/HNSW keep an id map; IVF-PQ its inverted lists)."""
+    import faiss
+
+    if hasattr(findex, "id_map"):
+        stored = faiss.vector_to_array(findex.id_map).astype(np.int64)
+    elif hasattr(findex, "invlists"):
+        inv = findex.invlists
+        parts = [faiss.rev_swig_ptr(inv.get_ids(i), inv.list_size(i)).copy() for i in range(inv.nlist)
+                 if inv.list_size(i)]
+        stored = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+    else:
+        return
+    wanted = np.fromiter((int_id(d) for d in header.ids), dtype=np.int64, count=header.count)
+    missing = ~np.isin(wanted, stored)
+    if missing.any():
+        doc_id = header.ids[int(np.flatnonzero(missing)[0])]
+        raise IndexFormatError(f"{path}: id {doc_id!r:.60} has no vector in the faiss file; the id list was edited "
+                               "after the save. Rebuild the index, or restore the file")

@@ -1,0 +1,128 @@
+"""mote_config.json, the config of a saved MoTE model: one dataclass, read and written only here.
+
+    {"format_version": 1, "architecture": "mote", "base_config": {transformers config, with model_type},
+     "tasks": [{name, prefix, temperature, expert, aliases}, ...], "experts": [...], "mote_layers": [1, 3],
+     "pooling": "mean", "normalize": true, "use_prefixes": true, "max_seq_length": 256, "expert_rank": null,
+     "default_task": "search_document", "base_model": "...", "fingerprint": "<32 hex>"}
+
+Like sentence-transformers' module configs (`config_keys` + `get_config_dict`), the file holds exactly the
+constructor's settings; unlike them, every field is checked for type and range on load, with the file and field
+named in the error. The fingerprint is recorded for tools (`mote-rag info`); a loaded model recomputes its own.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .schema import Fields, SchemaError, read_json_file
+from .tasks import TaskSet
+
+CONFIG_NAME = "mote_config.json"
+FORMAT_VERSION = 1
+DEFAULT_TASK = "search_document"
+
+
+@dataclass(frozen=True)
+class MoTEConfig:
+    base_config: dict
+    tasks: list[dict]
+    mote_layers: list[int]
+    max_seq_length: int
+    fingerprint: str
+    normalize: bool = True
+    use_prefixes: bool = True
+    expert_rank: int | None = None
+    default_task: str = DEFAULT_TASK
+    base_model: str | None = None
+    pooling: str = "mean"
+    experts: list[str] = field(default_factory=list)
+
+    @property
+    def model_type(self) -> str:
+        return self.base_config["model_type"]
+
+    @property
+    def dim(self) -> int:
+        return int(self.base_config["hidden_size"])
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.base_config["num_hidden_layers"])
+
+    def task_set(self) -> TaskSet:
+        return TaskSet.from_config(self.tasks)
+
+    def to_json(self) -> dict:
+        return {
+            "format_version": FORMAT_VERSION,
+            "architecture": "mote",
+            "base_config": self.base_config,
+            "tasks": self.tasks,
+            "experts": list(self.experts) or list(self.task_set().experts),
+            "mote_layers": list(self.mote_layers),
+            "pooling": self.pooling,
+            "normalize": self.normalize,
+            "use_prefixes": self.use_prefixes,
+            "max_seq_length": self.max_seq_length,
+            "expert_rank": self.expert_rank,
+            "default_task": self.default_task,  # what encode() uses with no task (sentence-transformers too)
+            "base_model": self.base_model,  # the checkpoint this model was upcycled from (model card)
+            "fingerprint": self.fingerprint,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, source: str | os.PathLike = CONFIG_NAME) -> "MoTEConfig":
+        f = Fields(data, source)
+        version = f.value("format_version", lambda v: True, "")
+        if version != FORMAT_VERSION:
+            raise f.fail("format_version", f"unsupported format_version {version!r} (this mote-rag reads "
+                                           f"{FORMAT_VERSION})")
+        f.str("architecture", choices=("mote",), optional=True)
+        base = f.obj("base_config")
+        base.str("model_type", nonempty=True)
+        base.int("hidden_size", lo=1, hi=1 << 16)
+        layers = base.int("num_hidden_layers", lo=1, hi=1024)
+        tasks = f.list("tasks", item=lambda x: isinstance(x, dict), item_expected="a task object")
+        for i, item in enumerate(tasks):
+            t = Fields(item, source, f"tasks[{i}]")
+            t.str("name", nonempty=True)
+            t.str("prefix")
+            t.float("temperature", positive=True)
+            t.str("expert", optional=True)
+            t.str_list("aliases", optional=True)
+            unknown = set(item) - {"name", "prefix", "temperature", "expert", "aliases"}
+            if unknown:
+                raise t.fail(sorted(unknown)[0], "unknown task field")
+        try:
+            task_set = TaskSet.from_config(tasks)
+        except (TypeError, ValueError) as exc:
+            raise f.fail("tasks", str(exc)) from None
+        mote_layers = f.int_list("mote_layers")
+        bad = [i for i in mote_layers if not 0 <= i < layers]
+        if bad or len(set(mote_layers)) != len(mote_layers):
+            raise f.fail("mote_layers", f"expected distinct layer numbers in 0..{layers - 1}, got {mote_layers}")
+        experts = f.str_list("experts", optional=True, default=[])
+        if experts and list(experts) != list(task_set.experts):
+            raise f.fail("experts", f"lists {experts} but the tasks use {list(task_set.experts)}")
+        default_task = f.str("default_task", optional=True, default=DEFAULT_TASK)
+        if default_task not in task_set:
+            raise f.fail("default_task", f"{default_task!r} is not one of the tasks {task_set.names}")
+        return cls(base_config=dict(base.data), tasks=[dict(t) for t in tasks], mote_layers=list(mote_layers),
+                   max_seq_length=f.int("max_seq_length", lo=1, hi=1 << 20),
+                   fingerprint=f.str("fingerprint", nonempty=True),
+                   normalize=f.bool("normalize", optional=True, default=True),
+                   use_prefixes=f.bool("use_prefixes", optional=True, default=True),
+                   expert_rank=f.int("expert_rank", lo=1, optional=True, nullable=True),
+                   default_task=default_task, base_model=f.str("base_model", optional=True, nullable=True),
+                   pooling=f.str("pooling", choices=("mean",), optional=True, default="mean"),
+                   experts=list(experts))
+
+    @classmethod
+    def read(cls, folder: str | os.PathLike) -> "MoTEConfig":
+        path = Path(folder) / CONFIG_NAME
+        if not path.is_file():
+            hint = " (a dense checkpoint: use MoTEModel.upcycle)" if (Path(folder) / "config.json").is_file() else ""
+            raise FileNotFoundError(f"{path} not found: {folder} is not a saved MoTE model{hint}")
+        return cls.from_json(read_json_file(path, "model config"), source=path)
