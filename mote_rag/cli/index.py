@@ -94,7 +94,7 @@ def run(args) -> int:
     if args.ray:  # distributed indexing on Ray: mote_rag/cli/ray_index.py
         return run_ray(args)
     check_ray_arguments(args)
-    from mote_rag.index.corpus_files import read_corpus
+    from mote_rag.readers import read_corpus
     from mote_rag.index.faiss_index import INDEX_JSON, FaissIndex
 
     out = Path(args.output)
