@@ -222,7 +222,11 @@ def open_encoder(model: Any, *, owner: str = "mote-rag") -> Encoder:
             )
     if isinstance(model, (str, os.PathLike)):
         return load_encoder(model)
-    return check_encoder(model, f"{owner} model")
+    try:
+        return check_encoder(model, f"{owner} model")
+    except TypeError as exc:
+        raise TypeError(f"model must be a model folder path or a mote-rag encoder, got {type(model).__name__} "
+                        f"({exc})") from None
 
 
 # ---------------------------------------------------------------------------------------------- integrations
