@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from mote_rag.atomic import write_json_atomic
-from mote_rag.datasets import default_data_dir, iter_jsonl, resolve_file
+from mote_rag.readers import default_data_dir, iter_jsonl, resolve_file
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

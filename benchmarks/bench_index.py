@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result  # noqa: E402
 
-from mote_rag.datasets import default_data_dir, iter_jsonl, resolve_file  # noqa: E402
+from mote_rag.readers import default_data_dir, iter_jsonl, resolve_file  # noqa: E402
 from mote_rag.index.faiss_index import FaissIndex  # noqa: E402
 
 N_QUERIES = 1000

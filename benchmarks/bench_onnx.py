@@ -48,7 +48,7 @@ print(next(int(line.split()[1]) for line in open("/proc/self/status") if line.st
 
 def real_texts(data_dir: Path, n: int) -> list[str]:
     """n real texts of varied length: SciFact abstracts and claims, Banking77 queries, AG News items."""
-    from mote_rag.datasets import corpus_text, read_jsonl
+    from mote_rag.readers import corpus_text, read_jsonl
 
     sources = [
         [corpus_text(r) for r in read_jsonl(data_dir / "retrieval/scifact/corpus.jsonl")],
@@ -151,7 +151,7 @@ def main(argv=None) -> int:
 
     from mote_rag import MoTEModel, OnnxEncoder
     from mote_rag.atomic import write_json_atomic
-    from mote_rag.datasets import default_data_dir, load_beir, read_jsonl
+    from mote_rag.readers import default_data_dir, load_beir, read_jsonl
     from mote_rag.default_base import embedded_base_path
 
     base = embedded_base_path()

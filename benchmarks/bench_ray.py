@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result  # noqa: E402
 
-from mote_rag.datasets import default_data_dir  # noqa: E402
+from mote_rag.readers import default_data_dir  # noqa: E402
 
 
 def scifact_subset(n: int, out: Path) -> Path:
@@ -74,7 +74,7 @@ def main() -> None:
 
     import ray
 
-    from mote_rag.index.corpus_files import read_corpus
+    from mote_rag.readers import read_corpus
     from mote_rag.index.faiss_index import FaissIndex
     from mote_rag.index.ray_build import build_ray_index
     from mote_rag.runtime.onnx_encoder import OnnxEncoder

@@ -29,6 +29,13 @@ class CachedEncoder:
     def __init__(self, inner):
         self.inner, self.cache, self.encoded = inner, {}, {}
         self.tasks, self.dim, self.fingerprint = inner.tasks, inner.dim, inner.fingerprint
+        self.max_seq_length, self.source = inner.max_seq_length, inner.source
+
+    def encode_query(self, texts, **kwargs):
+        return self.encode(texts, task="search_query", **kwargs)
+
+    def encode_document(self, texts, **kwargs):
+        return self.encode(texts, task="search_document", **kwargs)
 
     def encode(self, texts, task="search_document", batch_size=32, show_progress_bar=False, **kwargs):
         single = isinstance(texts, str)

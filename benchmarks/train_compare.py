@@ -155,7 +155,7 @@ def dev_suite(config, seed: int, work: Path):
     recipe did not sample (folders under the work dir that link the shared corpus and list those queries)."""
     import os
 
-    from mote_rag.datasets import load_beir
+    from mote_rag.readers import load_beir
     from mote_rag.evaluation.suite import DatasetSpec, Suite
     from mote_rag.training.data import build_examples
 

@@ -20,7 +20,7 @@ with warnings.catch_warnings():  # langchain-community announces its sunset on i
 from langchain_core.documents import Document
 
 from langchain_mote import MoTEEmbeddings
-from mote_rag.datasets import load_beir
+from mote_rag.readers import load_beir
 from mote_rag.quickstart import SAMPLE_DIR, example_model
 
 SAMPLE = SAMPLE_DIR / "retrieval"

@@ -18,7 +18,7 @@ from llama_index.core.schema import TextNode
 from llama_index.vector_stores.faiss import FaissVectorStore
 
 from llama_index.embeddings.mote import MoTEEmbedding
-from mote_rag.datasets import load_beir
+from mote_rag.readers import load_beir
 from mote_rag.quickstart import SAMPLE_DIR, example_model
 
 SAMPLE = SAMPLE_DIR / "retrieval"

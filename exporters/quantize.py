@@ -46,6 +46,9 @@ import numpy as np
 
 from mote_rag.atomic import atomic_path
 
+logger = logging.getLogger(__name__)
+PRE_PROCESS_KEY, PRE_PROCESS_VALUE = "onnx.quant.pre_process", "onnxruntime.quant"  # quant_utils' marker
+
 ALPHA = 0.7
 FP32_FEED_FORWARD_LAYERS = 2  # the first layers whose FFN output projection stays fp32 (see the table above)
 SETTINGS = {"method": "onnxruntime.quantization.quantize_dynamic", "source": "optimized graph",
@@ -149,13 +152,13 @@ def quantize_graph(source: str | os.PathLike, target: str | os.PathLike, interme
     smoothed = smooth_matmul_inputs(model, maxima)
     keep = feed_forward_output_nodes(model, intermediate_size, hidden_size)[:FP32_FEED_FORWARD_LAYERS]
     target = Path(target)
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # quantize_dynamic logs a generic pre-processing hint through the root logger
-    try:
-        with atomic_path(target) as tmp:
-            quantize_dynamic(model, str(tmp), op_types_to_quantize=["MatMul"], per_channel=True,
-                             weight_type=QuantType.QInt8, nodes_to_exclude=keep, reduce_range=True)
-    finally:
-        root.setLevel(level)
+    # The source is onnxruntime's offline-optimised graph, which is what quantisation pre-processing produces; say
+    # so in the metadata quantize_dynamic reads, instead of it logging a hint to run it through the root logger.
+    onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props},
+                                        PRE_PROCESS_KEY: PRE_PROCESS_VALUE})
+    with atomic_path(target) as tmp:
+        quantize_dynamic(model, str(tmp), op_types_to_quantize=["MatMul"], per_channel=True,
+                         weight_type=QuantType.QInt8, nodes_to_exclude=keep, reduce_range=True)
+    logger.debug("quantised %s -> %s (%d fp32 feed-forward outputs, smoothed inputs: %s)", source, target,
+                 len(keep), smoothed)
     return {**SETTINGS, "fp32_node_count": len(keep), "smoothed_inputs": smoothed}

@@ -40,6 +40,20 @@ class CachingEncoder:
     def fingerprint(self) -> str:
         return self.inner.fingerprint
 
+    @property
+    def max_seq_length(self) -> int:
+        return self.inner.max_seq_length
+
+    @property
+    def source(self) -> str:
+        return f"caching({self.inner.source})"
+
+    def encode_query(self, texts, **kwargs):
+        return self.encode(texts, task="search_query", **kwargs)
+
+    def encode_document(self, texts, **kwargs):
+        return self.encode(texts, task="search_document", **kwargs)
+
     def encode(self, texts, task="search_document", batch_size=32, show_progress_bar=False, **kwargs):
         single = isinstance(texts, str)
         items = [texts] if single else list(texts)

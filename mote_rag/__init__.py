@@ -10,6 +10,9 @@ from .tasks import DEFAULT_TASKS, Task, TaskSet
 __version__ = "0.1.0"
 
 _LAZY = {
+    "Encoder": ("mote_rag.encoders", "Encoder"),
+    "EncoderBase": ("mote_rag.encoders", "EncoderBase"),
+    "load_encoder": ("mote_rag.encoders", "load_encoder"),
     "MoTEModel": ("mote_rag.model", "MoTEModel"),
     "embedded_base_path": ("mote_rag.default_base", "embedded_base_path"),
     "OnnxEncoder": ("mote_rag.runtime.onnx_encoder", "OnnxEncoder"),

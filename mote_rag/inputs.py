@@ -1,35 +1,79 @@
-"""Input checks and length-sorted batching shared by the torch and ONNX encoders (no torch here).
+"""Input checks and length-sorted batching (no torch here): every encoder, index and integration calls these, so
+the same bad input gets the same error from Python, LangChain, LlamaIndex and the CLI.
 
-Sorting by length before batching keeps padding small (the sentence-transformers trick); the caller
-gets rows back in the original order.
+Each error names the row and the problem. Sorting by length before batching keeps padding small (the
+sentence-transformers trick); the caller gets rows back in the original order.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Set
 from typing import Iterator, Sequence
 
 import numpy as np
 
 
-def validate_texts(texts) -> tuple[list[str], bool]:
-    """Return (texts as a list, whether a single string was given); reject None and non-strings."""
+def _surrogate_error(items: Sequence[str], what: str) -> ValueError | None:
+    """A ValueError naming the first row with a lone surrogate (not encodable as UTF-8), or None."""
+    for i, t in enumerate(items):
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return ValueError(f"{what}[{i}] holds a lone surrogate character U+{ord(t[exc.start]):04X} at position "
+                              f"{exc.start}: not valid Unicode text (decode the source with errors='replace' or "
+                              "fix it)")
+    return None
+
+
+def check_text_list(texts, what: str = "texts") -> list[str]:
+    """`texts` as a list of str. One str, a dict, a set, bytes, None or a non-str row is a TypeError and a lone
+    surrogate a ValueError, each naming the row (`what[i]`) and the problem."""
     if texts is None:
-        raise TypeError("texts must be a string or a list of strings, got None")
+        raise TypeError(f"{what} must be a list of strings, got None")
     if isinstance(texts, str):
-        return [texts], True
+        raise TypeError(f"{what} must be a list of strings, got one string ({texts[:40]!r}); wrap it in a list, "
+                        "or use the single-text method")
     if isinstance(texts, (bytes, bytearray)):
-        raise TypeError("texts must be str, not bytes: decode them first")
+        raise TypeError(f"{what} must be str, not bytes: decode them first")
+    if isinstance(texts, Mapping):
+        raise TypeError(f"{what} must be a list of strings, got {type(texts).__name__} (a mapping would embed its "
+                        "keys); pass list(d.values()) or the texts themselves")
+    if isinstance(texts, Set):
+        raise TypeError(f"{what} must be an ordered list of strings, got {type(texts).__name__} (rows would come "
+                        "back in no defined order)")
     try:
         items = list(texts)
     except TypeError:
-        raise TypeError(f"texts must be a string or a list of strings, got {type(texts).__name__}") from None
+        raise TypeError(f"{what} must be a list of strings, got {type(texts).__name__}") from None
     for i, t in enumerate(items):
         if not isinstance(t, str):
-            raise TypeError(f"texts[{i}] must be a string, got {type(t).__name__}: {t!r:.60}")
-    return items, False
+            raise TypeError(f"{what}[{i}] must be a string, got {type(t).__name__}: {t!r:.60}")
+    try:
+        "".join(items).encode("utf-8")  # one pass over every text; row-by-row only to name a bad one
+    except UnicodeEncodeError:
+        raise _surrogate_error(items, what) from None
+    return items
 
 
-def check_batch_size(batch_size: int) -> int:
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+def validate_texts(texts) -> tuple[list[str], bool]:
+    """(texts as a list, whether one string was given): `encode`'s rule, where one str is one text."""
+    if isinstance(texts, str):
+        return check_text_list([texts]), True
+    return check_text_list(texts), False
+
+
+def check_text(text, what: str = "text") -> str:
+    """One text (a query): a str without lone surrogates, else the error `check_text_list` gives."""
+    if not isinstance(text, str):
+        raise TypeError(f"{what} must be one string, got {type(text).__name__}: {text!r:.60}")
+    check_text_list([text], what)
+    return text
+
+
+def check_batch_size(batch_size) -> int:
+    """A positive int (numpy ints too; bool is not a number here), else a ValueError naming the value."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise ValueError(f"batch_size must be a positive integer, got {type(batch_size).__name__} {batch_size!r}")
+    if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     return int(batch_size)
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .atomic import atomic_path, write_json_atomic
+from .encoders import EncoderBase
 from .experts import (
     TaskRoutedFeedForward,
     dense_path,
@@ -27,7 +28,6 @@ from .experts import (
     transformer_layers,
     upcycle_layers,
 )
-from .inputs import check_batch_size, length_sorted_batches, progress, validate_texts
 from .model_config import CONFIG_NAME, MoTEConfig
 from .tasks import DEFAULT_TASKS, Task, TaskSet
 
@@ -89,7 +89,7 @@ def _base_model_name(base) -> str:
     return os.fspath(base)
 
 
-class MoTEModel(nn.Module):
+class MoTEModel(EncoderBase, nn.Module):
     """Mixture of Task Experts encoder (sequence-level routing: one expert per task, per sequence)."""
 
     def __init__(
@@ -102,6 +102,7 @@ class MoTEModel(nn.Module):
         use_prefixes: bool = True,
         normalize: bool = True,
         source: str = "",
+        default_task: str | None = None,
     ):
         super().__init__()
         self.backbone = backbone
@@ -112,6 +113,9 @@ class MoTEModel(nn.Module):
         self.use_prefixes = use_prefixes
         self.normalize = normalize
         self.source = source
+        if default_task is None:  # search_document when the task set has it (sentence-transformers' default too)
+            default_task = "search_document" if "search_document" in tasks else tasks.names[0]
+        self.default_task = tasks.get(default_task).name  # what encode() uses with no task
         self._fingerprint: str | None = None
         self.base_model: str | None = None
 
@@ -184,7 +188,7 @@ class MoTEModel(nn.Module):
         backbone.eval()
         tokenizer = AutoTokenizer.from_pretrained(str(local))
         model = cls(backbone, tokenizer, tasks, cfg.mote_layers, cfg.max_seq_length, use_prefixes=cfg.use_prefixes,
-                    normalize=cfg.normalize, source=str(local))
+                    normalize=cfg.normalize, source=str(local), default_task=cfg.default_task)
         model.base_model = cfg.base_model
         if device:
             model.to(device)
@@ -225,7 +229,8 @@ class MoTEModel(nn.Module):
         return MoTEConfig(base_config=base_cfg, tasks=self.tasks.to_config(), experts=list(self.tasks.experts),
                           mote_layers=list(self.mote_layer_ids), normalize=self.normalize,
                           use_prefixes=self.use_prefixes, max_seq_length=self.max_seq_length,
-                          expert_rank=self.expert_rank, base_model=self.base_model, fingerprint=self.fingerprint)
+                          expert_rank=self.expert_rank, default_task=self.default_task, base_model=self.base_model,
+                          fingerprint=self.fingerprint)
 
     # ------------------------------------------------------------------ identity
     @property
@@ -265,9 +270,6 @@ class MoTEModel(nn.Module):
     def dim(self) -> int:
         return int(self.backbone.config.hidden_size)
 
-    def get_sentence_embedding_dimension(self) -> int:
-        return self.dim
-
     @property
     def device(self) -> torch.device:
         return next(self.backbone.parameters()).device
@@ -306,82 +308,47 @@ class MoTEModel(nn.Module):
             hidden = self.backbone(**kwargs).last_hidden_state
         return mean_pool(hidden, attention_mask)
 
-    def prepare_texts(self, texts: Sequence[str], task: str) -> list[str]:
-        """Prepend the task's instruction prefix when prefixes are on (MoTE and IC see the same text)."""
-        prefix = self.tasks.get(task).prefix if self.use_prefixes else ""
-        return [prefix + t for t in texts] if prefix else list(texts)
-
-    def tokenize(self, texts: Sequence[str]) -> dict:
+    def tokenize(self, texts: Sequence[str], max_length: int | None = None) -> dict:
+        """Token ids of (already prefixed) texts, truncated at `max_length` (default: the model's max_seq_length)."""
         return self.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="pt"
+            list(texts), padding=True, truncation=True, max_length=max_length or self.max_seq_length,
+            return_tensors="pt",
         )
 
-    def embed_batch(self, texts: Sequence[str], tasks: Sequence[str]) -> torch.Tensor:
-        """Differentiable embeddings of texts (each with its own task): the training entry point."""
+    def embed_batch(self, texts: Sequence[str], tasks: Sequence[str], max_length: int | None = None) -> torch.Tensor:
+        """Differentiable embeddings of texts (each with its own task): the training entry point.
+
+        `max_length` truncates shorter than the model's max_seq_length (training does) without changing the model."""
         if len(texts) != len(tasks):
             raise ValueError(f"{len(texts)} texts but {len(tasks)} tasks")
-        prepared = [self.prepare_texts([t], k)[0] for t, k in zip(texts, tasks)]
-        features = {k: v.to(self.device) for k, v in self.tokenize(prepared).items()}
+        prepared = [self.prefix(k) + t for t, k in zip(texts, tasks)]
+        features = {k: v.to(self.device) for k, v in self.tokenize(prepared, max_length).items()}
         expert_ids = torch.tensor([self.tasks.expert_index(k) for k in tasks], device=self.device)
         emb = self.forward(expert_ids=expert_ids, **features)
         return nn.functional.normalize(emb, p=2, dim=-1) if self.normalize else emb
 
-    # ------------------------------------------------------------------ encode API
-    @torch.inference_mode()
-    def encode(
-        self,
-        texts: str | Sequence[str],
-        task: str | Sequence[str] = "search_document",
-        batch_size: int = 32,
-        show_progress_bar: bool = False,
-        normalize_embeddings: bool | None = None,
-        convert_to_numpy: bool = True,
-        prompt_name: str | None = None,
-        **_ignored,
-    ) -> np.ndarray:
-        """Embed texts with the given task path; `task` may also be one task per text (mixed batch).
-
-        Returns float32 (n, dim), L2-normalised unless `normalize_embeddings=False`; a single string gives (dim,).
-        """
-        if prompt_name is not None:  # sentence-transformers' name for the same idea
-            task = prompt_name
-        items, single = validate_texts(texts)
-        batch_size = check_batch_size(batch_size)
-        if isinstance(task, str):
-            names = [self.tasks.get(task).name] * len(items)
-        else:
-            names = [self.tasks.get(t).name for t in task]
-            if len(names) != len(items):
-                raise ValueError(f"got {len(items)} texts but {len(names)} tasks")
-        normalize = self.normalize if normalize_embeddings is None else normalize_embeddings
-        out = np.zeros((len(items), self.dim), dtype=np.float32)
+    # ------------------------------------------------------------------ encode (mote_rag.encoders.EncoderBase)
+    @contextmanager
+    def _encoding(self):
         was_training = self.backbone.training
         self.backbone.eval()
         try:
-            with progress(len(items), show_progress_bar, "encode") as bar:
-                for idx in length_sorted_batches(items, batch_size):
-                    batch_tasks = [names[i] for i in idx]
-                    prepared = [self.prepare_texts([items[i]], k)[0] for i, k in zip(idx, batch_tasks)]
-                    features = {k: v.to(self.device) for k, v in self.tokenize(prepared).items()}
-                    expert_ids = torch.tensor([self.tasks.expert_index(k) for k in batch_tasks], device=self.device)
-                    emb = self.forward(expert_ids=expert_ids, **features)
-                    if normalize:
-                        emb = nn.functional.normalize(emb, p=2, dim=-1)
-                    out[idx] = emb.float().cpu().numpy()
-                    bar.update(len(idx))
+            yield
         finally:
             self.backbone.train(was_training)
-        if not convert_to_numpy:
-            return torch.from_numpy(out)
-        return out[0] if single else out
 
-    def encode_query(self, texts, **kwargs) -> np.ndarray:
-        """Embed search queries with the search_query expert."""
-        return self.encode(texts, task="search_query", **kwargs)
+    @torch.inference_mode()
+    def _embed_batch(self, texts: list[str], tasks: list[Task], normalize: bool) -> np.ndarray:
+        """One forward pass; each row is routed to its own task's expert, so a batch may mix tasks."""
+        features = {k: v.to(self.device) for k, v in self.tokenize(texts).items()}
+        expert_ids = torch.tensor([self.tasks.experts.index(t.expert) for t in tasks], device=self.device)
+        emb = self.forward(expert_ids=expert_ids, **features)
+        if normalize:
+            emb = nn.functional.normalize(emb, p=2, dim=-1)
+        return emb.float().cpu().numpy()
 
-    def encode_document(self, texts, **kwargs) -> np.ndarray:
-        """Embed documents/passages with the search_document expert."""
-        return self.encode(texts, task="search_document", **kwargs)
+    def _as_tensor(self, out: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(out)
 
     # ------------------------------------------------------------------ export helpers
     def dense_path(self, task: str) -> nn.Module:

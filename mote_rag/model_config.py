@@ -34,7 +34,7 @@ class MoTEConfig:
     normalize: bool = True
     use_prefixes: bool = True
     expert_rank: int | None = None
-    default_task: str = DEFAULT_TASK
+    default_task: str | None = None  # None: search_document if the task set has it, else its first task
     base_model: str | None = None
     pooling: str = "mean"
     experts: list[str] = field(default_factory=list)
@@ -106,8 +106,10 @@ class MoTEConfig:
         experts = f.str_list("experts", optional=True, default=[])
         if experts and list(experts) != list(task_set.experts):
             raise f.fail("experts", f"lists {experts} but the tasks use {list(task_set.experts)}")
-        default_task = f.str("default_task", optional=True, default=DEFAULT_TASK)
-        if default_task not in task_set:
+        default_task = f.str("default_task", optional=True, default=None)
+        if default_task == DEFAULT_TASK and default_task not in task_set:
+            default_task = None  # written before default_task followed the task set: the model's own default
+        elif default_task is not None and default_task not in task_set:
             raise f.fail("default_task", f"{default_task!r} is not one of the tasks {task_set.names}")
         return cls(base_config=dict(base.data), tasks=[dict(t) for t in tasks], mote_layers=list(mote_layers),
                    max_seq_length=f.int("max_seq_length", lo=1, hi=1 << 20),

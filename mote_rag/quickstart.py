@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from .datasets import iter_jsonl, read_qrels
+from .readers import iter_jsonl, read_qrels
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "data" / "quickstart"
 EXAMPLE_QUERIES = 3

@@ -29,6 +29,11 @@ class Task:
             object.__setattr__(self, "expert", self.name)
         object.__setattr__(self, "aliases", tuple(self.aliases))
 
+    def prefix_for(self, use_prefixes: bool) -> str:
+        """What every backend puts before a text on this task's path: the prefix, or "" for a model with prefixes
+        off (the one place this rule is written)."""
+        return self.prefix if use_prefixes else ""
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["aliases"] = list(self.aliases)

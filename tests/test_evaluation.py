@@ -15,6 +15,7 @@ import pytest
 from mote_rag.evaluation import compare, evaluate, load_suite
 from mote_rag.evaluation.metrics import average_precision, reciprocal_rank, retrieval_metrics
 from mote_rag.evaluation.suite import DEFAULT, QUICK, DatasetSpec, Suite, get_suite
+from mote_rag.tasks import TaskSet
 
 
 class FakeEncoder:
@@ -22,6 +23,14 @@ class FakeEncoder:
 
     fingerprint = "fake-v1"
     dim = 64
+
+    tasks, max_seq_length, source = TaskSet(), 128, "fake"  # the rest of the mote_rag.encoders.Encoder protocol
+
+    def encode_query(self, texts, **kwargs):
+        return self.encode(texts, task="search_query", **kwargs)
+
+    def encode_document(self, texts, **kwargs):
+        return self.encode(texts, task="search_document", **kwargs)
 
     def __init__(self):
         self.calls: list[tuple[str, int]] = []

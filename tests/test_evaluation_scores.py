@@ -68,7 +68,7 @@ def test_full_scifact_qrels_metrics_agree_with_ranx(data_dir):
     """All 300 SciFact test queries against the whole corpus, ranked by a TF-IDF run (no model needed)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    from mote_rag.datasets import load_beir
+    from mote_rag.readers import load_beir
 
     ds = load_beir(data_dir / "retrieval" / "scifact", "test")
     doc_ids, qids = list(ds.corpus), list(ds.queries)

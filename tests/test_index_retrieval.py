@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mote_rag.datasets import load_beir
+from mote_rag.readers import load_beir
 from mote_rag.index.faiss_index import FaissIndex
 
 N_QUERIES, N_DISTRACTORS = 20, 60

@@ -21,6 +21,13 @@ class RecordingEncoder:
     def __init__(self, model):
         self.model, self.memo, self.calls = model, {}, []
         self.dim, self.max_seq_length, self.fingerprint = model.dim, model.max_seq_length, model.fingerprint
+        self.tasks, self.source = model.tasks, model.source
+
+    def encode_query(self, texts, **kwargs):
+        return self.encode(texts, task="search_query", **kwargs)
+
+    def encode_document(self, texts, **kwargs):
+        return self.encode(texts, task="search_document", **kwargs)
 
     def encode(self, texts, task="search_document", batch_size=32, **kwargs):
         task = self.model.tasks.get(task).name

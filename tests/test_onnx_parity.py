@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="session")
 def real_texts(data_dir):
     """200 real texts from 50 to several hundred tokens: claims, intents, news, abstracts (truncated)."""
-    from mote_rag.datasets import corpus_text, read_jsonl
+    from mote_rag.readers import corpus_text, read_jsonl
 
     sources = [
         [r["text"] for r in read_jsonl(data_dir / "retrieval/scifact/queries.jsonl")],
@@ -88,7 +88,7 @@ def test_fp32_and_int8_match_torch_on_every_task_path(minilm_mote, minilm_export
 def test_scifact_ndcg_int8_within_one_point_of_fp32(minilm_export, data_dir):
     from ranx import Qrels, Run, evaluate
 
-    from mote_rag.datasets import load_beir
+    from mote_rag.readers import load_beir
 
     data = load_beir(data_dir / "retrieval" / "scifact", split="test")
     rng = random.Random(0)

@@ -16,7 +16,7 @@ import pytest
 
 from mote_rag import MoTEModel
 from mote_rag.cli.main import main
-from mote_rag.index.corpus_files import read_corpus
+from mote_rag.readers import read_corpus
 from mote_rag.index.faiss_index import INDEX_JSON, FaissIndex, int_id
 from mote_rag.index.sharded import SHARDS_JSON, ShardedIndex, ShardSetError, shard_of
 

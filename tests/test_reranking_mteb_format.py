@@ -9,6 +9,7 @@ import pytest
 
 from mote_rag.evaluation import evaluate, load_suite
 from mote_rag.evaluation.metrics import average_precision, reciprocal_rank
+from mote_rag.tasks import TaskSet
 
 ROWS = [
     {"query": "what causes anemia", "positive": ["anemia is caused by low iron"],
@@ -24,6 +25,14 @@ class HashingEncoder:
     """Bag of hashed words, with a task-dependent offset so that the side a text is embedded for matters."""
 
     dim, fingerprint = 64, None
+
+    tasks, max_seq_length, source = TaskSet(), 128, "hashing"  # the rest of the mote_rag.encoders.Encoder protocol
+
+    def encode_query(self, texts, **kwargs):
+        return self.encode(texts, task="search_query", **kwargs)
+
+    def encode_document(self, texts, **kwargs):
+        return self.encode(texts, task="search_document", **kwargs)
 
     def __init__(self):
         self.seen: dict[str, set[str]] = {}

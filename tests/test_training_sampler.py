@@ -120,7 +120,7 @@ def test_default_mix_reads_only_train_splits_and_builds_sound_examples(data_dir)
     assert len(by_name["classification", "snli"].examples) == 6502
     # the anchors are the train queries (Quora subsampled); no test-only query text is a training anchor
     # (SciFact has 2 claim texts under both a train and a test id, inherited from the source)
-    from mote_rag.datasets import load_beir
+    from mote_rag.readers import load_beir
 
     for name in ("scifact", "quora_dup"):
         train_queries = set(load_beir(data_dir / "retrieval" / name, split="train").queries.values())

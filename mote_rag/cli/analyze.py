@@ -31,7 +31,7 @@ def register(sub) -> None:
 
 
 def read_texts(path: str | None, limit: int) -> list[str]:
-    from ..datasets import iter_jsonl
+    from ..readers import iter_jsonl
 
     if path is None:
         from ..quickstart import SAMPLE_DIR

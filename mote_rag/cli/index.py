@@ -131,7 +131,7 @@ def run(args) -> int:
         return run_ray(args)
     check_ray_arguments(args)
     from mote_rag.atomic import LOCK_NAME, check_writable_folder
-    from mote_rag.index.corpus_files import read_corpus
+    from mote_rag.readers import read_corpus
     from mote_rag.index.faiss_index import INDEX_JSON, FaissIndex
 
     out = Path(args.output)

@@ -18,7 +18,7 @@ import shutil
 from collections import defaultdict
 from pathlib import Path
 
-from mote_rag.datasets import default_data_dir, read_jsonl, read_qrels, resolve_file
+from mote_rag.readers import default_data_dir, read_jsonl, read_qrels, resolve_file
 
 MAX_DOC_CHARS = 1200  # answers are cut at a sentence boundary near this length to keep the sample small
 

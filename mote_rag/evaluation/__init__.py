@@ -1,4 +1,4 @@
-"""MTEB-style evaluation of any encoder with `encode(texts, task=...)` (MoTE, ONNX, dense, sentence-transformers).
+"""MTEB-style evaluation of any mote-rag encoder (mote_rag.encoders.Encoder: MoTE, ONNX, dense, sentence-transformers).
 
 Python API (stable; the training code and benchmarks call it)::
 

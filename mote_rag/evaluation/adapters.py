@@ -1,28 +1,40 @@
 """Evaluate a plain sentence-transformers model with the same suite as MoTE/ONNX encoders.
 
-A plain model has no task paths: every task gets the same model, optionally with a text prefix per task
-(`prompts={"search_query": "query: ", ...}`). The fingerprint hashes weights + prompts + max_seq_length so
-cached embeddings never mix models.
+A plain model has no task paths: every task runs the same model, optionally with a text prefix per task
+(`prompts={"search_query": "query: ", ...}`, keyed by mote-rag task names). The fingerprint hashes weights +
+prompts + max_seq_length so cached embeddings never mix models.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-from typing import Mapping, Sequence
+from dataclasses import replace
+from typing import Mapping
 
 import numpy as np
 
+from ..encoders import EncoderBase
+from ..tasks import DEFAULT_TASKS, Task, TaskSet
 
-class SentenceTransformerEncoder:
-    def __init__(self, model, prompts: Mapping[str, str] | None = None, normalize: bool = True, device: str | None = "cpu"):
+
+class SentenceTransformerEncoder(EncoderBase):
+    """A `SentenceTransformer` (object or folder) as a mote-rag encoder; only the batch step is its own."""
+
+    def __init__(self, model, prompts: Mapping[str, str] | None = None, normalize: bool = True,
+                 device: str | None = "cpu"):
         from sentence_transformers import SentenceTransformer
 
-        self.model = model if isinstance(model, SentenceTransformer) else SentenceTransformer(os.fspath(model), device=device)
+        given = isinstance(model, SentenceTransformer)
+        self.model = model if given else SentenceTransformer(os.fspath(model), device=device)
         self.prompts = dict(prompts or {})
+        names = [t.name for t in DEFAULT_TASKS]
+        unknown = [k for k in self.prompts if k not in names]
+        if unknown:
+            raise ValueError(f"prompts: unknown task(s) {unknown}; valid tasks: {', '.join(names)}")
+        self.tasks = TaskSet(replace(t, prefix=self.prompts.get(t.name, "")) for t in DEFAULT_TASKS)
         self.normalize = normalize
-        self.source = "sentence-transformers" if isinstance(model, SentenceTransformer) else os.fspath(model)
-        self.tasks = None
+        self.source = "sentence-transformers" if given else os.fspath(model)
         self._fingerprint: str | None = None
 
     @property
@@ -46,12 +58,7 @@ class SentenceTransformerEncoder:
             self._fingerprint = h.hexdigest()[:32]
         return self._fingerprint
 
-    def encode(self, texts: Sequence[str] | str, task: str = "search_document", batch_size: int = 32,
-               show_progress_bar: bool = False, **_ignored) -> np.ndarray:
-        single = isinstance(texts, str)
-        items = [texts] if single else list(texts)
-        prefix = self.prompts.get(task, "")
-        emb = self.model.encode([prefix + t for t in items], batch_size=batch_size, show_progress_bar=show_progress_bar,
-                                normalize_embeddings=self.normalize, convert_to_numpy=True)
-        emb = np.asarray(emb, dtype=np.float32)
-        return emb[0] if single else emb
+    def _embed_batch(self, texts: list[str], tasks: list[Task], normalize: bool) -> np.ndarray:
+        emb = self.model.encode(texts, batch_size=len(texts), show_progress_bar=False,
+                                normalize_embeddings=normalize, convert_to_numpy=True)
+        return np.asarray(emb, dtype=np.float32)

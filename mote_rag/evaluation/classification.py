@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..datasets import LabelledTexts, load_labelled_texts
+from ..readers import LabelledTexts, load_labelled_texts
 
 SEED = 42
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..datasets import load_labelled_texts
+from ..readers import load_labelled_texts
 from .classification import SEED, stratified_subset
 
 

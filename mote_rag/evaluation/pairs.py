@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..datasets import SentencePairs, load_sentence_pairs
+from ..readers import SentencePairs, load_sentence_pairs
 
 
 def _limit(pairs: SentencePairs, max_rows: int | None, seed: int = 0) -> SentencePairs:

@@ -15,7 +15,7 @@ TYPE_LABELS = {"retrieval": "Retrieval (nDCG@10)", "reranking": "Reranking (MAP)
 
 
 def load_result(path: str | os.PathLike) -> dict:
-    from ..datasets import read_json_file
+    from ..readers import read_json_file
 
     p = Path(path)
     result = read_json_file(p, "result")

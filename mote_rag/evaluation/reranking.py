@@ -45,7 +45,7 @@ def lexical_candidates(corpus_texts: list[str], query_texts: list[str], positive
 
 def read_mteb_reranking(path: Path, max_rows: int | None = None) -> list[dict]:
     """Rows of an MTEB reranking file, checked (each needs a query string and at least one positive)."""
-    from ..datasets import read_jsonl
+    from ..readers import read_jsonl
 
     rows = read_jsonl(path, required=("query", "positive", "negative"))
     for i, row in enumerate(rows, 1):

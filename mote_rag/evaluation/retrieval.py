@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..datasets import BeirDataset, load_beir
+from ..readers import BeirDataset, load_beir
 from .metrics import per_query_metrics
 
 TOP_K = 100

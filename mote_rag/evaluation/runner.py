@@ -1,12 +1,13 @@
 """Run a suite against one encoder: embed (deduplicated, cached, with progress), score each dataset,
 collect a JSON-ready result with per-type averages and timings.
 
-Every task type only sees `embed(texts, task, key) -> L2-normalised float32 rows`, so any object with
-`encode(texts, task=..., batch_size=..., show_progress_bar=...)` can be evaluated and figures are
-comparable across backends (MoTE, ONNX, dense, sentence-transformers).
+Every task type only sees `embed(texts, task, key) -> L2-normalised float32 rows`, so any encoder with the
+mote_rag.encoders.Encoder protocol can be evaluated and figures are comparable across backends (MoTE, ONNX,
+dense, sentence-transformers).
 """
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import re
@@ -17,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from ..atomic import write_json_atomic
+from ..encoders import Encoder, check_encoder
 from .cache import EmbeddingCache, texts_digest
 from .classification import evaluate_classification
 from .clustering import evaluate_clustering
@@ -33,17 +35,17 @@ RUNNERS = {
     "classification": evaluate_classification,
     "clustering": evaluate_clustering,
 }
+logger = logging.getLogger(__name__)
 CHUNK = 512  # texts per encode() call: bounds memory and drives the progress bar
 
 
 class Embedder:
     """Deduplicates texts, serves repeats from memory or the disk cache, encodes the rest longest-first."""
 
-    def __init__(self, encoder, cache: EmbeddingCache | None = None, batch_size: int = 64, show_progress: bool = True):
-        if not callable(getattr(encoder, "encode", None)):
-            raise TypeError(f"{type(encoder).__name__} has no encode(texts, task=...) method")
-        self.encoder = encoder
-        self.fingerprint = getattr(encoder, "fingerprint", None)
+    def __init__(self, encoder: Encoder, cache: EmbeddingCache | None = None, batch_size: int = 64,
+                 show_progress: bool = True):
+        self.encoder = check_encoder(encoder)
+        self.fingerprint = encoder.fingerprint
         self.cache = cache if self.fingerprint else None
         # The backend is part of the cache key: an ONNX fp32 export shares its torch model's fingerprint, but an
         # ONNX-vs-torch comparison must embed with each backend, not read the other's vectors.
@@ -98,8 +100,9 @@ class Embedder:
         return out
 
 
-def encoder_name(encoder) -> str:
-    source = getattr(encoder, "source", None) or getattr(encoder, "path", None)
+def encoder_name(encoder: Encoder) -> str:
+    """A short name for results: the encoder's folder name (the parent of a packaged `model/` folder)."""
+    source = check_encoder(encoder).source
     if not source:
         return type(encoder).__name__
     path = Path(str(source))
@@ -134,6 +137,7 @@ def evaluate(encoder, suite: "str | Suite | Sequence[str]" = "default", out_dir:
         if not keep_runs:
             res = {k: v for k, v in res.items() if not k.startswith("_")}
         results[spec.name] = res
+        logger.info("%s on %s: %s %.2f (%.1fs)", name, spec.name, spec.type, res["main_score"], res["seconds"])
     averages = {}
     for t in TASK_TYPES:
         scores = [r["main_score"] for r in results.values() if r["type"] == t]

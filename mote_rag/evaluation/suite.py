@@ -66,7 +66,7 @@ class Suite:
     def root_dir(self) -> Path:
         if self.root is not None:
             return Path(self.root)
-        from ..datasets import default_data_dir
+        from ..readers import default_data_dir
 
         return default_data_dir()
 
@@ -214,7 +214,7 @@ def get_suite(suite: "str | Suite | Sequence[str] | os.PathLike") -> Suite:
 
 def load_suite(path: str | os.PathLike) -> Suite:
     """Read a user suite from JSON; relative dataset paths resolve against the JSON file's folder."""
-    from ..datasets import read_json_file
+    from ..readers import read_json_file
 
     p = Path(path)
     raw = read_json_file(p, "suite")

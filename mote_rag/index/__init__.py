@@ -1,6 +1,6 @@
 """Vector indexes: `FaissIndex` (cosine FAISS search over an encoder's document/query paths) and
 `read_corpus` (jsonl, CSV/TSV or a folder of .txt files into ids, texts and metadata). FAISS loads on first use."""
-from .corpus_files import Corpus, read_corpus
+from ..readers import Corpus, read_corpus
 from .faiss_index import EncoderMismatchError, FaissIndex, Hit, IndexFormatError, int_id
 from .ids import DocRecord
 

@@ -5,7 +5,7 @@ For corpora that outgrow one machine. The pipeline is plain Ray Data, so it runs
 
     read      ray.data.read_text (JSON Lines, .gz included), read_csv (every column as a string) or
               read_binary_files (a folder of .txt); rows become (id, text, metadata) with the same rules as
-              the single-machine reader (mote_rag.index.corpus_files): same ids, texts and metadata
+              the single-machine reader (mote_rag.readers.read_corpus): same ids, texts and metadata
     embed     map_batches(DocumentEmbedder, concurrency=workers): one actor per worker, each holding one
               onnxruntime session of the exported model's search_document graph with `threads` intra-op
               threads (and reserving that many CPUs)
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import shutil
 import time
@@ -39,9 +40,11 @@ from typing import Sequence
 
 import numpy as np
 
-from .corpus_files import ID_FIELD_GUESSES, _rows_to_corpus, _split_fields, corpus_format
+from ..readers import ID_FIELD_GUESSES, corpus_format, iter_jsonl, parse_json_line, rows_to_corpus, split_fields
 from .faiss_index import DEFAULT_PARAMS, INDEX_JSON, KINDS, FaissIndex, int_id
 from .sharded import SHARDS_JSON, read_manifest, shard_name, write_manifest
+
+logger = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'mote-rag[ray]'"
 BUILD_PREFIX = "build-"
@@ -69,7 +72,7 @@ def _documents(rows: list[dict], where: str, id_field: str, text_fields: list[st
     if not rows:
         empty = np.array([], dtype=object)
         return {"id": empty, "text": empty, "metadata": empty}
-    corpus = _rows_to_corpus(((f"{where} (id {r.get(id_field)!r})", r) for r in rows), where, id_field,
+    corpus = rows_to_corpus(((f"{where} (id {r.get(id_field)!r})", r) for r in rows), where, id_field,
                              text_fields, metadata_fields)
     return {"id": np.array(corpus.ids, dtype=object), "text": np.array(corpus.texts, dtype=object),
             "metadata": np.array([json.dumps(m, ensure_ascii=False) for m in corpus.metadatas], dtype=object)}
@@ -79,13 +82,7 @@ def _parse_jsonl(batch: dict, id_field: str, text_fields: list[str], metadata_fi
     rows = []
     paths = batch["path"]
     for line, path in zip(batch["text"], paths):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: a line is not valid JSON ({exc.msg}): {line[:80]!r}") from None
-        if not isinstance(row, dict):
-            raise ValueError(f"{path}: expected one JSON object per line, got {type(row).__name__}: {line[:80]!r}")
-        rows.append(row)
+        rows.append(parse_json_line(line, str(path)))  # Ray's text reader gives no line numbers
     return _documents(rows, str(paths[0]) if len(paths) else "corpus", id_field, text_fields, metadata_fields)
 
 
@@ -109,8 +106,6 @@ def _parse_txt(batch: dict, root: str) -> dict:
 
 
 def _first_jsonl_row(path: Path) -> dict:
-    from ..datasets import iter_jsonl
-
     for row in iter_jsonl(path):
         return row
     raise ValueError(f"{path} holds no documents")
@@ -129,8 +124,8 @@ def read_corpus_dataset(path: str | os.PathLike, id_field: str | None = None,
     ray = require_ray()
     p = Path(path).resolve()
     fmt = corpus_format(p)
-    fields = _split_fields(text_fields) or ["text"]
-    meta = _split_fields(metadata_fields)
+    fields = split_fields(text_fields) or ["text"]
+    meta = split_fields(metadata_fields)
     remote = {"num_cpus": parse_cpus}
     if fmt == "txt-folder":
         if not any(p.rglob("*.txt")):
@@ -281,40 +276,94 @@ def check_output(output: str | os.PathLike, overwrite: bool) -> Path:
     return out
 
 
-USER_ERRORS = {"ValueError": ValueError, "TypeError": TypeError, "FileNotFoundError": FileNotFoundError,
-               "KeyError": KeyError}
+def worker_error(exc: BaseException) -> BaseException:
+    """The exception a worker raised, as itself. Ray keeps it as `RayTaskError.cause` (through nested calls: an
+    actor that called another actor), and `configure_ray_data` makes Ray Data pass a map function's exception on
+    unwrapped (`raise_original_map_exception`), so no traceback text is parsed."""
+    from ray.exceptions import RayTaskError
+
+    while isinstance(exc, RayTaskError) and isinstance(exc.cause, BaseException) and exc.cause is not exc:
+        exc = exc.cause
+    return exc
 
 
-def _user_error(exc: BaseException) -> BaseException | None:
-    """The input error (ValueError, TypeError, ...) a worker raised, from under Ray's wrappers, if any.
-
-    Ray keeps the worker's exception object in RayTaskError.cause for direct calls; through Ray Data's
-    UserCodeException only the worker's traceback text survives, so its last "ValueError: ..." line is used.
-    """
-    seen = set()
-    first = exc
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        cause = getattr(exc, "cause", None)  # a RayTaskError keeps the worker's own exception here
-        if isinstance(cause, BaseException):
-            exc = cause
-            continue
-        if type(exc) in USER_ERRORS.values():
-            return exc
-        exc = exc.__cause__ or exc.__context__
-    for line in reversed(str(first).splitlines()):
-        name, sep, message = line.partition(": ")
-        if sep and name in USER_ERRORS:
-            return USER_ERRORS[name](message)
-    return None
-
-
-def _quiet_ray_data(ray, show_progress: bool) -> None:
-    """Ray Data's progress bars and INFO lines only when asked for (the CLI's default), else warnings only."""
-    import logging
-
-    ray.data.DataContext.get_current().enable_progress_bars = bool(show_progress)
+def configure_ray_data(ray, show_progress: bool) -> None:
+    """Map functions raise their own exceptions; progress bars and INFO lines only when asked for (the CLI's
+    default), else warnings only (on Ray Data's own logger, never the root logger)."""
+    context = ray.data.DataContext.get_current()
+    context.raise_original_map_exception = True
+    context.enable_progress_bars = bool(show_progress)
     logging.getLogger("ray.data").setLevel(logging.INFO if show_progress else logging.WARNING)
+
+
+def check_build_arguments(model: str | os.PathLike, shards, threads, workers, batch_size, rows_per_call, kind: str,
+                          kind_params: dict) -> Path:
+    """Every argument checked before Ray starts; returns the resolved exported-model folder."""
+    from ..encoders import encoder_kind
+
+    if not isinstance(shards, int) or shards < 1:
+        raise ValueError(f"--shards must be a positive integer, got {shards!r}")
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads per worker must be >= 1, got {threads!r}")
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be >= 1, got {workers!r}")
+    for name, value in (("batch_size", batch_size), ("rows_per_call", rows_per_call)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if kind not in KINDS:
+        raise ValueError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
+    unknown = set(kind_params) - set(DEFAULT_PARAMS[kind])
+    if unknown:
+        raise ValueError(f"unknown option(s) {sorted(unknown)} for a {kind} index")
+    model_dir = Path(model).resolve()
+    if encoder_kind(model_dir) != "onnx":
+        raise ValueError(f"--model {model}: distributed indexing runs the exported ONNX graphs on the workers; "
+                         f"export the model first (`mote-rag export {model} {model}-onnx`) and pass that folder")
+    return model_dir
+
+
+def embed_into_shards(ray, corpus, build_dir: Path, model_dir: Path, shards: int, workers: int, threads: int, *,
+                      kind: str, kind_params: dict, document_task: str, query_task: str, store_text: bool,
+                      read_options: dict, batch_size: int, rows_per_call: int) -> tuple[np.ndarray, float, list]:
+    """Run the pipeline (read -> embed -> route -> write); returns (rows per shard, encoder CPU seconds, what
+    each ShardWriter saved). A worker's input error is raised as itself (`worker_error`)."""
+    # shard holders reserve no CPU (they hold memory; the encoders need the cores) and spread over nodes
+    writer_cls = ray.remote(num_cpus=0, scheduling_strategy="SPREAD")(ShardWriter)
+    writers = [writer_cls.remote(str(build_dir / shard_name(k, shards)), str(model_dir), kind, document_task,
+                                 query_task, store_text, str(model_dir), kind_params) for k in range(shards)]
+    try:
+        ds = read_corpus_dataset(corpus, **read_options)
+        ds = ds.map_batches(DocumentEmbedder, batch_size=rows_per_call, batch_format="numpy",
+                            fn_constructor_kwargs={"model_dir": str(model_dir), "document_task": document_task,
+                                                   "writers": writers, "threads": threads, "batch_size": batch_size},
+                            compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=threads)
+        routed = np.zeros(shards, dtype=np.int64)
+        encode_cpu_s = 0.0
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            routed += np.bincount(batch["shard"], minlength=shards)
+            encode_cpu_s += float(batch["encode_cpu_s"].sum())
+        if not routed.sum():
+            raise ValueError(f"{corpus} holds no documents")
+        return routed, encode_cpu_s, ray.get([w.save.remote() for w in writers])
+    except Exception as exc:  # noqa: BLE001 - a worker's input error is raised as itself
+        cause = worker_error(exc)
+        if cause is exc:
+            raise
+        raise cause.with_traceback(None) from None
+    finally:
+        for w in writers:
+            ray.kill(w)
+
+
+def build_record(ray, corpus, routed: np.ndarray, encode_cpu_s: float, seconds: float, workers: int,
+                 threads: int) -> dict:
+    """The `build` entry of shards.json: engine, workers, throughput (wall and per encoder CPU-second)."""
+    total = int(routed.sum())
+    return {"engine": "ray", "ray_version": ray.__version__, "workers": workers, "threads_per_worker": threads,
+            "seconds": round(seconds, 3), "documents_per_second": round(total / seconds, 2) if seconds else None,
+            "encode_cpu_seconds": round(encode_cpu_s, 3),
+            "documents_per_encode_cpu_second": round(total / encode_cpu_s, 2) if encode_cpu_s else None,
+            "corpus": str(Path(corpus).resolve()), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 def build_ray_index(corpus: str | os.PathLike, output: str | os.PathLike, model: str | os.PathLike, *,
@@ -333,86 +382,38 @@ def build_ray_index(corpus: str | os.PathLike, output: str | os.PathLike, model:
              local one is started (and stopped afterwards) unless Ray is already initialised
     """
     ray = require_ray()
-    from ..encoders import encoder_kind
     from ..runtime.onnx_encoder import OnnxEncoder
 
-    if not isinstance(shards, int) or shards < 1:
-        raise ValueError(f"--shards must be a positive integer, got {shards!r}")
-    if not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads per worker must be >= 1, got {threads!r}")
-    if workers is not None and (not isinstance(workers, int) or workers < 1):
-        raise ValueError(f"workers must be >= 1, got {workers!r}")
-    if batch_size < 1 or rows_per_call < 1:
-        raise ValueError("batch_size and rows_per_call must be >= 1")
-    if kind not in KINDS:
-        raise ValueError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
-    unknown = set(kind_params) - set(DEFAULT_PARAMS[kind])
-    if unknown:
-        raise ValueError(f"unknown option(s) {sorted(unknown)} for a {kind} index")
-    model_dir = Path(model).resolve()
-    if encoder_kind(model_dir) != "onnx":
-        raise ValueError(f"--model {model}: distributed indexing runs the exported ONNX graphs on the workers; "
-                         f"export the model first (`mote-rag export {model} {model}-onnx`) and pass that folder")
+    model_dir = check_build_arguments(model, shards, threads, workers, batch_size, rows_per_call, kind, kind_params)
     out = check_output(output, overwrite)
     encoder = OnnxEncoder(model_dir)  # driver side: fingerprint, dim and task names only (no graph loaded)
     document_task = encoder.tasks.get(document_task).name
     query_task = encoder.tasks.get(query_task).name
-
-    started_here = False
-    if not ray.is_initialized():
+    started_here = not ray.is_initialized()
+    if started_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-        started_here = True
     elif address is not None:
         raise ValueError("Ray is already initialised in this process; leave address unset to use that cluster")
-    _quiet_ray_data(ray, show_progress)
+    configure_ray_data(ray, show_progress)
     t0 = time.perf_counter()
+    build_dir = out / f"{BUILD_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     try:
-        if workers is None:
-            workers = max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
+        workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
         out.mkdir(parents=True, exist_ok=True)
-        build_dir = out / f"{BUILD_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
-        spec = str(model_dir)
-        # shard holders reserve no CPU (they hold memory; the encoders need the cores) and spread over nodes
-        writer_cls = ray.remote(num_cpus=0, scheduling_strategy="SPREAD")(ShardWriter)
-        writers = [writer_cls.remote(str(build_dir / shard_name(k, shards)), str(model_dir), kind, document_task,
-                                     query_task, store_text, spec, kind_params) for k in range(shards)]
         try:
-            ds = read_corpus_dataset(corpus, id_field=id_field, text_fields=text_fields,
-                                     metadata_fields=metadata_fields)
-            ds = ds.map_batches(DocumentEmbedder, batch_size=rows_per_call, batch_format="numpy",
-                                fn_constructor_kwargs={"model_dir": str(model_dir), "document_task": document_task,
-                                                       "writers": writers, "threads": threads,
-                                                       "batch_size": batch_size},
-                                compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=threads)
-            routed = np.zeros(shards, dtype=np.int64)
-            encode_cpu_s = 0.0
-            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                routed += np.bincount(batch["shard"], minlength=shards)
-                encode_cpu_s += float(batch["encode_cpu_s"].sum())
-            if not routed.sum():
-                raise ValueError(f"{corpus} holds no documents")
-            written = ray.get([w.save.remote() for w in writers])
-        except Exception as exc:  # noqa: BLE001 - re-raise a worker's input error as itself
+            routed, encode_cpu_s, written = embed_into_shards(
+                ray, corpus, build_dir, model_dir, shards, workers, threads, kind=kind, kind_params=kind_params,
+                document_task=document_task, query_task=query_task, store_text=store_text,
+                read_options={"id_field": id_field, "text_fields": text_fields, "metadata_fields": metadata_fields},
+                batch_size=batch_size, rows_per_call=rows_per_call)
+            counts = [int(r["count"]) for r in written]
+            if counts != routed.tolist():  # the tally counts each row the pipeline produced once, retries or not
+                raise ValueError(f"{corpus}: {int(routed.sum()) - sum(counts)} document(s) repeat an earlier id with "
+                                 "the same text; ids must be unique")
+        except BaseException:
             shutil.rmtree(build_dir, ignore_errors=True)
-            cause = _user_error(exc)
-            if cause is not None and cause is not exc:
-                raise type(cause)(str(cause)) from exc
             raise
-        finally:
-            for w in writers:
-                ray.kill(w)
-        counts = [int(r["count"]) for r in written]
-        if counts != routed.tolist():  # the tally counts each row the pipeline produced once, retries or not
-            shutil.rmtree(build_dir, ignore_errors=True)
-            raise ValueError(f"{corpus}: {int(routed.sum()) - sum(counts)} document(s) repeat an earlier id with the "
-                             "same text; ids must be unique")
-        seconds = time.perf_counter() - t0
-        total = int(routed.sum())
-        build = {"engine": "ray", "ray_version": ray.__version__, "workers": workers, "threads_per_worker": threads,
-                 "seconds": round(seconds, 3), "documents_per_second": round(total / seconds, 2) if seconds else None,
-                 "encode_cpu_seconds": round(encode_cpu_s, 3),
-                 "documents_per_encode_cpu_second": round(total / encode_cpu_s, 2) if encode_cpu_s else None,
-                 "corpus": str(Path(corpus).resolve()), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        build = build_record(ray, corpus, routed, encode_cpu_s, time.perf_counter() - t0, workers, threads)
         manifest = write_manifest(out, [build_dir / shard_name(k, shards) for k in range(shards)], build=build)
     finally:
         if started_here:
@@ -421,4 +422,5 @@ def build_ray_index(corpus: str | os.PathLike, output: str | os.PathLike, model:
         if old.is_dir() and old.name != build_dir.name:
             shutil.rmtree(old, ignore_errors=True)
     read_manifest(out)
+    logger.info("indexed %d documents into %d shards in %.1fs", manifest["count"], shards, build["seconds"])
     return manifest

@@ -39,16 +39,18 @@ class MTEBEncoder:
     def __init__(self, encoder, name: str | None = None, batch_size: int = 32):
         from mteb.models import ModelMeta
 
-        self.encoder = encoder
+        from ..encoders import check_encoder
+
+        self.encoder = check_encoder(encoder)
         self.batch_size = batch_size
-        source = str(getattr(encoder, "source", None) or getattr(encoder, "path", "") or "model").rstrip("/")
+        source = str(encoder.source or "model").rstrip("/")
         framework = ["ONNX"] if type(encoder).__name__ == "OnnxEncoder" else ["PyTorch"]
         report = encoder.parameter_report() if hasattr(encoder, "parameter_report") else None
         self._meta = ModelMeta.create_empty(overwrites=dict(
             name=name or f"mote-rag/{source.split('/')[-1] or 'model'}",
-            revision=getattr(encoder, "fingerprint", None),
+            revision=encoder.fingerprint,
             embed_dim=int(encoder.dim),
-            max_tokens=int(getattr(encoder, "max_seq_length", 0)) or None,
+            max_tokens=int(encoder.max_seq_length) or None,
             n_parameters=report["total"] if report else None,
             framework=framework,
             similarity_fn_name="cosine",

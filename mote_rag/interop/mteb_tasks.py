@@ -20,7 +20,7 @@ def local_retrieval_task(path: str | os.PathLike, name: str | None = None, split
     from mteb.abstasks.retrieval import AbsTaskRetrieval
     from mteb.abstasks.task_metadata import TaskMetadata
 
-    from ..datasets import load_beir
+    from ..readers import load_beir
     from ..evaluation.retrieval import limit_beir
 
     folder = Path(path)
@@ -37,7 +37,7 @@ def local_retrieval_task(path: str | os.PathLike, name: str | None = None, split
             if self.data_loaded:
                 return
             ds = limit_beir(load_beir(folder, split), max_queries, max_corpus, seed=seed)
-            # title and text already joined as BEIR and MTEB join them (mote_rag.datasets.corpus_text)
+            # title and text already joined as BEIR and MTEB join them (mote_rag.readers.corpus_text)
             corpus = Dataset.from_list([{"id": d, "title": "", "text": t} for d, t in ds.corpus.items()])
             queries = Dataset.from_list([{"id": q, "text": t} for q, t in ds.queries.items()])
             self.dataset = {"default": {split: {"corpus": corpus, "queries": queries,

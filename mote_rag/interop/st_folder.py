@@ -29,7 +29,7 @@ def prompts(model) -> dict[str, str]:
     out = {}
     for task in model.tasks:
         for key in (task.name, *task.aliases):
-            out[key] = task.prefix if model.use_prefixes else ""
+            out[key] = task.prefix_for(model.use_prefixes)
     return out
 
 

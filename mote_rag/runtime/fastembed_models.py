@@ -22,6 +22,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..inputs import check_batch_size, validate_texts
 from .manifest import Manifest
 
 REGISTRY_PREFIX = "mote-rag"
@@ -57,7 +58,7 @@ class FastEmbedTask:
         if verify:
             for name in (self.graph, manifest.spec.tokenizer["file"], *manifest.spec.fastembed["files"]):
                 manifest.read_verified(name)
-        self.prefix = self.task.prefix if manifest.spec.use_prefixes else ""
+        self.prefix = self.task.prefix_for(manifest.spec.use_prefixes)
         self.dim = manifest.spec.dim
         self.model_name = _register(manifest, self.graph)
         self.model = TextEmbedding(self.model_name, specific_model_path=str(manifest.root), threads=threads,
@@ -66,8 +67,9 @@ class FastEmbedTask:
 
     def embed(self, texts: str | Iterable[str], batch_size: int = 256, **kwargs) -> list[np.ndarray]:
         """Embeddings (float32, unit length) of `texts`, in order, with the task's prefix added."""
-        items = [texts] if isinstance(texts, str) else list(texts)
-        return list(self.model.embed([self.prefix + t for t in items], batch_size=batch_size, **kwargs))
+        items, _ = validate_texts(texts)
+        return list(self.model.embed([self.prefix + t for t in items], batch_size=check_batch_size(batch_size),
+                                     **kwargs))
 
 
 def fastembed_task_model(path: str | os.PathLike, task: str, **kwargs) -> FastEmbedTask:

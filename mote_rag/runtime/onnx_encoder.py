@@ -1,46 +1,34 @@
 """OnnxEncoder: serve an exported MoTE model with onnxruntime + tokenizers only (never imports torch).
 
-API (what evaluation, FAISS index, LangChain/LlamaIndex and Ray code can rely on):
+The folder is what `MoTEModel.export_onnx` / `mote-rag export` writes (manifest.json, one graph per task path,
+tokenizer.json). Graphs load lazily: a graph file is read, sha256-checked and opened on the first encode that needs
+it (`load(task)` loads ahead of time, `preload=True` loads every task's graph). `encode`, `encode_query` and
+`encode_document` come from mote_rag.encoders.EncoderBase, so inputs, tasks, prefixes, batching and errors are
+the torch model's; this class only tokenizes and runs a session per batch.
 
-    from mote_rag import OnnxEncoder          # imports no torch
-    enc = OnnxEncoder(path, tasks=None, variant="fp32", threads=None, providers=None, verify=True)
-      path      directory written by `MoTEModel.export_onnx` / `mote-rag export` (holds manifest.json)
-      tasks     None = every task in the manifest; or a list of task names/aliases this encoder may serve.
-                Graphs load lazily: a graph file is read, sha256-checked and opened on the first encode that
-                needs it (`enc.load(task)` loads ahead of time).
-      variant   "fp32" (exported graph), "optimized" (onnxruntime offline-optimised fp32 graph) or
-                "int8" (dynamic int8 quantised); only variants present in the manifest can be chosen.
-      threads   onnxruntime intra_op_num_threads (None = onnxruntime's default).
-    enc.encode(texts, task="search_document", batch_size=32, show_progress_bar=False,
-               normalize_embeddings=True) -> np.float32 (n, dim); a single str -> (dim,); [] -> (0, dim)
-      `task` may be a list, one task per text (mixed batch), as with MoTEModel.encode.
-    enc.encode_query(texts, **kw) / enc.encode_document(texts, **kw)
-    enc.tasks            mote_rag.tasks.TaskSet rebuilt from the manifest (restricted to `tasks` if given)
-    enc.dim, enc.max_seq_length, enc.variant
-    enc.fingerprint      equals the torch model's `model.fingerprint` for "fp32" and "optimized" (same
-                         function up to float rounding, so an index built with the torch model can be queried
-                         through them); "<fingerprint>-int8" for "int8", so an index refuses mixing them.
-
-Each graph has inputs input_ids, attention_mask (and token_type_ids when the base uses them), int64, shape
-(batch, sequence), both axes dynamic; outputs `sentence_embedding` (batch, dim), masked mean pooled and L2
-normalised inside the graph, and `pooled_embedding` (batch, dim), the same vector before normalisation, which
-`normalize_embeddings=False` returns. Errors: missing graph file -> FileNotFoundError; sha256 mismatch or
-unknown manifest format version -> ValueError; unknown task -> ValueError; None/non-string texts -> TypeError
-(the same checks as MoTEModel, from mote_rag.inputs).
+`fingerprint` equals the torch model's for the "fp32" and "optimized" variants (the same function up to float
+rounding, so an index built with the torch model can be queried through them) and is "<fingerprint>-int8" for
+"int8", so an index refuses mixing them. Each graph outputs `sentence_embedding` (masked mean pooled, L2
+normalised inside the graph) and `pooled_embedding` (the same before normalisation, for
+`normalize_embeddings=False`).
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from typing import Sequence
 
 import numpy as np
 
-from ..inputs import check_batch_size, length_sorted_batches, progress, validate_texts
+from ..encoders import EncoderBase
+from ..tasks import Task, TaskSet
 from .manifest import Manifest
 
+logger = logging.getLogger(__name__)
 
-class OnnxEncoder:
+
+class OnnxEncoder(EncoderBase):
     """Torch-free encoder over an exported folder: one onnxruntime session per task graph, opened on demand."""
 
     def __init__(
@@ -54,6 +42,7 @@ class OnnxEncoder:
     ):
         self.manifest = Manifest.read(path)
         self.path = self.manifest.root
+        self.source = str(self.path)
         self.variant = self.manifest.check_variant(variant)
         if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
             raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
@@ -68,8 +57,6 @@ class OnnxEncoder:
             names = list(dict.fromkeys(full.get(t).name for t in tasks))
             if not names:
                 raise ValueError("tasks is empty: pass None for every task, or at least one task name")
-            from ..tasks import TaskSet
-
             self.tasks = TaskSet(t for t in full if t.name in names)
         for task in self.tasks.names:  # fail now, not at the first encode, if a variant lacks a task graph
             self.manifest.graph_name(task, self.variant)
@@ -124,6 +111,7 @@ class OnnxEncoder:
                     session = ort.InferenceSession(model_bytes, self._session_options(), providers=self.providers)
                     del model_bytes
                     self._sessions[graph] = session
+                    logger.debug("opened %s (%s, providers %s)", graph, self.variant, self.providers)
         return session
 
     @property
@@ -147,60 +135,14 @@ class OnnxEncoder:
             features["token_type_ids"] = np.array([e.type_ids for e in encodings], dtype=np.int64)
         return features
 
-    def prepare_texts(self, texts: Sequence[str], task: str) -> list[str]:
-        prefix = self.tasks.get(task).prefix if self.use_prefixes else ""
-        return [prefix + t for t in texts] if prefix else list(texts)
+    # ------------------------------------------------------------------ EncoderBase hooks
+    def _batch_group(self, task: Task) -> str:
+        return self.manifest.graph_name(task.name, self.variant)  # one session per batch
 
-    def encode(
-        self,
-        texts: str | Sequence[str],
-        task: str | Sequence[str] = "search_document",
-        batch_size: int = 32,
-        show_progress_bar: bool = False,
-        normalize_embeddings: bool | None = None,
-        prompt_name: str | None = None,
-        **_ignored,
-    ) -> np.ndarray:
-        """Embed texts with a task path (or one task per text); float32 (n, dim), a single str -> (dim,)."""
-        if prompt_name is not None:
-            task = prompt_name
-        items, single = validate_texts(texts)
-        batch_size = check_batch_size(batch_size)
-        if isinstance(task, str):
-            names = [self._task_name(task)] * len(items)
-        else:
-            if task is None:
-                raise TypeError("task must be a task name or a list of task names, got None")
-            names = [self._task_name(t) for t in task]
-            if len(names) != len(items):
-                raise ValueError(f"got {len(items)} texts but {len(names)} tasks")
-        normalize = self.normalize if normalize_embeddings is None else bool(normalize_embeddings)
-        output = self._outputs["normalized" if normalize else "pooled"]
-        out = np.zeros((len(items), self.dim), dtype=np.float32)
-        by_graph: dict[str, list[int]] = {}
-        for i, name in enumerate(names):
-            by_graph.setdefault(self.manifest.graph_name(name, self.variant), []).append(i)
-        with progress(len(items), show_progress_bar, "encode") as bar:
-            for rows in by_graph.values():
-                session = self.load(names[rows[0]])
-                prepared = [self.prepare_texts([items[i]], names[i])[0] for i in rows]
-                for idx in length_sorted_batches(prepared, batch_size):
-                    features = self.tokenize([prepared[j] for j in idx])
-                    (emb,) = session.run([output], features)
-                    out[np.asarray(rows)[idx]] = emb
-                    bar.update(len(idx))
-        return out[0] if single else out
-
-    def encode_query(self, texts, **kwargs) -> np.ndarray:
-        """Embed search queries with the search_query graph."""
-        return self.encode(texts, task="search_query", **kwargs)
-
-    def encode_document(self, texts, **kwargs) -> np.ndarray:
-        """Embed documents/passages with the search_document graph."""
-        return self.encode(texts, task="search_document", **kwargs)
-
-    def get_sentence_embedding_dimension(self) -> int:
-        return self.dim
+    def _embed_batch(self, texts: list[str], tasks: list[Task], normalize: bool) -> np.ndarray:
+        session = self.load(tasks[0].name)
+        (emb,) = session.run([self._outputs["normalized" if normalize else "pooled"]], self.tokenize(texts))
+        return emb
 
     def __repr__(self) -> str:
         return (f"OnnxEncoder(path={str(self.path)!r}, variant={self.variant!r}, tasks={self.tasks.names}, "

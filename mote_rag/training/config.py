@@ -2,7 +2,7 @@
 
 The recipe is hierarchical (task -> datasets), names local files in the shared formats, and is the same object
 for the three arms (`mote`, `ic`, `plain`): only `arm` changes between them. Paths may use `${data}`, which
-expands to `data_dir` (default: `mote_rag.datasets.default_data_dir()`); relative paths are read against
+expands to `data_dir` (default: `mote_rag.readers.default_data_dir()`); relative paths are read against
 `data_dir` too.
 
     {
@@ -180,7 +180,7 @@ def parse_config(raw: dict, source: str = "<config>", data_dir: str | os.PathLik
     if data_dir is None:
         data_dir = top.get("data_dir") or None
     if data_dir is None:
-        from ..datasets import default_data_dir
+        from ..readers import default_data_dir
 
         try:
             data_dir = default_data_dir()
@@ -325,7 +325,7 @@ def _parse_dataset(draw, where: str, data_dir: Path, check_files: bool) -> Datas
             raise _err(where, f"{ds.path} looks like an evaluation split (test/dev/validation); "
                               "only training files may feed training")
         if check_files:
-            from ..datasets import resolve_file
+            from ..readers import resolve_file
 
             try:
                 resolve_file(path)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..datasets import load_beir, read_jsonl, resolve_file
+from ..readers import load_beir, read_jsonl, resolve_file
 from .config import ConfigError, DatasetConfig, TrainConfig
 
 

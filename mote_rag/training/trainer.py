@@ -7,7 +7,9 @@ batches an uninterrupted run would.
 """
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import math
 import re
 import shutil
@@ -25,6 +27,8 @@ from .config import TrainConfig
 from .data import TrainingDataset, load_training_data
 from .loss import cached_contrastive_step, info_nce
 from .sampler import Batch, TaskAwareSampler
+
+logger = logging.getLogger(__name__)
 
 STATE_NAME = "trainer_state.json"
 OPTIMIZER_NAME = "optimizer.safetensors"
@@ -77,7 +81,6 @@ class Trainer:
         self.model = model if model is not None else build_model(config)
         if model is not None:
             set_trainable(self.model, config.experts_only)
-        self.saved_max_seq_length = self.model.max_seq_length
         self.train_max_seq_length = min(self.model.max_seq_length, config.max_seq_length or self.model.max_seq_length)
         self.show_progress = show_progress
         self.temperatures = {
@@ -123,17 +126,13 @@ class Trainer:
                             cand_labels if labelled else None, symmetric=self.config.symmetric)
 
         groups = [(anchors, [anchor_task] * len(anchors)), (cands, [cand_task] * len(cands))]
-        self.model.max_seq_length = self.train_max_seq_length
-        try:
-            if backward:
-                return cached_contrastive_step(self.model.embed_batch, groups, loss_fn, self.config.mini_batch_size)
-            with torch.no_grad():
-                embs = [torch.cat([self.model.embed_batch(t[i:i + self.config.mini_batch_size],
-                                                          k[i:i + self.config.mini_batch_size])
-                                   for i in range(0, len(t), self.config.mini_batch_size)]) for t, k in groups]
-                return float(loss_fn(*embs))
-        finally:
-            self.model.max_seq_length = self.saved_max_seq_length
+        embed = functools.partial(self.model.embed_batch, max_length=self.train_max_seq_length)
+        if backward:
+            return cached_contrastive_step(embed, groups, loss_fn, self.config.mini_batch_size)
+        size = self.config.mini_batch_size
+        with torch.no_grad():
+            embs = [torch.cat([embed(t[i:i + size], k[i:i + size]) for i in range(0, len(t), size)]) for t, k in groups]
+            return float(loss_fn(*embs))
 
     def train_step(self, batch: Batch) -> StepResult:
         """One optimisation step on one single-task batch."""
@@ -162,6 +161,7 @@ class Trainer:
             if ckpt is None:
                 raise FileNotFoundError(f"no checkpoint to resume from under {self.output_dir / CHECKPOINTS}")
             self.load_checkpoint(ckpt)
+            logger.info("resumed from %s at step %d", ckpt, self.step_count)
         ema: dict[str, float] = {}
         for entry in self.history:
             ema[entry["task"]] = entry["loss"] if entry["task"] not in ema else 0.9 * ema[entry["task"]] + 0.1 * entry["loss"]
@@ -189,6 +189,7 @@ class Trainer:
         self.model.backbone.eval()
         self.model.refresh_fingerprint()
         self.model.save_pretrained(self.output_dir)
+        logger.info("trained %d steps in %.1fs -> %s", self.step_count, elapsed, self.output_dir)
         return self.write_log(finished=True, elapsed=elapsed)
 
     def summary(self) -> dict:
@@ -232,6 +233,7 @@ class Trainer:
         ckpt.mkdir(parents=True, exist_ok=True)
         self.model.refresh_fingerprint()
         self.model.save_pretrained(ckpt)
+        logger.info("checkpoint at step %d -> %s", self.step_count, ckpt)
         opt = self.optimizer.state_dict()
         tensors = {"rng.cpu": torch.get_rng_state()}
         scalars: dict = {}

@@ -14,8 +14,7 @@ from typing import Any, Optional
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from mote_rag.encoders import MODEL_ENV
-from mote_rag.task_embedder import TaskEmbedder
+from mote_rag.encoders import MODEL_ENV, TaskEmbedder
 
 
 class MoTEEmbeddings(BaseModel, Embeddings):
@@ -94,9 +93,7 @@ class MoTEEmbeddings(BaseModel, Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         """Embed one query with the query task's expert (search_query unless overridden)."""
-        if not isinstance(text, str):
-            raise TypeError(f"embed_query takes one string, got {type(text).__name__}")
-        return self._embedder.embed([text], self.query_task, self.batch_size)[0]
+        return self._embedder.embed_one(text, self.query_task, self.batch_size)
 
     # ------------------------------------------------------------------ async API (worker thread)
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -105,6 +102,4 @@ class MoTEEmbeddings(BaseModel, Embeddings):
 
     async def aembed_query(self, text: str) -> list[float]:
         """`embed_query` in a worker thread."""
-        if not isinstance(text, str):
-            raise TypeError(f"aembed_query takes one string, got {type(text).__name__}")
-        return (await self._embedder.aembed([text], self.query_task, self.batch_size))[0]
+        return await self._embedder.aembed_one(text, self.query_task, self.batch_size)

@@ -14,8 +14,8 @@ from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.storage.kvstore.types import BaseKVStore
 
-from mote_rag.encoders import MODEL_ENV
-from mote_rag.task_embedder import TaskEmbedder
+from mote_rag.encoders import MODEL_ENV, TaskEmbedder
+from mote_rag.inputs import check_text, check_text_list
 
 DEFAULT_MOTE_BATCH_SIZE = 32
 CACHE_VALUE_KEY = "embedding"
@@ -156,6 +156,28 @@ class MoTEEmbedding(BaseEmbedding):
         new = dict(zip(missing, await self._embedder.aembed(missing, task, self.embed_batch_size, progress)))
         await cache.aput_all([(t, {CACHE_VALUE_KEY: v}) for t, v in new.items()], collection=collection)
         return _filled(texts, vectors, new)
+
+    # ------------------------------------------------------------------ public entry points: inputs checked first
+    # BaseEmbedding iterates what it is given, so a str would be embedded character by character and a dict by
+    # its keys; checking here gives the error mote-rag gives everywhere else.
+    def get_query_embedding(self, query: str) -> Embedding:
+        return super().get_query_embedding(check_text(query, "query"))
+
+    async def aget_query_embedding(self, query: str) -> Embedding:
+        return await super().aget_query_embedding(check_text(query, "query"))
+
+    def get_text_embedding(self, text: str) -> Embedding:
+        return super().get_text_embedding(check_text(text))
+
+    async def aget_text_embedding(self, text: str) -> Embedding:
+        return await super().aget_text_embedding(check_text(text))
+
+    def get_text_embedding_batch(self, texts: List[str], show_progress: bool = False, **kwargs: Any) -> List[Embedding]:
+        return super().get_text_embedding_batch(check_text_list(texts), show_progress=show_progress, **kwargs)
+
+    async def aget_text_embedding_batch(self, texts: List[str], show_progress: bool = False,
+                                        **kwargs: Any) -> List[Embedding]:
+        return await super().aget_text_embedding_batch(check_text_list(texts), show_progress=show_progress, **kwargs)
 
     # ------------------------------------------------------------------ sync API
     def _get_query_embedding(self, query: str) -> Embedding:
