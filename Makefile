@@ -9,7 +9,7 @@ INTEGRATIONS := -e integrations/langchain-mote -e integrations/llama-index-embed
 # run-time dependencies named here (the rest, onnxruntime, tokenizers, numpy, requests, tqdm, pillow, are pinned).
 FASTEMBED := fastembed loguru mmh3 py-rust-stemmers
 
-.PHONY: setup quickstart test bench clean
+.PHONY: setup quickstart lint test bench clean
 
 setup: $(STAMP)
 
@@ -24,7 +24,11 @@ $(STAMP): pyproject.toml constraints.txt integrations/*/pyproject.toml
 quickstart: setup
 	$(BIN)/mote-rag quickstart
 
-test: setup
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: setup lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 
 clean:

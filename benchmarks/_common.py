@@ -1,4 +1,5 @@
 """Helpers shared by the benchmarks: real texts from the shared data, timing, and atomic JSON results."""
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,11 @@ def timed(fn, repeat: int = 1) -> float:
 
 
 def write_result(name: str, payload: dict) -> Path:
-    payload = {"benchmark": name, "machine": {"python": platform.python_version(), "cpu": platform.processor(),
-                                               "system": platform.platform()}, **payload}
+    payload = {
+        "benchmark": name,
+        "machine": {"python": platform.python_version(), "cpu": platform.processor(), "system": platform.platform()},
+        **payload,
+    }
     path = RESULTS / f"{name}.json"
     write_json_atomic(path, payload)
     print(f"wrote {path}")

@@ -14,6 +14,7 @@ On a shared machine absolute QPS move with the load; the ratios compare runs mad
 
     python benchmarks/bench_index.py [--n 100000] [--threads 1]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,10 +26,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_result  # noqa: E402
+from _common import write_result
 
-from mote_rag.readers import default_data_dir, iter_jsonl, resolve_file  # noqa: E402
-from mote_rag.index.faiss_index import FaissIndex  # noqa: E402
+from mote_rag.index.faiss_index import FaissIndex
+from mote_rag.readers import default_data_dir, iter_jsonl, resolve_file
 
 N_QUERIES = 1000
 NOISE_NORM = 0.33
@@ -56,7 +57,7 @@ def real_embeddings(n_real: int) -> tuple[np.ndarray, np.ndarray, dict]:
     rng = np.random.default_rng(0)
     order = rng.permutation(len(texts))
     queries = [texts[i] for i in order[:N_QUERIES]]
-    docs = [texts[i] for i in order[N_QUERIES:N_QUERIES + n_real]]
+    docs = [texts[i] for i in order[N_QUERIES : N_QUERIES + n_real]]
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mote-rag" / "bench_index"
     stem = f"{encoder.fingerprint}-{len(texts)}"
     arrays = []
@@ -73,9 +74,13 @@ def real_embeddings(n_real: int) -> tuple[np.ndarray, np.ndarray, dict]:
                 np.save(fh, arr, allow_pickle=False)
         arrays.append(arr)
     q, d = arrays
-    source = {"encoder": "all-MiniLM-L6-v2 (embedded base, dense, prefixes on)", "fingerprint": encoder.fingerprint,
-              "texts": "Quora corpus questions + MedQuAD queries + SciFact queries (deduplicated, shuffled)",
-              "real_docs": int(len(d)), "queries": int(len(q))}
+    source = {
+        "encoder": "all-MiniLM-L6-v2 (embedded base, dense, prefixes on)",
+        "fingerprint": encoder.fingerprint,
+        "texts": "Quora corpus questions + MedQuAD queries + SciFact queries (deduplicated, shuffled)",
+        "real_docs": int(len(d)),
+        "queries": int(len(q)),
+    }
     return q.astype(np.float32), d.astype(np.float32), source
 
 
@@ -123,13 +128,58 @@ def serialized_bytes(index: FaissIndex) -> int:
     return int(faiss.serialize_index(index.faiss_index).nbytes)
 
 
+def sweep_hnsw(hnsw: FaissIndex, q: np.ndarray, truth, flat_single: float, flat_batch: float) -> list[dict]:
+    """Recall@10 and QPS (one-at-a-time and batched, also as a ratio to flat) at each ef_search."""
+    sweep = []
+    for ef in EF_SWEEP:
+        rec = recall_at_k(truth, ids_of(hnsw.search_vectors(q, 10, ef_search=ef)))
+        single = qps_single(hnsw, q, ef_search=ef)
+        batch = qps_batch(hnsw, q, ef_search=ef)
+        row = {
+            "ef_search": ef,
+            "recall_at_10": round(rec, 4),
+            "qps_single": round(single, 1),
+            "qps_batch": round(batch, 1),
+            "qps_ratio_single": round(single / flat_single, 2),
+            "qps_ratio_batch": round(batch / flat_batch, 2),
+        }
+        sweep.append(row)
+        print(
+            f"hnsw M={HNSW_M} ef={ef}: recall@10 {rec:.4f}, {single:.0f} QPS single ({single / flat_single:.1f}x "
+            f"flat), {batch:.0f} QPS batched ({batch / flat_batch:.1f}x)"
+        )
+    return sweep
+
+
+def sweep_ivfpq(ivf: FaissIndex, q: np.ndarray, truth, flat_single: float) -> list[dict]:
+    """Recall@10 and one-at-a-time QPS (also as a ratio to flat) at each nprobe."""
+    ivf_sweep = []
+    for nprobe in NPROBE_SWEEP:
+        rec = recall_at_k(truth, ids_of(ivf.search_vectors(q, 10, nprobe=nprobe)))
+        single = qps_single(ivf, q, nprobe=nprobe)
+        ivf_sweep.append(
+            {
+                "nprobe": nprobe,
+                "recall_at_10": round(rec, 4),
+                "qps_single": round(single, 1),
+                "qps_ratio_single": round(single / flat_single, 2),
+            }
+        )
+        print(f"ivfpq {ivf.params} nprobe={nprobe}: recall@10 {rec:.4f}, {single:.0f} QPS single")
+    return ivf_sweep
+
+
 def main() -> int:
     import faiss
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=100_000, help="base vectors (default 100000)")
-    ap.add_argument("--real", type=int, default=15_000,
-                    help="real embedded texts in the base set (default 15000; the rest are noisy copies)")
+    ap.add_argument(
+        "--real",
+        type=int,
+        default=15_000,
+        help="real embedded texts in the base set (default 15000; the rest are noisy copies)",
+    )
     ap.add_argument("--threads", type=int, default=1, help="FAISS OpenMP threads for search (default 1)")
     args = ap.parse_args()
 
@@ -158,51 +208,60 @@ def main() -> int:
     print(f"flat: {flat_single:.0f} QPS one-at-a-time, {flat_batch:.0f} QPS batched, {flat_bytes / 2**20:.1f} MiB")
 
     hnsw, hnsw_build = build("hnsw", M=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION)
-    sweep = []
-    for ef in EF_SWEEP:
-        rec = recall_at_k(truth, ids_of(hnsw.search_vectors(q, 10, ef_search=ef)))
-        single = qps_single(hnsw, q, ef_search=ef)
-        batch = qps_batch(hnsw, q, ef_search=ef)
-        row = {"ef_search": ef, "recall_at_10": round(rec, 4), "qps_single": round(single, 1),
-               "qps_batch": round(batch, 1), "qps_ratio_single": round(single / flat_single, 2),
-               "qps_ratio_batch": round(batch / flat_batch, 2)}
-        sweep.append(row)
-        print(f"hnsw M={HNSW_M} ef={ef}: recall@10 {rec:.4f}, {single:.0f} QPS single ({single / flat_single:.1f}x "
-              f"flat), {batch:.0f} QPS batched ({batch / flat_batch:.1f}x)")
+    sweep = sweep_hnsw(hnsw, q, truth, flat_single, flat_batch)
     chosen = next((r for r in sweep if r["recall_at_10"] >= RECALL_TARGET), None)
     hnsw_bytes = serialized_bytes(hnsw)
     del hnsw
 
     ivf, ivf_build = build("ivfpq")
-    ivf_sweep = []
-    for nprobe in NPROBE_SWEEP:
-        rec = recall_at_k(truth, ids_of(ivf.search_vectors(q, 10, nprobe=nprobe)))
-        single = qps_single(ivf, q, nprobe=nprobe)
-        ivf_sweep.append({"nprobe": nprobe, "recall_at_10": round(rec, 4), "qps_single": round(single, 1),
-                          "qps_ratio_single": round(single / flat_single, 2)})
-        print(f"ivfpq {ivf.params} nprobe={nprobe}: recall@10 {rec:.4f}, {single:.0f} QPS single")
+    ivf_sweep = sweep_ivfpq(ivf, q, truth, flat_single)
     ivf_bytes = serialized_bytes(ivf)
 
     passed = bool(chosen and chosen["qps_ratio_single"] >= QPS_TARGET)
     payload = {
-        "vectors": {"n": len(docs), "dim": dim, "kind": "real MiniLM embeddings grown with noisy copies",
-                    "noise_norm": NOISE_NORM, **source},
+        "vectors": {
+            "n": len(docs),
+            "dim": dim,
+            "kind": "real MiniLM embeddings grown with noisy copies",
+            "noise_norm": NOISE_NORM,
+            **source,
+        },
         "reference": "exact flat inner-product search (IndexFlatIP), same run",
-        "faiss": faiss.__version__, "search_threads": args.threads,
-        "flat": {"qps_single": round(flat_single, 1), "qps_batch": round(flat_batch, 1), "bytes": flat_bytes,
-                 "build_s": round(flat_build, 2)},
-        "hnsw": {"M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "build_s": round(hnsw_build, 1),
-                 "bytes": hnsw_bytes, "bytes_ratio_vs_flat": round(hnsw_bytes / flat_bytes, 3), "sweep": sweep,
-                 "chosen": chosen},
-        "ivfpq": {"params": ivf.params, "build_s": round(ivf_build, 1), "bytes": ivf_bytes,
-                  "bytes_ratio_vs_flat": round(ivf_bytes / flat_bytes, 4), "sweep": ivf_sweep},
-        "acceptance": {"target": f"HNSW recall@10 >= {RECALL_TARGET} at >= {QPS_TARGET}x flat QPS (one query per "
-                                 "call)", "passed": passed},
+        "faiss": faiss.__version__,
+        "search_threads": args.threads,
+        "flat": {
+            "qps_single": round(flat_single, 1),
+            "qps_batch": round(flat_batch, 1),
+            "bytes": flat_bytes,
+            "build_s": round(flat_build, 2),
+        },
+        "hnsw": {
+            "M": HNSW_M,
+            "ef_construction": HNSW_EF_CONSTRUCTION,
+            "build_s": round(hnsw_build, 1),
+            "bytes": hnsw_bytes,
+            "bytes_ratio_vs_flat": round(hnsw_bytes / flat_bytes, 3),
+            "sweep": sweep,
+            "chosen": chosen,
+        },
+        "ivfpq": {
+            "params": ivf.params,
+            "build_s": round(ivf_build, 1),
+            "bytes": ivf_bytes,
+            "bytes_ratio_vs_flat": round(ivf_bytes / flat_bytes, 4),
+            "sweep": ivf_sweep,
+        },
+        "acceptance": {
+            "target": f"HNSW recall@10 >= {RECALL_TARGET} at >= {QPS_TARGET}x flat QPS (one query per call)",
+            "passed": passed,
+        },
     }
     write_result("bench_index", payload)
     if chosen:
-        print(f"chosen HNSW: M={HNSW_M}, efSearch={chosen['ef_search']}: recall@10 {chosen['recall_at_10']}, "
-              f"{chosen['qps_ratio_single']}x flat QPS one-at-a-time ({chosen['qps_ratio_batch']}x batched)")
+        print(
+            f"chosen HNSW: M={HNSW_M}, efSearch={chosen['ef_search']}: recall@10 {chosen['recall_at_10']}, "
+            f"{chosen['qps_ratio_single']}x flat QPS one-at-a-time ({chosen['qps_ratio_batch']}x batched)"
+        )
     recalls = ", ".join(f"nprobe {r['nprobe']}: {r['recall_at_10']}" for r in ivf_sweep)
     print(f"IVF-PQ: {ivf_bytes / 2**20:.1f} MiB = {ivf_bytes / flat_bytes:.3f} of flat; recall@10 {recalls}")
     print("acceptance:", "PASS" if passed else "FAIL")

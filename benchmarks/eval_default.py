@@ -12,6 +12,7 @@ JSON after each dataset, so a run cut short still leaves its per-dataset timings
     python benchmarks/eval_default.py [--threads N] [--datasets a,b] [--out benchmarks/results]
 Writes benchmarks/results/eval_default.json and eval_default.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,9 +23,30 @@ from pathlib import Path
 
 PUBLISHED = {"scifact": 64.51, "stsb": 82.03}
 # Cheap and acceptance-relevant sets first, the big corpora last.
-ORDER = ["stsb", "scifact", "scifact_rerank", "sickr", "sts12", "sts13", "sts14", "sts15", "mrpc", "trec", "sst2",
-         "mr", "cr", "subj", "mpqa", "banking77", "banking77_clustering", "ag_news_clustering", "quora_dup",
-         "quora_dup_rerank", "medquad", "medquad_rerank"]
+ORDER = [
+    "stsb",
+    "scifact",
+    "scifact_rerank",
+    "sickr",
+    "sts12",
+    "sts13",
+    "sts14",
+    "sts15",
+    "mrpc",
+    "trec",
+    "sst2",
+    "mr",
+    "cr",
+    "subj",
+    "mpqa",
+    "banking77",
+    "banking77_clustering",
+    "ag_news_clustering",
+    "quora_dup",
+    "quora_dup_rerank",
+    "medquad",
+    "medquad_rerank",
+]
 
 
 def ranx_agreement(ds: dict) -> dict:
@@ -35,6 +57,51 @@ def ranx_agreement(ds: dict) -> dict:
     theirs = ranx_evaluate(Qrels(ds["_qrels"]), Run(ds["_run"]), ["ndcg@10", "map@10", "recall@100", "mrr@10"])
     diff = max(abs(ds["metrics"][m] / 100 - float(v)) for m, v in theirs.items())
     return {"max_abs_diff": diff, "agree_1e-6": diff <= 1e-6}
+
+
+def suite_names(datasets: str | None) -> list[str]:
+    """--datasets as given, else the default suite's datasets in ORDER (any not listed there last)."""
+    from mote_rag.evaluation.suite import DEFAULT
+
+    names = datasets.split(",") if datasets else [n for n in ORDER if n in {d.name for d in DEFAULT.datasets}]
+    missing = {d.name for d in DEFAULT.datasets} - set(names)
+    if not datasets and missing:
+        names += sorted(missing)
+    return names
+
+
+def add_averages(merged: dict) -> None:
+    """Set merged["averages"] (mean main score per task type present) and merged["average_of_types"]."""
+    import numpy as np
+
+    from mote_rag.evaluation.suite import TASK_TYPES
+
+    merged["averages"] = {
+        t: float(np.mean([d["main_score"] for d in merged["datasets"].values() if d["type"] == t]))
+        for t in TASK_TYPES
+        if any(d["type"] == t for d in merged["datasets"].values())
+    }
+    merged["average_of_types"] = float(np.mean(list(merged["averages"].values())))
+
+
+def published_checks(merged: dict) -> dict:
+    """Measured vs published main score for each PUBLISHED dataset that was run (printed as it goes)."""
+    checks = {}
+    for name, published in PUBLISHED.items():
+        if name in merged["datasets"]:
+            got = merged["datasets"][name]["main_score"]
+            checks[name] = {
+                "measured": round(got, 3),
+                "published": published,
+                "diff": round(got - published, 3),
+                "ratio": round(got / published, 4),
+                "within_0.5": abs(got - published) <= 0.5,
+            }
+            print(
+                f"{name}: measured {got:.2f} vs published {published:.2f} (ratio {got / published:.4f}, "
+                f"diff {got - published:+.2f})"
+            )
+    return checks
 
 
 def main() -> int:
@@ -50,20 +117,21 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     from mote_rag.atomic import write_bytes_atomic, write_json_atomic
     from mote_rag.evaluation import compare, evaluate, get_suite
-    from mote_rag.evaluation.suite import DEFAULT
     from mote_rag.model import MoTEModel
 
-    names = args.datasets.split(",") if args.datasets else [n for n in ORDER if n in {d.name for d in DEFAULT.datasets}]
-    missing = {d.name for d in DEFAULT.datasets} - set(names)
-    if not args.datasets and missing:
-        names += sorted(missing)
+    names = suite_names(args.datasets)
     out = Path(args.out)
     t_load = time.perf_counter()
     model = MoTEModel.dense(None, use_prefixes=False)
     load_s = time.perf_counter() - t_load
-    report = {"model": "all-MiniLM-L6-v2 (embedded base, no prefixes)", "suite": "default",
-              "torch_threads": torch.get_num_threads(), "model_load_seconds": round(load_s, 2),
-              "datasets": {}, "complete": False}
+    report = {
+        "model": "all-MiniLM-L6-v2 (embedded base, no prefixes)",
+        "suite": "default",
+        "torch_threads": torch.get_num_threads(),
+        "model_load_seconds": round(load_s, 2),
+        "datasets": {},
+        "complete": False,
+    }
     merged = None
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mote-eval-cache-") as cache:
@@ -81,22 +149,9 @@ def main() -> int:
             report["datasets"][name] = ds
             report["elapsed_seconds"] = round(time.perf_counter() - started, 1)
             write_json_atomic(out / "eval_default.json", report)
-    import numpy as np
-
-    from mote_rag.evaluation.suite import TASK_TYPES
-
-    merged["averages"] = {t: float(np.mean([d["main_score"] for d in merged["datasets"].values() if d["type"] == t]))
-                          for t in TASK_TYPES if any(d["type"] == t for d in merged["datasets"].values())}
-    merged["average_of_types"] = float(np.mean(list(merged["averages"].values())))
+    add_averages(merged)
     report.update(averages=merged["averages"], average_of_types=merged["average_of_types"], complete=True)
-    checks = {}
-    for name, published in PUBLISHED.items():
-        if name in merged["datasets"]:
-            got = merged["datasets"][name]["main_score"]
-            checks[name] = {"measured": round(got, 3), "published": published, "diff": round(got - published, 3),
-                            "ratio": round(got / published, 4), "within_0.5": abs(got - published) <= 0.5}
-            print(f"{name}: measured {got:.2f} vs published {published:.2f} (ratio {got / published:.4f}, "
-                  f"diff {got - published:+.2f})")
+    checks = published_checks(merged)
     report["published_check"] = checks
     total = time.perf_counter() - started
     report["elapsed_seconds"] = round(total, 1)
@@ -105,11 +160,15 @@ def main() -> int:
     write_json_atomic(out / "eval_default.json", report)
     table = compare({"base": merged})
     timing = "\n".join(f"| {n} | {d['seconds']:.1f} |" for n, d in report["datasets"].items())
-    md = (f"# Default suite, embedded base (no prefixes)\n\n{table}\n"
-          f"Total {total / 60:.1f} min with torch threads = {report['torch_threads']}.\n\n"
-          f"| dataset | seconds |\n|---|---|\n{timing}\n")
+    md = (
+        f"# Default suite, embedded base (no prefixes)\n\n{table}\n"
+        f"Total {total / 60:.1f} min with torch threads = {report['torch_threads']}.\n\n"
+        f"| dataset | seconds |\n|---|---|\n{timing}\n"
+    )
     write_bytes_atomic(out / "eval_default.md", md.encode("utf-8"))
-    ok = all(c["within_0.5"] for c in checks.values()) and all(c["agree_1e-6"] for c in report.get("ranx_check", {}).values())
+    ok = all(c["within_0.5"] for c in checks.values()) and all(
+        c["agree_1e-6"] for c in report.get("ranx_check", {}).values()
+    )
     return 0 if ok else 1
 
 

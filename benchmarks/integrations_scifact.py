@@ -10,6 +10,7 @@ paths index the corpus and then ask the queries through the framework's cache, a
 
     python benchmarks/integrations_scifact.py      # writes benchmarks/results/integrations_scifact.json
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -37,7 +38,7 @@ class CachedEncoder:
     def encode_document(self, texts, **kwargs):
         return self.encode(texts, task="search_document", **kwargs)
 
-    def encode(self, texts, task="search_document", batch_size=32, show_progress_bar=False, **kwargs):
+    def encode(self, texts, task="search_document", batch_size=32, show_progress_bar=False, **kwargs):  # noqa: ARG002 - ST encode signature
         single = isinstance(texts, str)
         items = [texts] if single else list(texts)
         name = self.tasks.get(task).name
@@ -48,6 +49,36 @@ class CachedEncoder:
             self.encoded[name] = self.encoded.get(name, 0) + len(missing)
         out = np.stack([self.cache[(name, t)] for t in items]) if items else np.zeros((0, self.dim), np.float32)
         return out[0] if single else out
+
+
+def llamaindex_runs(encoder, data, doc_ids: list[str], runs: dict, seconds: dict) -> None:
+    """LlamaIndex VectorStoreIndex over FAISS, without and with an embeddings cache: adds to `runs` and `seconds`."""
+    import faiss
+    from llama_index.core import StorageContext, VectorStoreIndex
+    from llama_index.core.schema import TextNode
+    from llama_index.core.storage.kvstore import SimpleKVStore
+    from llama_index.embeddings.mote import MoTEEmbedding
+    from llama_index.vector_stores.faiss import FaissVectorStore
+
+    for name, cache in (
+        ("llamaindex_vectorstoreindex_faiss", None),
+        ("llamaindex_vectorstoreindex_faiss_cached", SimpleKVStore()),
+    ):
+        t0 = time.perf_counter()
+        embed_model = MoTEEmbedding(encoder, embed_batch_size=256, embeddings_cache=cache)
+        index = VectorStoreIndex(
+            [TextNode(id_=d, text=data.corpus[d]) for d in doc_ids],
+            embed_model=embed_model,
+            storage_context=StorageContext.from_defaults(
+                vector_store=FaissVectorStore(faiss_index=faiss.IndexFlatIP(embed_model.dim))
+            ),
+        )
+        retriever = index.as_retriever(similarity_top_k=10)
+        runs[name] = {
+            q: {hit.node.node_id: float(hit.score) for hit in retriever.retrieve(text)}
+            for q, text in data.queries.items()
+        }
+        seconds[name] = time.perf_counter() - t0
 
 
 def main() -> dict:
@@ -78,57 +109,53 @@ def main() -> dict:
         from langchain_community.vectorstores.utils import DistanceStrategy
 
     def langchain_run(store) -> dict:
-        return {q: {doc.id or doc.metadata["id"]: float(s) for doc, s in store.similarity_search_with_score(text, k=10)}
-                for q, text in data.queries.items()}
+        return {
+            q: {doc.id or doc.metadata["id"]: float(s) for doc, s in store.similarity_search_with_score(text, k=10)}
+            for q, text in data.queries.items()
+        }
 
     texts, metadatas = [data.corpus[d] for d in doc_ids], [{"id": d} for d in doc_ids]
     runs = {}
     t0 = time.perf_counter()
-    runs["langchain_faiss"] = langchain_run(FAISS.from_texts(texts, MoTEEmbeddings(encoder), ids=doc_ids,
-                                                             metadatas=metadatas,
-                                                             distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT))
+    runs["langchain_faiss"] = langchain_run(
+        FAISS.from_texts(
+            texts,
+            MoTEEmbeddings(encoder),
+            ids=doc_ids,
+            metadatas=metadatas,
+            distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT,
+        )
+    )
     seconds["langchain"] = time.perf_counter() - t0
 
     from langchain_core.stores import InMemoryByteStore
-
     from langchain_mote import MoTEVectorStore, cache_backed
 
-    for name, embeddings in (("langchain_mote_vectorstore", MoTEEmbeddings(encoder)),
-                             ("langchain_mote_vectorstore_cache_backed",
-                              cache_backed(MoTEEmbeddings(encoder), InMemoryByteStore()))):
+    for name, embeddings in (
+        ("langchain_mote_vectorstore", MoTEEmbeddings(encoder)),
+        ("langchain_mote_vectorstore_cache_backed", cache_backed(MoTEEmbeddings(encoder), InMemoryByteStore())),
+    ):
         t0 = time.perf_counter()
         store = MoTEVectorStore.from_texts(texts, embeddings, metadatas=metadatas, ids=doc_ids)
         runs[name] = langchain_run(store)
         seconds[name] = time.perf_counter() - t0
     store.save_local(tmp / "mote-index")
     runs["langchain_mote_vectorstore_load_local"] = langchain_run(
-        MoTEVectorStore.load_local(tmp / "mote-index", MoTEEmbeddings(encoder)))
+        MoTEVectorStore.load_local(tmp / "mote-index", MoTEEmbeddings(encoder))
+    )
 
-    import faiss
-    from llama_index.core import StorageContext, VectorStoreIndex
-    from llama_index.core.schema import TextNode
-    from llama_index.core.storage.kvstore import SimpleKVStore
-    from llama_index.embeddings.mote import MoTEEmbedding
-    from llama_index.vector_stores.faiss import FaissVectorStore
-
-    for name, cache in (("llamaindex_vectorstoreindex_faiss", None),
-                        ("llamaindex_vectorstoreindex_faiss_cached", SimpleKVStore())):
-        t0 = time.perf_counter()
-        embed_model = MoTEEmbedding(encoder, embed_batch_size=256, embeddings_cache=cache)
-        index = VectorStoreIndex([TextNode(id_=d, text=data.corpus[d]) for d in doc_ids], embed_model=embed_model,
-                                 storage_context=StorageContext.from_defaults(
-                                     vector_store=FaissVectorStore(faiss_index=faiss.IndexFlatIP(embed_model.dim))))
-        retriever = index.as_retriever(similarity_top_k=10)
-        runs[name] = {q: {hit.node.node_id: float(hit.score) for hit in retriever.retrieve(text)}
-                      for q, text in data.queries.items()}
-        seconds[name] = time.perf_counter() - t0
+    llamaindex_runs(encoder, data, doc_ids, runs, seconds)
 
     core_ndcg = core["main_score"] / 100
     result = {
-        "dataset": "scifact test (full)", "queries": len(data.queries), "corpus": len(doc_ids),
+        "dataset": "scifact test (full)",
+        "queries": len(data.queries),
+        "corpus": len(doc_ids),
         "model": "all-MiniLM-L6-v2 upcycled to MoTE (untrained), ONNX fp32 via OnnxEncoder",
-        "ndcg@10": {"core": core_ndcg, **{name: retrieval_metrics(data.qrels, run)["ndcg@10"]
-                                          for name, run in runs.items()}},
+        "ndcg@10": {
+            "core": core_ndcg,
+            **{name: retrieval_metrics(data.qrels, run)["ndcg@10"] for name, run in runs.items()},
+        },
         "texts_encoded_per_task": encoder.encoded,
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
     }

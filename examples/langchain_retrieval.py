@@ -7,6 +7,7 @@ does the routing, the FAISS store uses inner product (= cosine on MoTE's unit ve
     python examples/langchain_retrieval.py                 # ./mote-rag-quickstart/onnx, else the upcycled base
     python examples/langchain_retrieval.py --model DIR     # any exported ONNX folder or saved MoTE folder
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,10 +19,10 @@ with warnings.catch_warnings():  # langchain-community announces its sunset on i
     from langchain_community.vectorstores import FAISS
     from langchain_community.vectorstores.utils import DistanceStrategy
 from langchain_core.documents import Document
-
 from langchain_mote import MoTEEmbeddings
-from mote_rag.readers import load_beir
+
 from mote_rag.quickstart import SAMPLE_DIR, example_model
+from mote_rag.readers import load_beir
 
 SAMPLE = SAMPLE_DIR / "retrieval"
 
@@ -48,11 +49,14 @@ def main(argv: list[str] | None = None) -> float:
             mark = "*" if doc.metadata["id"] in data.qrels[qid] else " "
             print(f"  {mark} {doc.metadata['id']}  {doc.page_content[:90]}...")
 
-    hits = sum(any(doc.metadata["id"] in data.qrels[q] for doc in retriever.invoke(text))
-               for q, text in data.queries.items())
+    hits = sum(
+        any(doc.metadata["id"] in data.qrels[q] for doc in retriever.invoke(text)) for q, text in data.queries.items()
+    )
     rate = hits / len(data.queries)
-    print(f"\nhit@{args.k} over {len(data.queries)} held-out questions: {rate:.3f} "
-          f"(* = a judged answer; total {time.perf_counter() - start:.1f}s)")
+    print(
+        f"\nhit@{args.k} over {len(data.queries)} held-out questions: {rate:.3f} "
+        f"(* = a judged answer; total {time.perf_counter() - start:.1f}s)"
+    )
     return rate
 
 

@@ -7,6 +7,7 @@ the routing; the vectors live in a FAISS inner-product index (= cosine on MoTE's
     python examples/llamaindex_retriever.py                 # ./mote-rag-quickstart/onnx, else the upcycled base
     python examples/llamaindex_retriever.py --model DIR     # any exported ONNX folder or saved MoTE folder
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,11 +16,11 @@ import time
 import faiss
 from llama_index.core import StorageContext, VectorStoreIndex
 from llama_index.core.schema import TextNode
+from llama_index.embeddings.mote import MoTEEmbedding
 from llama_index.vector_stores.faiss import FaissVectorStore
 
-from llama_index.embeddings.mote import MoTEEmbedding
-from mote_rag.readers import load_beir
 from mote_rag.quickstart import SAMPLE_DIR, example_model
+from mote_rag.readers import load_beir
 
 SAMPLE = SAMPLE_DIR / "retrieval"
 
@@ -37,8 +38,9 @@ def main(argv: list[str] | None = None) -> float:
     doc_ids = sorted({d for rels in data.qrels.values() for d in rels})
     nodes = [TextNode(id_=d, text=data.corpus[d]) for d in doc_ids]
     store = FaissVectorStore(faiss_index=faiss.IndexFlatIP(embed_model.dim))
-    index = VectorStoreIndex(nodes, embed_model=embed_model,
-                             storage_context=StorageContext.from_defaults(vector_store=store))
+    index = VectorStoreIndex(
+        nodes, embed_model=embed_model, storage_context=StorageContext.from_defaults(vector_store=store)
+    )
     print(f"indexed {len(nodes)} MedQuAD answers with {embed_model.model} in {time.perf_counter() - start:.1f}s")
 
     retriever = index.as_retriever(similarity_top_k=args.k)
@@ -48,11 +50,14 @@ def main(argv: list[str] | None = None) -> float:
             mark = "*" if hit.node.node_id in data.qrels[qid] else " "
             print(f"  {mark} {hit.node.node_id}  {hit.score:.3f}  {hit.node.get_content()[:80]}...")
 
-    hits = sum(any(hit.node.node_id in data.qrels[q] for hit in retriever.retrieve(text))
-               for q, text in data.queries.items())
+    hits = sum(
+        any(hit.node.node_id in data.qrels[q] for hit in retriever.retrieve(text)) for q, text in data.queries.items()
+    )
     rate = hits / len(data.queries)
-    print(f"\nhit@{args.k} over {len(data.queries)} held-out questions: {rate:.3f} "
-          f"(* = a judged answer; total {time.perf_counter() - start:.1f}s)")
+    print(
+        f"\nhit@{args.k} over {len(data.queries)} held-out questions: {rate:.3f} "
+        f"(* = a judged answer; total {time.perf_counter() - start:.1f}s)"
+    )
     return rate
 
 

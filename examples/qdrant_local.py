@@ -19,6 +19,7 @@ Milvus llama_index.vector_stores.milvus.MilvusVectorStore(uri=..., dim=...) with
     python examples/qdrant_local.py --index my-set --model onnx/  # a shard set from `mote-rag index --ray`
     python examples/qdrant_local.py --qdrant-path ./qdrant-data   # keep the collections on disk
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,14 +29,13 @@ import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client.models import Distance, PointStruct, VectorParams
 
-from mote_rag.readers import load_beir
 from mote_rag.encoders import load_encoder
 from mote_rag.index.faiss_index import FaissIndex, int_id
 from mote_rag.index.sharded import ShardedIndex, open_index, read_any_header
 from mote_rag.quickstart import SAMPLE_DIR, example_model
+from mote_rag.readers import load_beir
 
 SAMPLE = SAMPLE_DIR / "retrieval"
-
 
 
 def point_id(doc_id: str) -> str:
@@ -48,11 +48,13 @@ def stored_documents(index, batch: int = 1024):
     shards = index.shards if isinstance(index, ShardedIndex) else [index]
     for shard in shards:
         if shard.kind == "ivfpq":
-            raise SystemExit("an IVF-PQ index keeps compressed codes, not its vectors: re-embed the texts instead "
-                             "(QdrantVectorStore.from_texts / VectorStoreIndex with MoTE embeddings)")
+            raise SystemExit(
+                "an IVF-PQ index keeps compressed codes, not its vectors: re-embed the texts instead "
+                "(QdrantVectorStore.from_texts / VectorStoreIndex with MoTE embeddings)"
+            )
         ids = shard.ids
         for start in range(0, len(ids), batch):
-            part = ids[start:start + batch]
+            part = ids[start : start + batch]
             keys = np.array([int_id(d) for d in part], dtype=np.int64)
             vectors = shard.faiss_index.reconstruct_batch(keys)
             hits = [shard.get(d) for d in part]
@@ -77,13 +79,20 @@ def main(argv: list[str] | None = None) -> dict:
         encoder = load_encoder(model)
         data = load_beir(SAMPLE, split="test")
         doc_ids = sorted({d for rels in data.qrels.values() for d in rels})
-        index = FaissIndex.build(encoder, [data.corpus[d] for d in doc_ids], ids=doc_ids,
-                                 metadatas=[{"source": "medquad"} for _ in doc_ids], show_progress_bar=False)
+        index = FaissIndex.build(
+            encoder,
+            [data.corpus[d] for d in doc_ids],
+            ids=doc_ids,
+            metadatas=[{"source": "medquad"} for _ in doc_ids],
+            show_progress_bar=False,
+        )
         queries = list(data.queries.values())[:5]
     print(f"{len(index)} documents ({index.dim}-dim) from {args.index or 'the MedQuAD sample'}; model {model}")
 
-    client = QdrantClient(path=None if args.qdrant_path == ":memory:" else args.qdrant_path,
-                          location=":memory:" if args.qdrant_path == ":memory:" else None)
+    client = QdrantClient(
+        path=None if args.qdrant_path == ":memory:" else args.qdrant_path,
+        location=":memory:" if args.qdrant_path == ":memory:" else None,
+    )
 
     # ---- LlamaIndex: nodes that carry their vectors; the store adds them as they are
     from llama_index.core import VectorStoreIndex
@@ -94,10 +103,15 @@ def main(argv: list[str] | None = None) -> dict:
     # local mode has no payload indexes (and warns if asked); against a Qdrant server keep the default (True)
     llama_store = LlamaQdrant(collection_name="mote_llamaindex", client=client, index_doc_id=False)
     for ids, texts, metas, vectors in stored_documents(index):
-        llama_store.add([TextNode(id_=point_id(d), text=t, metadata={**m, "mote_id": d}, embedding=v.tolist())
-                         for d, t, m, v in zip(ids, texts, metas, vectors)])
+        llama_store.add(
+            [
+                TextNode(id_=point_id(d), text=t, metadata={**m, "mote_id": d}, embedding=v.tolist())
+                for d, t, m, v in zip(ids, texts, metas, vectors)
+            ]
+        )
     retriever = VectorStoreIndex.from_vector_store(llama_store, embed_model=MoTEEmbedding(encoder)).as_retriever(
-        similarity_top_k=args.k)
+        similarity_top_k=args.k
+    )
 
     # ---- LangChain: the same vectors in langchain-qdrant's payload layout
     from langchain_mote import MoTEEmbeddings
@@ -105,9 +119,15 @@ def main(argv: list[str] | None = None) -> dict:
 
     client.create_collection("mote_langchain", vectors_config=VectorParams(size=index.dim, distance=Distance.COSINE))
     for ids, texts, metas, vectors in stored_documents(index):
-        client.upsert("mote_langchain", points=[
-            PointStruct(id=point_id(d), vector=v.tolist(), payload={"page_content": t, "metadata": {**m, "mote_id": d}})
-            for d, t, m, v in zip(ids, texts, metas, vectors)])
+        client.upsert(
+            "mote_langchain",
+            points=[
+                PointStruct(
+                    id=point_id(d), vector=v.tolist(), payload={"page_content": t, "metadata": {**m, "mote_id": d}}
+                )
+                for d, t, m, v in zip(ids, texts, metas, vectors)
+            ],
+        )
     lc_store = LangchainQdrant(client=client, collection_name="mote_langchain", embedding=MoTEEmbeddings(model=encoder))
 
     agree = {"llamaindex": 0, "langchain": 0}
@@ -119,15 +139,22 @@ def main(argv: list[str] | None = None) -> dict:
         chain = lc_store.similarity_search_with_score(query, k=args.k)
         agree["llamaindex"] += [n.node.metadata["mote_id"] for n in llama] == want
         agree["langchain"] += [doc.metadata["mote_id"] for doc, _ in chain] == want
-        worst = max([worst] + [abs(n.score - h.score) for n, h in zip(llama, faiss_hits)]
-                    + [abs(s - h.score) for (_, s), h in zip(chain, faiss_hits)])
+        worst = max(
+            [worst]
+            + [abs(n.score - h.score) for n, h in zip(llama, faiss_hits)]
+            + [abs(s - h.score) for (_, s), h in zip(chain, faiss_hits)]
+        )
         print(f"\nQ: {query[:90]}")
         for rank, (hit, (doc, score)) in enumerate(zip(faiss_hits, chain), 1):
-            print(f"  {rank}. faiss {hit.score:.4f}  qdrant {score:.4f}  {doc.metadata['mote_id']}  "
-                  f"{doc.page_content[:60]}...")
+            print(
+                f"  {rank}. faiss {hit.score:.4f}  qdrant {score:.4f}  {doc.metadata['mote_id']}  "
+                f"{doc.page_content[:60]}..."
+            )
     result = {"queries": len(queries), "same_top_k": agree, "max_score_difference": worst}
-    print(f"\nsame top-{args.k} as the FAISS index: LlamaIndex {agree['llamaindex']}/{len(queries)}, LangChain "
-          f"{agree['langchain']}/{len(queries)} queries; largest cosine difference {worst:.2e}")
+    print(
+        f"\nsame top-{args.k} as the FAISS index: LlamaIndex {agree['llamaindex']}/{len(queries)}, LangChain "
+        f"{agree['langchain']}/{len(queries)} queries; largest cosine difference {worst:.2e}"
+    )
     client.close()
     return result
 

@@ -11,13 +11,14 @@ Replacing an export is all or nothing: everything is written into a new hidden f
 previous export, and every index built on it, loadable; its leftover folder is removed by the next export. One
 export per folder at a time: a lock file `.<name>.lock` beside the folder (mote_rag.atomic.folder_lock).
 """
+
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from mote_rag.atomic import check_writable_folder, folder_lock, swap_in_directory, write_bytes_atomic, write_json_atomic
 from mote_rag.runtime.manifest import MANIFEST_NAME, OnnxManifest
@@ -40,9 +41,16 @@ def graph_groups(model, tasks: Sequence[str] | None = None) -> dict[str, list[st
     return groups
 
 
-def export_onnx(model, out_dir: str | os.PathLike, tasks: Sequence[str] | None = None, optimize: bool = False,
-                quantize: bool = False, opset: int | None = None, check: bool = True,
-                calibration_texts: Sequence[str] | None = None) -> Path:
+def export_onnx(
+    model,
+    out_dir: str | os.PathLike,
+    tasks: Sequence[str] | None = None,
+    optimize: bool = False,
+    quantize: bool = False,
+    opset: int | None = None,
+    check: bool = True,
+    calibration_texts: Sequence[str] | None = None,
+) -> Path:
     """Export `model` (a MoTEModel) to `out_dir`; returns the folder. `check` compares each graph with torch.
 
     `calibration_texts` (int8 only): texts whose activations set the smoothing scales; default a fixed sample
@@ -81,8 +89,16 @@ def _umask() -> int:
     return mask
 
 
-def _write_export(model, out: Path, groups: dict[str, list[str]], optimize: bool, quantize: bool, opset: int,
-                  check: bool, calibration_texts) -> None:
+def _write_export(
+    model,
+    out: Path,
+    groups: dict[str, list[str]],
+    optimize: bool,
+    quantize: bool,
+    opset: int,
+    check: bool,
+    calibration_texts,
+) -> None:
     """Write every file of the export into the (new, empty) folder `out`, manifest.json last."""
     import onnxruntime
     import onnxscript
@@ -106,9 +122,11 @@ def _write_export(model, out: Path, groups: dict[str, list[str]], optimize: bool
             fusions = optimize_graph(out / files["fp32"], optimized)
             if optimize:
                 files["optimized"] = optimized.name
-                variants["optimized"] = {"fingerprint": model.fingerprint, "fusions": fusions,
-                                         "method": "onnxscript ort_fusions (Q/K/V unpacked) + onnxruntime offline "
-                                                   "ORT_ENABLE_EXTENDED"}
+                variants["optimized"] = {
+                    "fingerprint": model.fingerprint,
+                    "fusions": fusions,
+                    "method": "onnxscript ort_fusions (Q/K/V unpacked) + onnxruntime offline ORT_ENABLE_EXTENDED",
+                }
         if quantize:
             from .calibration import calibration_feeds
             from .quantize import quantize_graph
@@ -116,14 +134,21 @@ def _write_export(model, out: Path, groups: dict[str, list[str]], optimize: bool
             files["int8"] = f"{stem}.int8.onnx"
             feeds = calibration_feeds(model, served[0], calibration_texts, onnx_graphs.input_names(model))
             try:
-                settings = quantize_graph(optimized, out / files["int8"], config.intermediate_size,
-                                          config.hidden_size, feeds)
+                settings = quantize_graph(
+                    optimized, out / files["int8"], config.intermediate_size, config.hidden_size, feeds
+                )
             finally:
                 if not optimize:
                     optimized.unlink(missing_ok=True)
-            variants["int8"] = {"fingerprint": f"{model.fingerprint}-int8", "quantization": {
-                **settings, "calibration": "default sample" if calibration_texts is None
-                else f"{len(calibration_texts)} texts given"}}
+            variants["int8"] = {
+                "fingerprint": f"{model.fingerprint}-int8",
+                "quantization": {
+                    **settings,
+                    "calibration": "default sample"
+                    if calibration_texts is None
+                    else f"{len(calibration_texts)} texts given",
+                },
+            }
         for task in served:
             graphs[task] = files
     tok = model.tokenizer
@@ -131,21 +156,43 @@ def _write_export(model, out: Path, groups: dict[str, list[str]], optimize: bool
     fastembed_files = write_fastembed_files(model, out)
     listed = sorted({f for files in graphs.values() for f in files.values()} | {TOKENIZER_FILE, *fastembed_files})
     manifest = OnnxManifest(
-        fingerprint=model.fingerprint, dim=model.dim, max_seq_length=model.max_seq_length, opset=opset,
-        exporter={**onnx_graphs.EXPORTER, "torch": torch.__version__, "onnxscript": onnxscript.__version__,
-                  "onnxruntime": onnxruntime.__version__, "max_abs_error_vs_torch": max_error if check else None},
-        source=str(model.source), architecture="mote" if model.mote_layer_ids else "dense",
-        mote_layers=list(model.mote_layer_ids), pooling="mean", normalize=bool(model.normalize),
-        use_prefixes=bool(model.use_prefixes), inputs=onnx_graphs.input_names(model),
+        fingerprint=model.fingerprint,
+        dim=model.dim,
+        max_seq_length=model.max_seq_length,
+        opset=opset,
+        exporter={
+            **onnx_graphs.EXPORTER,
+            "torch": torch.__version__,
+            "onnxscript": onnxscript.__version__,
+            "onnxruntime": onnxruntime.__version__,
+            "max_abs_error_vs_torch": max_error if check else None,
+        },
+        source=str(model.source),
+        architecture="mote" if model.mote_layer_ids else "dense",
+        mote_layers=list(model.mote_layer_ids),
+        pooling="mean",
+        normalize=bool(model.normalize),
+        use_prefixes=bool(model.use_prefixes),
+        inputs=onnx_graphs.input_names(model),
         outputs={"normalized": onnx_graphs.OUTPUT_NORMALIZED, "pooled": onnx_graphs.OUTPUT_POOLED},
-        tokenizer={"file": TOKENIZER_FILE, "pad_id": int(tok.pad_token_id), "pad_token": tok.pad_token,
-                   "pad_type_id": int(getattr(tok, "pad_token_type_id", 0) or 0),
-                   "padding_side": tok.padding_side, "truncation_side": tok.truncation_side},
-        fastembed={"files": fastembed_files, "pooling": "DISABLED", "normalization": False,
-                   "output_name": onnx_graphs.OUTPUT_NORMALIZED},  # pooling and normalisation are in the graph
+        tokenizer={
+            "file": TOKENIZER_FILE,
+            "pad_id": int(tok.pad_token_id),
+            "pad_token": tok.pad_token,
+            "pad_type_id": int(getattr(tok, "pad_token_type_id", 0) or 0),
+            "padding_side": tok.padding_side,
+            "truncation_side": tok.truncation_side,
+        },
+        fastembed={
+            "files": fastembed_files,
+            "pooling": "DISABLED",
+            "normalization": False,
+            "output_name": onnx_graphs.OUTPUT_NORMALIZED,
+        },  # pooling and normalisation are in the graph
         variants=variants,
         tasks={task: {**_task_entry(model.tasks.get(task)), "graphs": graphs[task]} for task in graphs},
-        files={name: sha256_file(out / name) for name in listed})
+        files={name: sha256_file(out / name) for name in listed},
+    )
     data = manifest.to_json()
     OnnxManifest.from_json(data, source=out / MANIFEST_NAME)  # what the runtime will accept, checked now
     _before_manifest_hook(out)
@@ -158,5 +205,9 @@ def _before_manifest_hook(out: Path) -> None:
 
 
 def _task_entry(task) -> dict:
-    return {"prefix": task.prefix, "expert": task.expert, "temperature": task.temperature,
-            "aliases": list(task.aliases)}
+    return {
+        "prefix": task.prefix,
+        "expert": task.expert,
+        "temperature": task.temperature,
+        "aliases": list(task.aliases),
+    }

@@ -5,10 +5,11 @@ domain, so a small fixed sample serves: `mote_rag/data/calibration.jsonl`, 64 sh
 answers taken from the MedQuAD sample (CC BY 4.0; source and changes in mote_rag/data/quickstart/README.md).
 Pass your own texts to `export_onnx(..., calibration_texts=...)` to calibrate on your corpus.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -43,11 +44,17 @@ def check_calibration_texts(texts: Sequence[str] | None) -> list[str] | None:
     return texts
 
 
-def calibration_feeds(model, task: str, texts: Sequence[str] | None = None,
-                      input_names: Sequence[str] = ("input_ids", "attention_mask")) -> Iterator[dict]:
+def calibration_feeds(
+    model, task: str, texts: Sequence[str] | None = None, input_names: Sequence[str] = ("input_ids", "attention_mask")
+) -> Iterator[dict]:
     """Graph inputs for `texts` on `task`'s path: its prefix applied, the model's tokenizer and max length."""
     texts = model.prepare_texts(check_calibration_texts(texts) or default_calibration_texts(), task)
     for start in range(0, len(texts), BATCH_SIZE):
-        batch = model.tokenizer(texts[start:start + BATCH_SIZE], padding=True,
-                                truncation=True, max_length=model.max_seq_length, return_tensors="np")
+        batch = model.tokenizer(
+            texts[start : start + BATCH_SIZE],
+            padding=True,
+            truncation=True,
+            max_length=model.max_seq_length,
+            return_tensors="np",
+        )
         yield {name: np.asarray(batch[name], dtype=np.int64) for name in input_names}

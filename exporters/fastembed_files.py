@@ -8,6 +8,7 @@
 With them, every task graph of an export opens with fastembed's `TextEmbedding.add_custom_model` and
 `specific_model_path` (see mote_rag.runtime.fastembed_models) and tokenizes exactly as OnnxEncoder does.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,14 +22,23 @@ CONFIG = "config.json"
 def write_fastembed_files(model, out: Path) -> list[str]:
     """Write the files into the export folder `out`; returns their names (for the manifest's sha256 list)."""
     tok = model.tokenizer
-    write_json_atomic(out / TOKENIZER_CONFIG, {
-        "model_max_length": int(model.max_seq_length),
-        "pad_token": tok.pad_token,
-        "padding_side": tok.padding_side,
-        "truncation_side": tok.truncation_side,
-        "tokenizer_class": type(tok).__name__,
-    })
-    write_json_atomic(out / CONFIG, {"pad_token_id": int(tok.pad_token_id), "hidden_size": int(model.dim),
-                                     "model_type": model.backbone.config.model_type,
-                                     "mote_rag": "config for fastembed's tokenizer loader; see manifest.json"})
+    write_json_atomic(
+        out / TOKENIZER_CONFIG,
+        {
+            "model_max_length": int(model.max_seq_length),
+            "pad_token": tok.pad_token,
+            "padding_side": tok.padding_side,
+            "truncation_side": tok.truncation_side,
+            "tokenizer_class": type(tok).__name__,
+        },
+    )
+    write_json_atomic(
+        out / CONFIG,
+        {
+            "pad_token_id": int(tok.pad_token_id),
+            "hidden_size": int(model.dim),
+            "model_type": model.backbone.config.model_type,
+            "mote_rag": "config for fastembed's tokenizer loader; see manifest.json",
+        },
+    )
     return [TOKENIZER_CONFIG, CONFIG]

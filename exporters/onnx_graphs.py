@@ -5,6 +5,7 @@ attention in its eager form (plain MatMul/Softmax, which the graph optimiser fus
 The trace uses batch 3 and sequence >= 7 (not 0 or 1, which torch.export would specialise) and both axes are
 declared dynamic; each graph is then checked in onnxruntime against torch at other batch sizes and lengths.
 """
+
 from __future__ import annotations
 
 import copy
@@ -23,14 +24,24 @@ from mote_rag.atomic import atomic_path
 from mote_rag.model import mean_pool
 
 OPSET = 18
-EXPORTER = {"api": "torch.onnx.export", "dynamo": True, "attention": "eager", "trace_shape": "batch 3, sequence >= 7",
-            "weights": "one trace per model; each path's weights applied by parameter name",
-            "folding": "onnxruntime ORT_ENABLE_BASIC (hardware-independent)"}
+EXPORTER = {
+    "api": "torch.onnx.export",
+    "dynamo": True,
+    "attention": "eager",
+    "trace_shape": "batch 3, sequence >= 7",
+    "weights": "one trace per model; each path's weights applied by parameter name",
+    "folding": "onnxruntime ORT_ENABLE_BASIC (hardware-independent)",
+}
 OUTPUT_NORMALIZED = "sentence_embedding"
 OUTPUT_POOLED = "pooled_embedding"
 TRACE_TEXTS = ["a short one", "a somewhat longer example sentence for tracing", "mid length text"]
-CHECK_TEXTS = ["x", "", "a much longer sentence, with punctuation and several clauses, to exercise other lengths " * 3,
-               "two words", "ünïcode and émojis 🙂 too"]
+CHECK_TEXTS = [
+    "x",
+    "",
+    "a much longer sentence, with punctuation and several clauses, to exercise other lengths " * 3,
+    "two words",
+    "ünïcode and émojis 🙂 too",
+]
 
 
 class PooledPath(nn.Module):
@@ -66,8 +77,9 @@ def path_module(model, task: str) -> PooledPath:
 
 
 def _features(model, texts, names) -> dict[str, torch.Tensor]:
-    batch = model.tokenizer(list(texts), padding=True, truncation=True, max_length=model.max_seq_length,
-                            return_tensors="pt")
+    batch = model.tokenizer(
+        list(texts), padding=True, truncation=True, max_length=model.max_seq_length, return_tensors="pt"
+    )
     return {k: batch[k] for k in names}
 
 
@@ -81,9 +93,17 @@ def trace_program(model, task: str, opset: int = OPSET):
     with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings(), _quiet_exporter():
         warnings.simplefilter("ignore")
         return torch.onnx.export(
-            path_module(model, task), args=(), kwargs=features, f=None, input_names=names,
-            output_names=[OUTPUT_NORMALIZED, OUTPUT_POOLED], opset_version=opset, dynamo=True,
-            dynamic_shapes={k: {0: batch, 1: seq} for k in names}, optimize=False, verbose=False,
+            path_module(model, task),
+            args=(),
+            kwargs=features,
+            f=None,
+            input_names=names,
+            output_names=[OUTPUT_NORMALIZED, OUTPUT_POOLED],
+            opset_version=opset,
+            dynamo=True,
+            dynamic_shapes={k: {0: batch, 1: seq} for k in names},
+            optimize=False,
+            verbose=False,
         )
 
 

@@ -35,12 +35,13 @@ feed-forward output projection (its GELU outputs carry the largest outliers) sta
 is left after int8 is mostly fp32: on the chosen graph onnxruntime's profiler puts 26% of the time in
 MultiHeadAttention, 20% in SkipLayerNormalization and 32% in the int8 MatMuls.
 """
+
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -51,10 +52,16 @@ PRE_PROCESS_KEY, PRE_PROCESS_VALUE = "onnx.quant.pre_process", "onnxruntime.quan
 
 ALPHA = 0.7
 FP32_FEED_FORWARD_LAYERS = 2  # the first layers whose FFN output projection stays fp32 (see the table above)
-SETTINGS = {"method": "onnxruntime.quantization.quantize_dynamic", "source": "optimized graph",
-            "weight_type": "QInt8", "per_channel": True, "reduce_range": True, "op_types": ["MatMul"],
-            "smoothing": {"method": "SmoothQuant-style per-channel input scaling", "alpha": ALPHA},
-            "fp32_nodes": "feed-forward output projection (intermediate -> hidden) of the first two layers"}
+SETTINGS = {
+    "method": "onnxruntime.quantization.quantize_dynamic",
+    "source": "optimized graph",
+    "weight_type": "QInt8",
+    "per_channel": True,
+    "reduce_range": True,
+    "op_types": ["MatMul"],
+    "smoothing": {"method": "SmoothQuant-style per-channel input scaling", "alpha": ALPHA},
+    "fp32_nodes": "feed-forward output projection (intermediate -> hidden) of the first two layers",
+}
 
 
 def feed_forward_output_nodes(model, intermediate_size: int, hidden_size: int) -> list[str]:
@@ -62,8 +69,11 @@ def feed_forward_output_nodes(model, intermediate_size: int, hidden_size: int) -
     if intermediate_size == hidden_size:  # the shape would not single out the FFN output
         return []
     shapes = {init.name: tuple(init.dims) for init in model.graph.initializer}
-    return [n.name for n in model.graph.node
-            if n.op_type == "MatMul" and any(shapes.get(i) == (intermediate_size, hidden_size) for i in n.input)]
+    return [
+        n.name
+        for n in model.graph.node
+        if n.op_type == "MatMul" and any(shapes.get(i) == (intermediate_size, hidden_size) for i in n.input)
+    ]
 
 
 def _weight_matmuls(model) -> list:
@@ -116,14 +126,16 @@ def smooth_matmul_inputs(model, maxima: dict[str, np.ndarray], alpha: float = AL
         if len({id(inits[n.input[1]]) for n in nodes}) != len(nodes):
             continue  # a weight shared between inputs cannot take two scalings
         w_peak = np.max([np.abs(w).max(axis=1) for w in weights], axis=0)
-        scale = (np.maximum(maxima[name], 1e-5) ** alpha / np.maximum(w_peak, 1e-5) ** (1 - alpha))
+        scale = np.maximum(maxima[name], 1e-5) ** alpha / np.maximum(w_peak, 1e-5) ** (1 - alpha)
         scale = scale.astype(np.float32)
         for node, w in zip(nodes, weights):
-            inits[node.input[1]].CopyFrom(numpy_helper.from_array((w * scale[:, None]).astype(np.float32),
-                                                                  node.input[1]))
+            inits[node.input[1]].CopyFrom(
+                numpy_helper.from_array((w * scale[:, None]).astype(np.float32), node.input[1])
+            )
         model.graph.initializer.append(numpy_helper.from_array(1.0 / scale, f"{name}/smooth_inverse_scale"))
-        muls[name] = helper.make_node("Mul", [name, f"{name}/smooth_inverse_scale"], [f"{name}/smoothed"],
-                                      name=f"{name}/smooth")
+        muls[name] = helper.make_node(
+            "Mul", [name, f"{name}/smooth_inverse_scale"], [f"{name}/smoothed"], name=f"{name}/smooth"
+        )
     nodes = list(model.graph.node)
     del model.graph.node[:]
     placed = set()
@@ -138,8 +150,13 @@ def smooth_matmul_inputs(model, maxima: dict[str, np.ndarray], alpha: float = AL
     return len(muls)
 
 
-def quantize_graph(source: str | os.PathLike, target: str | os.PathLike, intermediate_size: int,
-                   hidden_size: int, calibration: Iterable[dict[str, np.ndarray]]) -> dict:
+def quantize_graph(
+    source: str | os.PathLike,
+    target: str | os.PathLike,
+    intermediate_size: int,
+    hidden_size: int,
+    calibration: Iterable[dict[str, np.ndarray]],
+) -> dict:
     """Write the int8 version of the optimised graph `source` to `target` (atomically); return the settings.
 
     `calibration`: input feeds (token ids of real texts, with the task's prefix) for the smoothing scales.
@@ -154,11 +171,20 @@ def quantize_graph(source: str | os.PathLike, target: str | os.PathLike, interme
     target = Path(target)
     # The source is onnxruntime's offline-optimised graph, which is what quantisation pre-processing produces; say
     # so in the metadata quantize_dynamic reads, instead of it logging a hint to run it through the root logger.
-    onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props},
-                                        PRE_PROCESS_KEY: PRE_PROCESS_VALUE})
+    onnx.helper.set_model_props(
+        model, {**{p.key: p.value for p in model.metadata_props}, PRE_PROCESS_KEY: PRE_PROCESS_VALUE}
+    )
     with atomic_path(target) as tmp:
-        quantize_dynamic(model, str(tmp), op_types_to_quantize=["MatMul"], per_channel=True,
-                         weight_type=QuantType.QInt8, nodes_to_exclude=keep, reduce_range=True)
-    logger.debug("quantised %s -> %s (%d fp32 feed-forward outputs, smoothed inputs: %s)", source, target,
-                 len(keep), smoothed)
+        quantize_dynamic(
+            model,
+            str(tmp),
+            op_types_to_quantize=["MatMul"],
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=keep,
+            reduce_range=True,
+        )
+    logger.debug(
+        "quantised %s -> %s (%d fp32 feed-forward outputs, smoothed inputs: %s)", source, target, len(keep), smoothed
+    )
     return {**SETTINGS, "fp32_node_count": len(keep), "smoothed_inputs": smoothed}

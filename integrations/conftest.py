@@ -5,6 +5,7 @@ with its search_query expert perturbed so the query and document paths give diff
 and the real embedded base (all-MiniLM-L6-v2) upcycled to MoTE (standard suites, SciFact). The SciFact slice is
 encoded once per session through `CachingEncoder` and reused by the core evaluation and both integrations.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -58,12 +59,14 @@ class CachingEncoder:
         single = isinstance(texts, str)
         items = [texts] if single else list(texts)
         name = self.tasks.get(task).name
-        self.calls.append({"task": name, "n": len(items), "batch_size": batch_size,
-                           "show_progress_bar": show_progress_bar})
+        self.calls.append(
+            {"task": name, "n": len(items), "batch_size": batch_size, "show_progress_bar": show_progress_bar}
+        )
         missing = list(dict.fromkeys(t for t in items if (name, t) not in self.cache))
         if missing:
-            vectors = self.inner.encode(missing, task=name, batch_size=batch_size,
-                                        show_progress_bar=show_progress_bar, **kwargs)
+            vectors = self.inner.encode(
+                missing, task=name, batch_size=batch_size, show_progress_bar=show_progress_bar, **kwargs
+            )
             self.cache.update({(name, t): v for t, v in zip(missing, vectors)})
         out = np.stack([self.cache[(name, t)] for t in items]) if items else np.zeros((0, self.dim), np.float32)
         return out[0] if single else out
@@ -141,8 +144,14 @@ def tiny_mote(tmp_path_factory, base_path):
 
     torch.manual_seed(0)
     bert_dir = tmp_path_factory.mktemp("tiny-bert")
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     BertModel(config).save_pretrained(bert_dir)
     AutoTokenizer.from_pretrained(base_path).save_pretrained(bert_dir)
     model = MoTEModel.upcycle(bert_dir, placement="all", use_prefixes=False)
@@ -245,8 +254,7 @@ def scifact_core(scifact_slice, scifact_encoder):
     """mote_rag.evaluation.evaluate on the slice: nDCG@10 (fraction), its run and its size."""
     from mote_rag.evaluation import evaluate
 
-    result = evaluate(scifact_encoder, suite=["scifact"], limits=SCIFACT_LIMITS, show_progress=False,
-                      keep_runs=True)
+    result = evaluate(scifact_encoder, suite=["scifact"], limits=SCIFACT_LIMITS, show_progress=False, keep_runs=True)
     scifact = result["datasets"]["scifact"]
     corpus, queries, qrels = scifact_slice
     assert scifact["_qrels"] == qrels and scifact["size"] == {"queries": len(queries), "corpus": len(corpus)}

@@ -3,6 +3,7 @@
 texts -> task -> expert path -> embedding -> index. Heavy modules (torch, faiss) load on first use, so
 `from mote_rag import OnnxEncoder` never imports torch.
 """
+
 from __future__ import annotations
 
 from .tasks import DEFAULT_TASKS, Task, TaskSet

@@ -7,12 +7,13 @@
   path j. 1.0 everywhere is an untrained MoTE (every path computes the same function, up to prefixes); lower
   off-diagonal values mean the experts specialised.
 """
+
 from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -36,8 +37,10 @@ def expert_drift(model: MoTEModel, base: MoTEModel) -> dict:
         raise ValueError("expert drift needs a MoTE model (this one has no expert layers)")
     base_layers = transformer_layers(base.backbone)
     if len(base_layers) != len(transformer_layers(model.backbone)):
-        raise ValueError(f"the base has {len(base_layers)} layers, the model {len(transformer_layers(model.backbone))}:"
-                         " pass the base the model was upcycled from")
+        raise ValueError(
+            f"the base has {len(base_layers)} layers, the model {len(transformer_layers(model.backbone))}:"
+            " pass the base the model was upcycled from"
+        )
     layers = {}
     for i, routed in mote_layers(model.backbone).items():
         dense = base_layers[i]
@@ -48,17 +51,19 @@ def expert_drift(model: MoTEModel, base: MoTEModel) -> dict:
             params = merge_low_rank(copy.deepcopy(expert)).state_dict()
             missing = set(start) - set(params)
             if missing:
-                raise ValueError(f"layer {i} expert {name!r} does not match the base's block (missing {sorted(missing)[:3]})")
+                raise ValueError(
+                    f"layer {i} expert {name!r} does not match the base's block (missing {sorted(missing)[:3]})"
+                )
             layers[i][name] = _distance(params, start)
-    shared = {k: v for k, v in model.backbone.state_dict().items()
-              if ".experts." not in k and not k.endswith("position_ids")}
+    shared = {
+        k: v for k, v in model.backbone.state_dict().items() if ".experts." not in k and not k.endswith("position_ids")
+    }
     base_state = base.backbone.state_dict()
     common = {k: base_state[k] for k in shared if k in base_state and base_state[k].shape == shared[k].shape}
     return {"layers": layers, "trunk": _distance(shared, common)}
 
 
-def task_similarity(model, texts: Sequence[str], tasks: Sequence[str] | None = None,
-                    batch_size: int = 32) -> dict:
+def task_similarity(model, texts: Sequence[str], tasks: Sequence[str] | None = None, batch_size: int = 32) -> dict:
     """{"tasks": [...], "matrix": [[mean cosine of a text's embeddings under task i and task j]]}."""
     if not texts:
         raise ValueError("task similarity needs at least one text")
@@ -100,8 +105,15 @@ def plot_analysis(drift: dict, similarity: dict, path: str | os.PathLike) -> Pat
     right.set_yticklabels(names, fontsize=8)
     for a in range(len(names)):
         for b in range(len(names)):
-            right.text(b, a, f"{m[a, b]:.3f}", ha="center", va="center", fontsize=7,
-                       color="white" if m[a, b] < 0.9 else "black")
+            right.text(
+                b,
+                a,
+                f"{m[a, b]:.3f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if m[a, b] < 0.9 else "black",
+            )
     right.set_title(f"Mean cosine of the same texts across task paths ({similarity['texts']} texts)")
     fig.colorbar(im, ax=right, fraction=0.046)
     return save_figure(fig, path)

@@ -5,6 +5,7 @@
 - `folder_lock`: an fcntl lock file so that only one process (and thread) writes a folder at a time.
 - `swap_in_directory`: replace a whole folder by a complete new one (how `export` replaces an export).
 """
+
 from __future__ import annotations
 
 import json
@@ -113,7 +114,8 @@ def folder_lock(lock_file: str | os.PathLike, what: str, timeout: float | None =
                         holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
                         raise FolderLockedError(
                             f"{what} is being written by another process (pid {holder}, lock {path}); waited "
-                            f"{timeout:g}s. Wait for it to finish, or write elsewhere") from None
+                            f"{timeout:g}s. Wait for it to finish, or write elsewhere"
+                        ) from None
                     time.sleep(0.05)
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)

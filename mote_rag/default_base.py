@@ -2,6 +2,7 @@
 
 Resolved from the installed package, never from a fixed path, so it works in any virtual environment.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -8,15 +8,17 @@ forward pass, and one way to open an encoder from a folder.
 `EncoderBase` implements the three encode methods once; a backend supplies `_embed_batch` (and, when its batches
 cannot mix tasks, `_batch_group`). `TaskEmbedder` is what the two framework integrations share on top of that.
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
 import threading
+from collections.abc import Hashable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Hashable, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -41,9 +43,16 @@ class Encoder(Protocol):
     max_seq_length: int
     source: str  # where it came from (a folder, or a class name), for reprs, index headers and result names
 
-    def encode(self, texts, task=None, batch_size: int = 32, show_progress_bar: bool = False,
-               normalize_embeddings: bool | None = None, convert_to_numpy: bool = True,
-               prompt_name: str | None = None) -> np.ndarray: ...
+    def encode(
+        self,
+        texts,
+        task=None,
+        batch_size: int = 32,
+        show_progress_bar: bool = False,
+        normalize_embeddings: bool | None = None,
+        convert_to_numpy: bool = True,
+        prompt_name: str | None = None,
+    ) -> np.ndarray: ...
 
     def encode_query(self, texts, **kwargs) -> np.ndarray: ...
 
@@ -54,8 +63,10 @@ def check_encoder(encoder: Any, what: str = "encoder") -> Encoder:
     """`encoder` itself when it has the protocol's members; a TypeError naming the missing ones otherwise."""
     missing = [m for m in MEMBERS if not hasattr(encoder, m)]
     if missing:
-        raise TypeError(f"{what} must be a mote-rag encoder (MoTEModel, OnnxEncoder, an EncoderBase subclass); "
-                        f"{type(encoder).__name__} lacks {', '.join(missing)}")
+        raise TypeError(
+            f"{what} must be a mote-rag encoder (MoTEModel, OnnxEncoder, an EncoderBase subclass); "
+            f"{type(encoder).__name__} lacks {', '.join(missing)}"
+        )
     if not isinstance(encoder.tasks, TaskSet):
         raise TypeError(f"{what}.tasks must be a mote_rag.tasks.TaskSet, got {type(encoder.tasks).__name__}")
     return encoder
@@ -81,16 +92,17 @@ class EncoderBase:
     def _embed_batch(self, texts: list[str], tasks: list[Task], normalize: bool) -> np.ndarray:
         raise NotImplementedError
 
-    def _batch_group(self, task: Task) -> Hashable:
+    def _batch_group(self, task: Task) -> Hashable:  # noqa: ARG002 - hook overridden by backends
         return None
 
     def _encoding(self):
         """Context around one `encode` call (torch: inference mode, eval())."""
         return nullcontext()
 
-    def _as_tensor(self, out: np.ndarray):
-        raise ValueError(f"{type(self).__name__} returns numpy arrays only; convert_to_numpy=False needs a torch "
-                         "backend (MoTEModel)")
+    def _as_tensor(self, out: np.ndarray):  # noqa: ARG002 - hook overridden by torch backends
+        raise ValueError(
+            f"{type(self).__name__} returns numpy arrays only; convert_to_numpy=False needs a torch backend (MoTEModel)"
+        )
 
     # ------------------------------------------------------------------ shared steps
     def prefix(self, task: str | Task) -> str:
@@ -118,12 +130,21 @@ class EncoderBase:
                 except (TypeError, ValueError) as exc:
                     raise type(exc)(f"task[{i}]: {exc}") from None
             return out
-        raise TypeError(f"task must be a task name or a list of task names, got {type(task).__name__}: {task!r:.40}; "
-                        f"valid tasks: {', '.join(self.tasks.names)}")
+        raise TypeError(
+            f"task must be a task name or a list of task names, got {type(task).__name__}: {task!r:.40}; "
+            f"valid tasks: {', '.join(self.tasks.names)}"
+        )
 
-    def encode(self, texts, task=None, batch_size: int = 32, show_progress_bar: bool = False,
-               normalize_embeddings: bool | None = None, convert_to_numpy: bool = True,
-               prompt_name: str | None = None) -> np.ndarray:
+    def encode(
+        self,
+        texts,
+        task=None,
+        batch_size: int = 32,
+        show_progress_bar: bool = False,
+        normalize_embeddings: bool | None = None,
+        convert_to_numpy: bool = True,
+        prompt_name: str | None = None,
+    ) -> np.ndarray:
         """Embed texts on `task`'s path (a name or alias; None = `default_task`; or one task per text).
 
         float32 (n, dim), L2-normalised unless `normalize_embeddings=False`; one str gives (dim,), [] gives (0, dim).
@@ -225,8 +246,9 @@ def open_encoder(model: Any, *, owner: str = "mote-rag") -> Encoder:
     try:
         return check_encoder(model, f"{owner} model")
     except TypeError as exc:
-        raise TypeError(f"model must be a model folder path or a mote-rag encoder, got {type(model).__name__} "
-                        f"({exc})") from None
+        raise TypeError(
+            f"model must be a model folder path or a mote-rag encoder, got {type(model).__name__} ({exc})"
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------- integrations
@@ -277,8 +299,9 @@ class TaskEmbedder:
         """The vector of one text (a query); anything but one str is a TypeError."""
         return self.embed([check_text(text)], task, batch_size)[0]
 
-    async def aembed(self, texts: Sequence[str], task: str, batch_size: int,
-                     show_progress: bool = False) -> list[list[float]]:
+    async def aembed(
+        self, texts: Sequence[str], task: str, batch_size: int, show_progress: bool = False
+    ) -> list[list[float]]:
         """`embed` in a worker thread, so the event loop keeps running while the model computes."""
         texts = check_text_list(texts)  # fail in the caller's frame, not the worker's
         return await asyncio.to_thread(self.embed, texts, task, batch_size, show_progress)

@@ -9,12 +9,13 @@ dense pair, so a freshly upcycled model computes exactly what the dense model co
 The task of each row travels in a context variable set by the model's forward: transformers' layer API has
 no slot for a per-row routing tensor, and a context variable is safe across threads.
 """
+
 from __future__ import annotations
 
 import contextvars
 import copy
+from collections.abc import Sequence
 from contextlib import contextmanager
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -52,7 +53,7 @@ class TaskRoutedFeedForward(nn.Module):
         self.experts = nn.ModuleDict(experts)
         self.expert_names = list(experts)
 
-    def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:  # noqa: ARG002 - HF *Output.forward signature
         # `hidden_states` is the Identity-passed attention output, equal to `input_tensor`.
         route = _ROUTE.get()
         if route is None:
@@ -98,8 +99,9 @@ def transformer_layers(backbone: nn.Module) -> nn.ModuleList:
     return layers
 
 
-def upcycle_layers(backbone: nn.Module, layer_ids: Sequence[int], expert_names: Sequence[str],
-                   rank: int | None = None) -> None:
+def upcycle_layers(
+    backbone: nn.Module, layer_ids: Sequence[int], expert_names: Sequence[str], rank: int | None = None
+) -> None:
     """Replace the feed-forward block of each listed layer by identical per-task experts (in place).
 
     With `rank`, each expert is the dense block (frozen) plus a trainable rank-r delta (mote_rag.low_rank).
@@ -125,7 +127,11 @@ def upcycle_layers(backbone: nn.Module, layer_ids: Sequence[int], expert_names: 
 
 
 def mote_layers(backbone: nn.Module) -> dict[int, TaskRoutedFeedForward]:
-    return {i: l.output for i, l in enumerate(transformer_layers(backbone)) if isinstance(l.output, TaskRoutedFeedForward)}
+    return {
+        i: layer.output
+        for i, layer in enumerate(transformer_layers(backbone))
+        if isinstance(layer.output, TaskRoutedFeedForward)
+    }
 
 
 def dense_path(backbone: nn.Module, expert: str) -> nn.Module:

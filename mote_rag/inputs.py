@@ -4,10 +4,10 @@ the same bad input gets the same error from Python, LangChain, LlamaIndex and th
 Each error names the row and the problem. Sorting by length before batching keeps padding small (the
 sentence-transformers trick); the caller gets rows back in the original order.
 """
+
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence, Set
 
 import numpy as np
 
@@ -18,9 +18,11 @@ def _surrogate_error(items: Sequence[str], what: str) -> ValueError | None:
         try:
             t.encode("utf-8")
         except UnicodeEncodeError as exc:
-            return ValueError(f"{what}[{i}] holds a lone surrogate character U+{ord(t[exc.start]):04X} at position "
-                              f"{exc.start}: not valid Unicode text (decode the source with errors='replace' or "
-                              "fix it)")
+            return ValueError(
+                f"{what}[{i}] holds a lone surrogate character U+{ord(t[exc.start]):04X} at position "
+                f"{exc.start}: not valid Unicode text (decode the source with errors='replace' or "
+                "fix it)"
+            )
     return None
 
 
@@ -30,16 +32,22 @@ def check_text_list(texts, what: str = "texts") -> list[str]:
     if texts is None:
         raise TypeError(f"{what} must be a list of strings, got None")
     if isinstance(texts, str):
-        raise TypeError(f"{what} must be a list of strings, got one string ({texts[:40]!r}); wrap it in a list, "
-                        "or use the single-text method")
+        raise TypeError(
+            f"{what} must be a list of strings, got one string ({texts[:40]!r}); wrap it in a list, "
+            "or use the single-text method"
+        )
     if isinstance(texts, (bytes, bytearray)):
         raise TypeError(f"{what} must be str, not bytes: decode them first")
     if isinstance(texts, Mapping):
-        raise TypeError(f"{what} must be a list of strings, got {type(texts).__name__} (a mapping would embed its "
-                        "keys); pass list(d.values()) or the texts themselves")
+        raise TypeError(
+            f"{what} must be a list of strings, got {type(texts).__name__} (a mapping would embed its "
+            "keys); pass list(d.values()) or the texts themselves"
+        )
     if isinstance(texts, Set):
-        raise TypeError(f"{what} must be an ordered list of strings, got {type(texts).__name__} (rows would come "
-                        "back in no defined order)")
+        raise TypeError(
+            f"{what} must be an ordered list of strings, got {type(texts).__name__} (rows would come "
+            "back in no defined order)"
+        )
     try:
         items = list(texts)
     except TypeError:

@@ -7,6 +7,7 @@ A trained task is then only its A/B pairs and LayerNorm: about 0.7 MB per task a
 three expert layers. `merge_low_rank` folds W0 + B @ A into a plain `nn.Linear`, which is what ONNX export
 traces: a served task path costs what the dense model costs.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,7 +24,9 @@ class LowRankLinear(nn.Module):
         if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
             raise ValueError(f"expert rank must be a positive integer, got {rank!r}")
         if rank > min(dense.in_features, dense.out_features):
-            raise ValueError(f"expert rank {rank} exceeds the block's size ({dense.in_features} x {dense.out_features})")
+            raise ValueError(
+                f"expert rank {rank} exceeds the block's size ({dense.in_features} x {dense.out_features})"
+            )
         self.rank = rank
         self.in_features, self.out_features = dense.in_features, dense.out_features
         self.register_buffer("weight", dense.weight.detach().clone())

@@ -6,10 +6,11 @@
 - `wave`: the paper's WAVE, the experts of each layer averaged into one dense block: one model for all tasks,
   which shows what routing is worth.
 """
+
 from __future__ import annotations
 
 import copy
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 
@@ -40,9 +41,11 @@ def interpolate_experts(trained: MoTEModel, initial: MoTEModel, alpha: float | M
     """
     alphas = _alphas(trained, alpha)
     if trained.mote_layer_ids != initial.mote_layer_ids or list(trained.tasks.experts) != list(initial.tasks.experts):
-        raise ValueError(f"initial model has another layout (layers {initial.mote_layer_ids}, experts "
-                         f"{list(initial.tasks.experts)}) than the trained one ({trained.mote_layer_ids}, "
-                         f"{list(trained.tasks.experts)})")
+        raise ValueError(
+            f"initial model has another layout (layers {initial.mote_layer_ids}, experts "
+            f"{list(initial.tasks.experts)}) than the trained one ({trained.mote_layer_ids}, "
+            f"{list(trained.tasks.experts)})"
+        )
     out = copy.deepcopy(trained)
     start = initial.backbone.state_dict()
     state = out.backbone.state_dict()
@@ -86,7 +89,15 @@ def wave(model: MoTEModel) -> MoTEModel:
                 p.copy_(torch.stack([ps[name] for ps in params]).mean(dim=0))
             layers[i].intermediate = block.intermediate
             layers[i].output = block.output
-    out = MoTEModel(backbone, model.tokenizer, model.tasks, [], model.max_seq_length, use_prefixes=model.use_prefixes,
-                    normalize=model.normalize, source=f"wave({model.source})")
+    out = MoTEModel(
+        backbone,
+        model.tokenizer,
+        model.tasks,
+        [],
+        model.max_seq_length,
+        use_prefixes=model.use_prefixes,
+        normalize=model.normalize,
+        source=f"wave({model.source})",
+    )
     out.backbone.eval()
     return out

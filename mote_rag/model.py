@@ -4,14 +4,15 @@ sentence-transformers style `encode` API and save/load in safetensors + one JSON
 Data flow: texts -> task (prefix + expert id) -> tokenizer -> backbone with routed experts ->
 masked mean pooling -> L2 normalisation -> numpy embeddings.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -20,7 +21,6 @@ from torch import nn
 from .atomic import atomic_path, write_json_atomic
 from .encoders import EncoderBase
 from .experts import (
-    TaskRoutedFeedForward,
     dense_path,
     mote_layers,
     resolve_placement,
@@ -130,9 +130,12 @@ class MoTEModel(EncoderBase, nn.Module):
         max_seq_length: int | None = None,
         expert_rank: int | None = None,
         **from_pretrained_kwargs,
-    ) -> "MoTEModel":
+    ) -> MoTEModel:
         """Turn a dense BERT-family checkpoint (local dir or hub id; None = embedded default) into MoTE.
 
+        The recipe the study chose (benchmarks/results/train_study.md): `upcycle(use_prefixes=False)`, then train
+        with `mote_rag/data/train_default.json` (trunk frozen, retrieval pairs): only the query and document
+        experts change, every other task path stays the base's.
         `placement=[]` is allowed through `dense()`: it gives the dense model with the same API.
         `use_prefixes=False` routes by task alone (no instruction text: the base never learnt prefixes).
         `expert_rank=r` makes each expert the frozen dense block plus a trainable rank-r delta (mote_rag.low_rank).
@@ -155,12 +158,12 @@ class MoTEModel(EncoderBase, nn.Module):
         return model
 
     @classmethod
-    def dense(cls, base: str | os.PathLike | None = None, **kwargs) -> "MoTEModel":
+    def dense(cls, base: str | os.PathLike | None = None, **kwargs) -> MoTEModel:
         """The dense base with the same encode API (no experts): the reference that MoTE is compared to."""
         return cls.upcycle(base, placement=[], **kwargs)
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, device: str | None = None) -> "MoTEModel":
+    def from_pretrained(cls, path: str | os.PathLike, device: str | None = None) -> MoTEModel:
         """Load a model saved by `save_pretrained` (local directory or hub id)."""
         from safetensors.torch import load_file
         from transformers import AutoConfig, AutoModel, AutoTokenizer
@@ -184,11 +187,22 @@ class MoTEModel(EncoderBase, nn.Module):
         missing, unexpected = backbone.load_state_dict(state, strict=False)
         missing = [k for k in missing if not k.endswith("position_ids")]
         if missing or unexpected:
-            raise ValueError(f"{local / WEIGHTS_NAME} does not match its config: missing {missing[:5]}, unexpected {unexpected[:5]}")
+            raise ValueError(
+                f"{local / WEIGHTS_NAME} does not match its config: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
         backbone.eval()
         tokenizer = AutoTokenizer.from_pretrained(str(local))
-        model = cls(backbone, tokenizer, tasks, cfg.mote_layers, cfg.max_seq_length, use_prefixes=cfg.use_prefixes,
-                    normalize=cfg.normalize, source=str(local), default_task=cfg.default_task)
+        model = cls(
+            backbone,
+            tokenizer,
+            tasks,
+            cfg.mote_layers,
+            cfg.max_seq_length,
+            use_prefixes=cfg.use_prefixes,
+            normalize=cfg.normalize,
+            source=str(local),
+            default_task=cfg.default_task,
+        )
         model.base_model = cfg.base_model
         if device:
             model.to(device)
@@ -226,11 +240,19 @@ class MoTEModel(EncoderBase, nn.Module):
         base_cfg = self.backbone.config.to_dict()
         for key in ("_name_or_path", "transformers_version", "architectures", "torch_dtype", "dtype"):
             base_cfg.pop(key, None)
-        return MoTEConfig(base_config=base_cfg, tasks=self.tasks.to_config(), experts=list(self.tasks.experts),
-                          mote_layers=list(self.mote_layer_ids), normalize=self.normalize,
-                          use_prefixes=self.use_prefixes, max_seq_length=self.max_seq_length,
-                          expert_rank=self.expert_rank, default_task=self.default_task, base_model=self.base_model,
-                          fingerprint=self.fingerprint)
+        return MoTEConfig(
+            base_config=base_cfg,
+            tasks=self.tasks.to_config(),
+            experts=list(self.tasks.experts),
+            mote_layers=list(self.mote_layer_ids),
+            normalize=self.normalize,
+            use_prefixes=self.use_prefixes,
+            max_seq_length=self.max_seq_length,
+            expert_rank=self.expert_rank,
+            default_task=self.default_task,
+            base_model=self.base_model,
+            fingerprint=self.fingerprint,
+        )
 
     # ------------------------------------------------------------------ identity
     @property
@@ -241,9 +263,14 @@ class MoTEModel(EncoderBase, nn.Module):
         """
         if self._fingerprint is None:
             h = hashlib.sha256()
-            meta = {"tasks": self.tasks.to_config(), "mote_layers": self.mote_layer_ids,
-                    "use_prefixes": self.use_prefixes, "normalize": self.normalize,
-                    "max_seq_length": self.max_seq_length, "pooling": "mean"}
+            meta = {
+                "tasks": self.tasks.to_config(),
+                "mote_layers": self.mote_layer_ids,
+                "use_prefixes": self.use_prefixes,
+                "normalize": self.normalize,
+                "max_seq_length": self.max_seq_length,
+                "pooling": "mean",
+            }
             if self.expert_rank is not None:
                 meta["expert_rank"] = self.expert_rank
             h.update(json.dumps(meta, sort_keys=True).encode())
@@ -282,8 +309,10 @@ class MoTEModel(EncoderBase, nn.Module):
         from .low_rank import served_parameters, trainable_parameters
 
         shared = sum(p.numel() for n, p in self.backbone.named_parameters() if ".experts." not in n)
-        per_layer = {i: {name: served_parameters(e) for name, e in routed.experts.items()}
-                     for i, routed in mote_layers(self.backbone).items()}
+        per_layer = {
+            i: {name: served_parameters(e) for name, e in routed.experts.items()}
+            for i, routed in mote_layers(self.backbone).items()
+        }
         active = {task.name: shared + sum(c[task.expert] for c in per_layer.values()) for task in self.tasks}
         first = next(iter(mote_layers(self.backbone).values()), None)
         ffn = per_layer[next(iter(per_layer))][self.tasks.experts[0]] if per_layer else 0
@@ -294,8 +323,9 @@ class MoTEModel(EncoderBase, nn.Module):
             "mote_layers": self.mote_layer_ids,
             "feed_forward_params_per_expert": ffn,
             "expert_rank": self.expert_rank,
-            "trainable_params_per_expert": (len(per_layer) * trainable_parameters(first.experts[self.tasks.experts[0]])
-                                            if first is not None else 0),
+            "trainable_params_per_expert": (
+                len(per_layer) * trainable_parameters(first.experts[self.tasks.experts[0]]) if first is not None else 0
+            ),
         }
 
     # ------------------------------------------------------------------ forward
@@ -311,7 +341,10 @@ class MoTEModel(EncoderBase, nn.Module):
     def tokenize(self, texts: Sequence[str], max_length: int | None = None) -> dict:
         """Token ids of (already prefixed) texts, truncated at `max_length` (default: the model's max_seq_length)."""
         return self.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=max_length or self.max_seq_length,
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=max_length or self.max_seq_length,
             return_tensors="pt",
         )
 
@@ -355,16 +388,31 @@ class MoTEModel(EncoderBase, nn.Module):
         """A dense transformers model equal to this model's `task` path (what one ONNX graph holds)."""
         return dense_path(self.backbone, self.tasks.get(task).expert)
 
-    def export_onnx(self, out_dir: str | os.PathLike, tasks: Sequence[str] | None = None, optimize: bool = False,
-                    quantize: bool = False, opset: int | None = None, check: bool = True,
-                    calibration_texts: Sequence[str] | None = None) -> Path:
+    def export_onnx(
+        self,
+        out_dir: str | os.PathLike,
+        tasks: Sequence[str] | None = None,
+        optimize: bool = False,
+        quantize: bool = False,
+        opset: int | None = None,
+        check: bool = True,
+        calibration_texts: Sequence[str] | None = None,
+    ) -> Path:
         """One ONNX graph per task path (+ tokenizer.json, manifest.json) for the torch-free OnnxEncoder.
 
         `calibration_texts` only matters with quantize=True (see mote_rag.exporters.calibration)."""
         from mote_rag.exporters import export_onnx
 
-        return export_onnx(self, out_dir, tasks=tasks, optimize=optimize, quantize=quantize, opset=opset, check=check,
-                           calibration_texts=calibration_texts)
+        return export_onnx(
+            self,
+            out_dir,
+            tasks=tasks,
+            optimize=optimize,
+            quantize=quantize,
+            opset=opset,
+            check=check,
+            calibration_texts=calibration_texts,
+        )
 
     def expert_parameters(self, expert: str | None = None):
         """Parameters of the experts (all, or one expert's): for 'train experts only' and gradient checks."""
@@ -374,5 +422,7 @@ class MoTEModel(EncoderBase, nn.Module):
                     yield from module.parameters()
 
     def __repr__(self) -> str:
-        return (f"MoTEModel(source={self.source!r}, tasks={self.tasks.names}, mote_layers={self.mote_layer_ids}, "
-                f"dim={self.dim}, max_seq_length={self.max_seq_length}, use_prefixes={self.use_prefixes})")
+        return (
+            f"MoTEModel(source={self.source!r}, tasks={self.tasks.names}, mote_layers={self.mote_layer_ids}, "
+            f"dim={self.dim}, max_seq_length={self.max_seq_length}, use_prefixes={self.use_prefixes})"
+        )

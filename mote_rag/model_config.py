@@ -9,6 +9,7 @@ Like sentence-transformers' module configs (`config_keys` + `get_config_dict`), 
 constructor's settings; unlike them, every field is checked for type and range on load, with the file and field
 named in the error. The fingerprint is recorded for tools (`mote-rag info`); a loaded model recomputes its own.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .schema import Fields, SchemaError, read_json_file
+from .schema import Fields, read_json_file
 from .tasks import TaskSet
 
 CONFIG_NAME = "mote_config.json"
@@ -73,12 +74,13 @@ class MoTEConfig:
         }
 
     @classmethod
-    def from_json(cls, data: Any, source: str | os.PathLike = CONFIG_NAME) -> "MoTEConfig":
+    def from_json(cls, data: Any, source: str | os.PathLike = CONFIG_NAME) -> MoTEConfig:
         f = Fields(data, source)
-        version = f.value("format_version", lambda v: True, "")
+        version = f.value("format_version", lambda _: True, "")
         if version != FORMAT_VERSION:
-            raise f.fail("format_version", f"unsupported format_version {version!r} (this mote-rag reads "
-                                           f"{FORMAT_VERSION})")
+            raise f.fail(
+                "format_version", f"unsupported format_version {version!r} (this mote-rag reads {FORMAT_VERSION})"
+            )
         f.str("architecture", choices=("mote",), optional=True)
         base = f.obj("base_config")
         base.str("model_type", nonempty=True)
@@ -106,23 +108,28 @@ class MoTEConfig:
         experts = f.str_list("experts", optional=True, default=[])
         if experts and list(experts) != list(task_set.experts):
             raise f.fail("experts", f"lists {experts} but the tasks use {list(task_set.experts)}")
-        default_task = f.str("default_task", optional=True, default=None)
+        default_task = f.str("default_task", optional=True, default=None, nullable=True)
         if default_task == DEFAULT_TASK and default_task not in task_set:
             default_task = None  # written before default_task followed the task set: the model's own default
         elif default_task is not None and default_task not in task_set:
             raise f.fail("default_task", f"{default_task!r} is not one of the tasks {task_set.names}")
-        return cls(base_config=dict(base.data), tasks=[dict(t) for t in tasks], mote_layers=list(mote_layers),
-                   max_seq_length=f.int("max_seq_length", lo=1, hi=1 << 20),
-                   fingerprint=f.str("fingerprint", nonempty=True),
-                   normalize=f.bool("normalize", optional=True, default=True),
-                   use_prefixes=f.bool("use_prefixes", optional=True, default=True),
-                   expert_rank=f.int("expert_rank", lo=1, optional=True, nullable=True),
-                   default_task=default_task, base_model=f.str("base_model", optional=True, nullable=True),
-                   pooling=f.str("pooling", choices=("mean",), optional=True, default="mean"),
-                   experts=list(experts))
+        return cls(
+            base_config=dict(base.data),
+            tasks=[dict(t) for t in tasks],
+            mote_layers=list(mote_layers),
+            max_seq_length=f.int("max_seq_length", lo=1, hi=1 << 20),
+            fingerprint=f.str("fingerprint", nonempty=True),
+            normalize=f.bool("normalize", optional=True, default=True),
+            use_prefixes=f.bool("use_prefixes", optional=True, default=True),
+            expert_rank=f.int("expert_rank", lo=1, optional=True, nullable=True),
+            default_task=default_task,
+            base_model=f.str("base_model", optional=True, nullable=True),
+            pooling=f.str("pooling", choices=("mean",), optional=True, default="mean"),
+            experts=list(experts),
+        )
 
     @classmethod
-    def read(cls, folder: str | os.PathLike) -> "MoTEConfig":
+    def read(cls, folder: str | os.PathLike) -> MoTEConfig:
         path = Path(folder) / CONFIG_NAME
         if not path.is_file():
             hint = " (a dense checkpoint: use MoTEModel.upcycle)" if (Path(folder) / "config.json").is_file() else ""

@@ -7,6 +7,7 @@ dense model (`plain`); base, MoTE and plain are then scored on held-out retrieva
 and clustering tasks that neither was trained for. Each stage writes into `out/` and is reused by a second run
 when its inputs (recipe and steps, model fingerprint) are unchanged.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,12 +42,19 @@ def train_stage(out: Path, steps: int | None, show_progress: bool, arm: str = "m
     if arm != "mote":
         config = config.with_arm(arm)
     log = _read_json(folder / "train_log.json")
-    if (log and log.get("finished") and log.get("recipe_hash") == config.recipe_hash()
-            and (folder / "mote_config.json").is_file()):
+    if (
+        log
+        and log.get("finished")
+        and log.get("recipe_hash") == config.recipe_hash()
+        and (folder / "mote_config.json").is_file()
+    ):
         _log(f"reusing the trained {arm} model in {folder} ({config.steps} steps)")
     else:
-        what = "MoTE (router-only, frozen trunk: query/document experts)" if arm == "mote" else \
-            f"the {arm} dense model (every weight)"
+        what = (
+            "MoTE (router-only, frozen trunk: query/document experts)"
+            if arm == "mote"
+            else f"the {arm} dense model (every weight)"
+        )
         _log(f"training {what} for {config.steps} steps on the sample's question-answer pairs")
         log = train(config, show_progress=show_progress)
     return MoTEModel.from_pretrained(folder), config, log
@@ -66,8 +74,9 @@ def evaluate_stage(models: dict, out: Path, show_progress: bool, limits: dict | 
             results[name] = previous
             continue
         _log(f"evaluating {name} on the held-out slice")
-        results[name] = evaluate(encoder, suite=suite, cache_dir=out / "cache", show_progress=show_progress,
-                                 name=name, limits=limits)
+        results[name] = evaluate(
+            encoder, suite=suite, cache_dir=out / "cache", show_progress=show_progress, name=name, limits=limits
+        )
     write_report(results, out / "eval", baseline="base")
     return results
 
@@ -93,9 +102,14 @@ def index_stage(encoder, out: Path, show_progress: bool):
         return FaissIndex.load(out / "index", encoder=encoder)
     rows = list(iter_jsonl(SAMPLE_DIR / "retrieval" / "corpus.jsonl"))
     _log(f"indexing {len(rows)} MedQuAD answers with the search_document graph")
-    index = FaissIndex.build(encoder, [r["text"] for r in rows], ids=[r["_id"] for r in rows],
-                             metadatas=[{"source": "MedQuAD"} for _ in rows], kind="flat",
-                             show_progress_bar=show_progress)
+    index = FaissIndex.build(
+        encoder,
+        [r["text"] for r in rows],
+        ids=[r["_id"] for r in rows],
+        metadatas=[{"source": "MedQuAD"} for _ in rows],
+        kind="flat",
+        show_progress_bar=show_progress,
+    )
     index.save(out / "index")
     return index
 
@@ -114,14 +128,18 @@ def results_table(results: dict) -> str:
     lines = [f"{'dataset':<20}{'metric':<12}{'base':>8}" + "".join(f"{n:>18}" for n in names)]
     for ds, r in base["datasets"].items():
         metric = r.get("main_metric", "main")
-        cells = "".join(f"{results[n]['datasets'][ds]['main_score']:>9.2f} ({results[n]['datasets'][ds]['main_score'] - r['main_score']:+6.2f})"
-                        for n in names)
+        scores = [results[n]["datasets"][ds]["main_score"] for n in names]
+        cells = "".join(f"{s:>9.2f} ({s - r['main_score']:+6.2f})" for s in scores)
         lines.append(f"{ds:<20}{metric:<12}{r['main_score']:>8.2f}{cells}")
     return "\n".join(lines)
 
 
-def run_quickstart(out: str | Path = "mote-rag-quickstart", steps: int | None = None, show_progress: bool = True,
-                   eval_limits: dict | None = None) -> dict:
+def run_quickstart(
+    out: str | Path = "mote-rag-quickstart",
+    steps: int | None = None,
+    show_progress: bool = True,
+    eval_limits: dict | None = None,
+) -> dict:
     """Run every stage; returns a summary dict (also written to out/summary.json)."""
     from .atomic import write_json_atomic
 
@@ -153,15 +171,20 @@ def run_quickstart(out: str | Path = "mote-rag-quickstart", steps: int | None = 
         "seconds": round(time.perf_counter() - started, 1),
         "scores": {name: {ds: r["main_score"] for ds, r in res["datasets"].items()} for name, res in results.items()},
         "fingerprint": model.fingerprint,
-        "paths": {"model": str(out / "model"), "plain": str(out / "plain"), "onnx": str(out / "onnx"),
-                  "index": str(out / "index"), "eval": str(out / "eval")},
+        "paths": {
+            "model": str(out / "model"),
+            "plain": str(out / "plain"),
+            "onnx": str(out / "onnx"),
+            "index": str(out / "index"),
+            "eval": str(out / "eval"),
+        },
         "examples": answers,
     }
     write_json_atomic(out / "summary.json", summary)
     print()
     for what, path in summary["paths"].items():
         print(f"{what:>6}: {path}")
-    print(f"done in {summary['seconds']:.0f} s. Next: mote-rag search {out / 'index'} \"your question\"")
+    print(f'done in {summary["seconds"]:.0f} s. Next: mote-rag search {out / "index"} "your question"')
     return summary
 
 

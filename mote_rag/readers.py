@@ -11,15 +11,16 @@ evaluation, so the same file reads the same way everywhere. Errors name the file
 Training's example formats (pairs, triplets, labelled) are built on read_jsonl and load_beir in
 mote_rag.training.data.
 """
+
 from __future__ import annotations
 
 import csv
 import gzip
 import json
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 DATA_ENV = "MOTE_RAG_DATA"
 
@@ -70,8 +71,10 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise ValueError(f"{p}:{lineno}: not UTF-8 text (byte {raw[exc.start]:#04x} at column "
-                                 f"{exc.start + 1}); re-encode the file as UTF-8") from None
+                raise ValueError(
+                    f"{p}:{lineno}: not UTF-8 text (byte {raw[exc.start]:#04x} at column "
+                    f"{exc.start + 1}); re-encode the file as UTF-8"
+                ) from None
             if lineno == 1:
                 line = line.removeprefix("\ufeff")  # a UTF-8 byte-order mark, as the "utf-8-sig" codec drops it
             if not line.strip():
@@ -257,8 +260,10 @@ def corpus_format(path: str | os.PathLike) -> str:
     for suffix in CSV_SUFFIXES:
         if name.endswith(suffix):
             return suffix[1:]
-    raise ValueError(f"{p}: unsupported corpus format; expected .jsonl/.jsonl.gz (one JSON object per line), "
-                     ".csv/.tsv with a header row, or a folder of .txt files")
+    raise ValueError(
+        f"{p}: unsupported corpus format; expected .jsonl/.jsonl.gz (one JSON object per line), "
+        ".csv/.tsv with a header row, or a folder of .txt files"
+    )
 
 
 def split_fields(fields: str | Sequence[str] | None) -> list[str] | None:
@@ -269,8 +274,13 @@ def split_fields(fields: str | Sequence[str] | None) -> list[str] | None:
     return [f.strip() for f in fields if f.strip()]
 
 
-def rows_to_corpus(rows: Iterable[tuple[str, dict]], source: str, id_field: str | None, text_fields: list[str],
-                    metadata_fields: list[str] | None) -> Corpus:
+def rows_to_corpus(
+    rows: Iterable[tuple[str, dict]],
+    source: str,
+    id_field: str | None,
+    text_fields: list[str],
+    metadata_fields: list[str] | None,
+) -> Corpus:
     ids: list[str] = []
     texts: list[str] = []
     metas: list[dict] = []
@@ -279,25 +289,8 @@ def rows_to_corpus(rows: Iterable[tuple[str, dict]], source: str, id_field: str 
     for where, row in rows:
         if chosen_id is None and not ids:  # guess once, from the first row
             chosen_id = next((f for f in ID_FIELD_GUESSES if f in row), "")
-        missing = [f for f in text_fields if f not in row]
-        if missing:
-            raise ValueError(f"{where}: no text field {missing[0]!r} (fields present: {sorted(row)[:12]}); "
-                             "choose the text column with --text-field")
-        parts = []
-        for f in text_fields:
-            value = row[f]
-            if value is None:
-                value = ""
-            if not isinstance(value, str):
-                raise ValueError(f"{where}: field {f!r} must be a string, got {type(value).__name__}")
-            if value.strip():
-                parts.append(value.strip())
-        if chosen_id:
-            if chosen_id not in row or row[chosen_id] in (None, ""):
-                raise ValueError(f"{where}: no id field {chosen_id!r}")
-            doc_id = str(row[chosen_id])
-        else:
-            doc_id = str(len(ids))
+        text = _row_text(row, where, text_fields)
+        doc_id = _row_id(row, where, chosen_id, len(ids))
         if doc_id in seen:
             raise ValueError(f"{where}: duplicate id {doc_id!r} (first at {seen[doc_id]})")
         seen[doc_id] = where
@@ -307,11 +300,40 @@ def rows_to_corpus(rows: Iterable[tuple[str, dict]], source: str, id_field: str 
         if metadata_fields is not None and absent:
             raise ValueError(f"{where}: no metadata field {absent[0]!r}")
         ids.append(doc_id)
-        texts.append(" ".join(parts))
+        texts.append(text)
         metas.append({k: row[k] for k in keys})
     if not ids:
         raise ValueError(f"{source} holds no documents")
     return Corpus(ids, texts, metas, source)
+
+
+def _row_text(row: dict, where: str, text_fields: list[str]) -> str:
+    """The row's non-blank text fields, stripped and joined by a space."""
+    missing = [f for f in text_fields if f not in row]
+    if missing:
+        raise ValueError(
+            f"{where}: no text field {missing[0]!r} (fields present: {sorted(row)[:12]}); "
+            "choose the text column with --text-field"
+        )
+    parts = []
+    for f in text_fields:
+        value = row[f]
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: field {f!r} must be a string, got {type(value).__name__}")
+        if value.strip():
+            parts.append(value.strip())
+    return " ".join(parts)
+
+
+def _row_id(row: dict, where: str, chosen_id: str | None, position: int) -> str:
+    """The row's id field, or its position when the corpus has no id field."""
+    if chosen_id:
+        if chosen_id not in row or row[chosen_id] in (None, ""):
+            raise ValueError(f"{where}: no id field {chosen_id!r}")
+        return str(row[chosen_id])
+    return str(position)
 
 
 def _csv_rows(path: Path, delimiter: str) -> Iterator[tuple[str, dict]]:
@@ -325,8 +347,10 @@ def _csv_rows(path: Path, delimiter: str) -> Iterator[tuple[str, dict]]:
                     raise ValueError(f"{path}:{lineno}: more columns than the header has")
                 yield f"{path}:{lineno}", row
         except UnicodeDecodeError as exc:
-            raise ValueError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} near row "
-                             f"{reader.line_num + 1}); re-encode the file as UTF-8") from None
+            raise ValueError(
+                f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} near row "
+                f"{reader.line_num + 1}); re-encode the file as UTF-8"
+            ) from None
 
 
 def _txt_rows(folder: Path) -> Iterator[tuple[str, dict]]:
@@ -342,9 +366,12 @@ def _txt_rows(folder: Path) -> Iterator[tuple[str, dict]]:
         yield str(p), {"id": rel, "text": text, "path": rel}
 
 
-def read_corpus(path: str | os.PathLike, id_field: str | None = None,
-                text_fields: str | Sequence[str] = "text",
-                metadata_fields: str | Sequence[str] | None = None) -> Corpus:
+def read_corpus(
+    path: str | os.PathLike,
+    id_field: str | None = None,
+    text_fields: str | Sequence[str] = "text",
+    metadata_fields: str | Sequence[str] | None = None,
+) -> Corpus:
     """Read documents. `text_fields` (a list or 'title,text') are joined by a space; the id comes from
     `id_field` (default: the first of id, _id, doc_id present, else the row number); metadata is
     `metadata_fields` or every other field. A .txt folder gives id = path relative to the folder."""

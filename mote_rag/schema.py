@@ -9,14 +9,16 @@ Each format is a dataclass next to its owner with one `from_json(data, source=pa
 "index.json field 'dim': expected an integer >= 1, got 'abc'". Also here: `sha256_file` (the one copy),
 `plain_name` (file names in a descriptor stay inside its folder) and `check_json_value` (strict JSON round trip).
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 class SchemaError(ValueError):
@@ -37,8 +39,11 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 def canonical_sha256(value: Any) -> str:
     """sha256 of the canonical JSON of a value (sorted keys, no spaces): a content hash of a JSON table."""
-    return sha256_bytes(json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                                   allow_nan=False).encode("utf-8", "surrogatepass"))
+    return sha256_bytes(
+        json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+            "utf-8", "surrogatepass"
+        )
+    )
 
 
 def _type_name(value: Any) -> str:
@@ -52,8 +57,10 @@ def check_str(value: Any, where: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise ValueError(f"{where} holds a lone surrogate {value[exc.start]!r} at character {exc.start}: not valid "
-                         "Unicode (was it decoded with errors='surrogateescape'?)") from None
+        raise ValueError(
+            f"{where} holds a lone surrogate {value[exc.start]!r} at character {exc.start}: not valid "
+            "Unicode (was it decoded with errors='surrogateescape'?)"
+        ) from None
     return value
 
 
@@ -77,8 +84,10 @@ def check_json_value(value: Any, where: str) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise TypeError(f"{where} has key {key!r} of type {type(key).__name__}: JSON keys are strings "
-                                f"(it would come back as {json.dumps(str(key))})")
+                raise TypeError(
+                    f"{where} has key {key!r} of type {type(key).__name__}: JSON keys are strings "
+                    f"(it would come back as {json.dumps(str(key))})"
+                )
             check_str(key, f"{where} key {key!r:.40}")
             check_json_value(item, f"{where}[{key!r}]")
         return
@@ -88,8 +97,15 @@ def check_json_value(value: Any, where: str) -> None:
 
 def plain_name(name: Any, where: str) -> str:
     """A file name inside the descriptor's folder: no separators, no '..', not absolute, not empty."""
-    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", "..") \
-            or "\x00" in name or os.path.isabs(name):
+    if (
+        not isinstance(name, str)
+        or not name
+        or "/" in name
+        or "\\" in name
+        or name in (".", "..")
+        or "\x00" in name
+        or os.path.isabs(name)
+    ):
         raise SchemaError(f"{where}: {name!r} is not a plain file name inside the folder (no paths, no '..')")
     return name
 
@@ -132,8 +148,10 @@ class Fields:
         self.source = str(source)
         self.prefix = prefix
         if not isinstance(data, dict):
-            raise SchemaError(f"{self.source}{' field ' + repr(prefix) if prefix else ''}: expected a JSON object, "
-                              f"got {_type_name(data)}")
+            raise SchemaError(
+                f"{self.source}{' field ' + repr(prefix) if prefix else ''}: expected a JSON object, "
+                f"got {_type_name(data)}"
+            )
         self.data = data
 
     def name(self, key: str) -> str:
@@ -149,8 +167,16 @@ class Fields:
             raise self.fail(key, "missing")
         return True, self.data[key]
 
-    def value(self, key: str, check: Callable[[Any], bool], expected: str, *, optional: bool = False,
-              default: Any = None, nullable: bool = False) -> Any:
+    def value(
+        self,
+        key: str,
+        check: Callable[[Any], bool],
+        expected: str,
+        *,
+        optional: bool = False,
+        default: Any = None,
+        nullable: bool = False,
+    ) -> Any:
         present, v = self._get(key, optional, default)
         if not present or (v is None and nullable):
             return v
@@ -158,12 +184,25 @@ class Fields:
             raise self.fail(key, f"expected {expected}, got {v!r:.80}")
         return v
 
-    def str(self, key: str, *, optional: bool = False, default: Any = None, nullable: bool = False,
-            nonempty: bool = False, choices: tuple | None = None) -> Any:
+    def str(
+        self,
+        key: str,
+        *,
+        optional: bool = False,
+        default: Any = None,
+        nullable: bool = False,
+        nonempty: bool = False,
+        choices: tuple | None = None,
+    ) -> Any:
         expected = f"one of {list(choices)}" if choices else ("a non-empty string" if nonempty else "a string")
-        v = self.value(key, lambda x: isinstance(x, str) and (bool(x) or not nonempty)
-                       and (choices is None or x in choices), expected,
-                       optional=optional, default=default, nullable=nullable)
+        v = self.value(
+            key,
+            lambda x: isinstance(x, str) and (bool(x) or not nonempty) and (choices is None or x in choices),
+            expected,
+            optional=optional,
+            default=default,
+            nullable=nullable,
+        )
         if isinstance(v, str):
             try:
                 check_str(v, self.name(key))
@@ -171,40 +210,74 @@ class Fields:
                 raise self.fail(key, str(exc)) from None
         return v
 
-    def int(self, key: str, *, lo: int | None = None, hi: int | None = None, optional: bool = False,
-            default: Any = None, nullable: bool = False) -> Any:
+    def int(
+        self,
+        key: str,
+        *,
+        lo: int | None = None,
+        hi: int | None = None,
+        optional: bool = False,
+        default: Any = None,
+        nullable: bool = False,
+    ) -> Any:
         rng = (f" >= {lo}" if lo is not None else "") + (f" and <= {hi}" if hi is not None else "")
-        return self.value(key, lambda x: isinstance(x, int) and not isinstance(x, bool)
-                          and (lo is None or x >= lo) and (hi is None or x <= hi), f"an integer{rng}",
-                          optional=optional, default=default, nullable=nullable)
+        return self.value(
+            key,
+            lambda x: (
+                isinstance(x, int) and not isinstance(x, bool) and (lo is None or x >= lo) and (hi is None or x <= hi)
+            ),
+            f"an integer{rng}",
+            optional=optional,
+            default=default,
+            nullable=nullable,
+        )
 
-    def float(self, key: str, *, optional: bool = False, default: Any = None, nullable: bool = False,
-              positive: bool = False) -> Any:
-        v = self.value(key, lambda x: isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-                       and (x > 0 or not positive), "a positive number" if positive else "a finite number",
-                       optional=optional, default=default, nullable=nullable)
+    def float(
+        self, key: str, *, optional: bool = False, default: Any = None, nullable: bool = False, positive: bool = False
+    ) -> Any:
+        v = self.value(
+            key,
+            lambda x: (
+                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and (x > 0 or not positive)
+            ),
+            "a positive number" if positive else "a finite number",
+            optional=optional,
+            default=default,
+            nullable=nullable,
+        )
         return float(v) if v is not None else v
 
     def bool(self, key: str, *, optional: bool = False, default: Any = None) -> Any:
         return self.value(key, lambda x: isinstance(x, bool), "true or false", optional=optional, default=default)
 
-    def list(self, key: str, *, optional: bool = False, default: Any = None, nullable: bool = False,
-             item: Callable[[Any], bool] | None = None, item_expected: str = "") -> Any:
-        v = self.value(key, lambda x: isinstance(x, list), "a list", optional=optional, default=default,
-                       nullable=nullable)
+    def list(
+        self,
+        key: str,
+        *,
+        optional: bool = False,
+        default: Any = None,
+        nullable: bool = False,
+        item: Callable[[Any], bool] | None = None,
+        item_expected: str = "",
+    ) -> Any:
+        v = self.value(
+            key, lambda x: isinstance(x, list), "a list", optional=optional, default=default, nullable=nullable
+        )
         if isinstance(v, list) and item is not None:
             for i, x in enumerate(v):
                 if not item(x):
-                    raise SchemaError(f"{self.source} field {self.name(key)}[{i}]: expected {item_expected}, "
-                                      f"got {x!r:.80}")
+                    raise SchemaError(
+                        f"{self.source} field {self.name(key)}[{i}]: expected {item_expected}, got {x!r:.80}"
+                    )
         return v
 
     def str_list(self, key: str, **kwargs) -> Any:
         return self.list(key, item=lambda x: isinstance(x, str), item_expected="a string", **kwargs)
 
     def int_list(self, key: str, **kwargs) -> Any:
-        return self.list(key, item=lambda x: isinstance(x, int) and not isinstance(x, bool),
-                         item_expected="an integer", **kwargs)
+        return self.list(
+            key, item=lambda x: isinstance(x, int) and not isinstance(x, bool), item_expected="an integer", **kwargs
+        )
 
     def obj(self, key: str, *, optional: bool = False, nullable: bool = False) -> Fields | None:
         present, v = self._get(key, optional, None)

@@ -4,10 +4,11 @@ A task names a *path* through the model. Several tasks may share one expert (for
 "similarity" task could reuse the classification expert); the registry is what routing, training
 temperatures and ONNX export all read, so it is the single place a task set is defined.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Mapping
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class TaskSet:
         self.experts: tuple[str, ...] = tuple(dict.fromkeys(t.expert for t in self.tasks))
 
     @classmethod
-    def from_config(cls, items: Iterable[Mapping]) -> "TaskSet":
+    def from_config(cls, items: Iterable[Mapping]) -> TaskSet:
         return cls(Task(**{**item, "aliases": tuple(item.get("aliases", ()))}) for item in items)
 
     def to_config(self) -> list[dict]:

@@ -1,4 +1,5 @@
 """Shared fixtures: the real embedded base, a tiny random BERT for fast unit tests, and ../shared/data."""
+
 from __future__ import annotations
 
 import os
@@ -36,8 +37,14 @@ def tiny_bert_dir(tmp_path_factory, base_path) -> Path:
 
     torch.manual_seed(0)
     out = tmp_path_factory.mktemp("tiny-bert")
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     BertModel(config).save_pretrained(out)
     AutoTokenizer.from_pretrained(base_path).save_pretrained(out)
     return out

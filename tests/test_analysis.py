@@ -1,5 +1,6 @@
 """`mote-rag analyze`: expert drift is zero for an untouched expert and grows with the change; the inter-task
 similarity matrix is 1 on the diagonal and below 1 where paths differ; the CLI writes JSON and a PNG."""
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,18 @@ def test_cli_analyze_writes_json_and_png(tiny_bert_dir, tmp_path, nudge_experts,
     nudge_experts(MoTEModel.upcycle(tiny_bert_dir), seed=2).save_pretrained(tmp_path / "m")
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(TEXTS))
-    rc = main(["analyze", str(tmp_path / "m"), "--base", str(tiny_bert_dir), "--texts", str(texts),
-               "--out", str(tmp_path / "a")])
+    rc = main(
+        [
+            "analyze",
+            str(tmp_path / "m"),
+            "--base",
+            str(tiny_bert_dir),
+            "--texts",
+            str(texts),
+            "--out",
+            str(tmp_path / "a"),
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     result = json.loads((tmp_path / "a" / "analysis.json").read_text())
     assert all(v > 0 for row in result["expert_drift"]["layers"].values() for v in row.values())

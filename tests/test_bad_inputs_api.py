@@ -1,6 +1,7 @@
 """Bad inputs, one row per case: the same mistake gets the same error from MoTEModel, OnnxEncoder, the LangChain and
 LlamaIndex classes, the readers and the CLI. Each row names the exception type (or exit code) and a fragment of the
 message that says what is wrong."""
+
 from __future__ import annotations
 
 import asyncio
@@ -28,14 +29,21 @@ def env(tiny_bert_dir, tmp_path_factory, torch_one_thread):
     model = MoTEModel.upcycle(tiny_bert_dir)
     onnx_dir = model.export_onnx(root / "onnx")
     files = {}
-    for name, data in {"bad_utf8.jsonl": BAD_UTF8, "bad_json.jsonl": b'{"text": "a"}\n{"text": \n',
-                       "list_row.jsonl": b'{"text": "a"}\n["b"]\n', "empty.jsonl": b"\n\n",
-                       "no_text.jsonl": b'{"_id": "1", "body": "a"}\n', "int_text.jsonl": b'{"_id": "1", "text": 5}\n',
-                       "dup.jsonl": b'{"_id": "1", "text": "a"}\n{"_id": "1", "text": "b"}\n',
-                       "pairs.jsonl": b'{"sentence1": "a", "sentence2": "b", "score": "high"}\n',
-                       "labels.jsonl": b'{"text": "a", "label": [1]}\n', "corpus.xml": b"<a/>",
-                       "bad.csv": b"id,text\n1,a,extra\n", "bad_utf8.csv": b"id,text\n1,caf\xe9\n",
-                       "bad_recipe.json": b'{"steps": 1,'}.items():
+    for name, data in {
+        "bad_utf8.jsonl": BAD_UTF8,
+        "bad_json.jsonl": b'{"text": "a"}\n{"text": \n',
+        "list_row.jsonl": b'{"text": "a"}\n["b"]\n',
+        "empty.jsonl": b"\n\n",
+        "no_text.jsonl": b'{"_id": "1", "body": "a"}\n',
+        "int_text.jsonl": b'{"_id": "1", "text": 5}\n',
+        "dup.jsonl": b'{"_id": "1", "text": "a"}\n{"_id": "1", "text": "b"}\n',
+        "pairs.jsonl": b'{"sentence1": "a", "sentence2": "b", "score": "high"}\n',
+        "labels.jsonl": b'{"text": "a", "label": [1]}\n',
+        "corpus.xml": b"<a/>",
+        "bad.csv": b"id,text\n1,a,extra\n",
+        "bad_utf8.csv": b"id,text\n1,caf\xe9\n",
+        "bad_recipe.json": b'{"steps": 1,',
+    }.items():
         (root / name).write_bytes(data)
         files[name] = root / name
     with gzip.open(root / "bad_utf8.jsonl.gz", "wb") as fh:
@@ -47,8 +55,15 @@ def env(tiny_bert_dir, tmp_path_factory, torch_one_thread):
     (beir / "queries.jsonl").write_bytes(b'{"_id": "q1", "text": "b"}\n')
     (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td9\t1\n")
     files["beir"] = beir
-    return {"model": model, "onnx": OnnxEncoder(onnx_dir), "onnx_dir": onnx_dir, "root": root, "files": files,
-            "lc": langchain_mote.MoTEEmbeddings(model), "li": llama_mote.MoTEEmbedding(model)}
+    return {
+        "model": model,
+        "onnx": OnnxEncoder(onnx_dir),
+        "onnx_dir": onnx_dir,
+        "root": root,
+        "files": files,
+        "lc": langchain_mote.MoTEEmbeddings(model),
+        "li": llama_mote.MoTEEmbedding(model),
+    }
 
 
 # The mistakes every encoder must name the same way: (case id, args, kwargs, exception, message fragment).
@@ -104,13 +119,25 @@ INTEGRATION_CASES = [
     ("lc query surrogate", lambda e: e["lc"].embed_query("a\udc00"), ValueError, "lone surrogate"),
     ("lc async documents str", lambda e: asyncio.run(e["lc"].aembed_documents("abc")), TypeError, "one string"),
     ("lc async query none", lambda e: asyncio.run(e["lc"].aembed_query(None)), TypeError, "got NoneType"),
-    ("lc task int", lambda e: langchain_mote.MoTEEmbeddings(e["model"], query_task=5), TypeError,
-     "query_task: task must be a string"),
-    ("lc unknown task", lambda e: langchain_mote.MoTEEmbeddings(e["model"], document_task="summary"), ValueError,
-     "document_task: unknown task 'summary'.*search_document"),
+    (
+        "lc task int",
+        lambda e: langchain_mote.MoTEEmbeddings(e["model"], query_task=5),
+        TypeError,
+        "query_task: task must be a string",
+    ),
+    (
+        "lc unknown task",
+        lambda e: langchain_mote.MoTEEmbeddings(e["model"], document_task="summary"),
+        ValueError,
+        "document_task: unknown task 'summary'.*search_document",
+    ),
     ("lc model object", lambda e: langchain_mote.MoTEEmbeddings(object()), TypeError, "lacks tasks"),
-    ("lc model missing", lambda e: langchain_mote.MoTEEmbeddings(str(e["root"] / "nope")), FileNotFoundError,
-     "does not exist"),
+    (
+        "lc model missing",
+        lambda e: langchain_mote.MoTEEmbeddings(str(e["root"] / "nope")),
+        FileNotFoundError,
+        "does not exist",
+    ),
     ("li batch str", lambda e: e["li"].get_text_embedding_batch("abc"), TypeError, "got one string"),
     ("li batch dict", lambda e: e["li"].get_text_embedding_batch({"k": "v"}), TypeError, "embed its keys"),
     ("li batch int row", lambda e: e["li"].get_text_embedding_batch(["a", 2]), TypeError, r"texts\[1\]"),
@@ -118,10 +145,18 @@ INTEGRATION_CASES = [
     ("li text list", lambda e: e["li"].get_text_embedding(["a"]), TypeError, "text must be one string"),
     ("li query int", lambda e: e["li"].get_query_embedding(3), TypeError, "query must be one string, got int"),
     ("li query surrogate", lambda e: e["li"].get_query_embedding("\ud800"), ValueError, "lone surrogate"),
-    ("li unknown task", lambda e: llama_mote.MoTEEmbedding(e["model"], text_task="x"), ValueError,
-     "text_task: unknown task 'x'"),
-    ("embedder batch 0", lambda e: TaskEmbedder(e["model"], {}, "t").embed(["a"], "query", 0), ValueError,
-     "batch_size must be a positive integer"),
+    (
+        "li unknown task",
+        lambda e: llama_mote.MoTEEmbedding(e["model"], text_task="x"),
+        ValueError,
+        "text_task: unknown task 'x'",
+    ),
+    (
+        "embedder batch 0",
+        lambda e: TaskEmbedder(e["model"], {}, "t").embed(["a"], "query", 0),
+        ValueError,
+        "batch_size must be a positive integer",
+    ),
 ]
 
 
@@ -133,23 +168,50 @@ def test_integrations_refuse(env, call, exc, fragment):
 
 # Readers and opening: (case id, call(env), exception, fragment).
 FILE_CASES = [
-    ("jsonl not utf-8", lambda f: list(iter_jsonl(f["bad_utf8.jsonl"])), ValueError,
-     r"bad_utf8.jsonl:2: not UTF-8 text \(byte 0xe9"),
-    ("jsonl.gz not utf-8", lambda f: list(iter_jsonl(f["bad_utf8.jsonl.gz"])), ValueError,
-     r"bad_utf8.jsonl.gz:2: not UTF-8"),
-    ("jsonl bad json", lambda f: list(iter_jsonl(f["bad_json.jsonl"])), ValueError, r"bad_json.jsonl:2: not valid JSON"),
-    ("jsonl list row", lambda f: list(iter_jsonl(f["list_row.jsonl"])), ValueError,
-     r"list_row.jsonl:2: expected a JSON object, got list"),
+    (
+        "jsonl not utf-8",
+        lambda f: list(iter_jsonl(f["bad_utf8.jsonl"])),
+        ValueError,
+        r"bad_utf8.jsonl:2: not UTF-8 text \(byte 0xe9",
+    ),
+    (
+        "jsonl.gz not utf-8",
+        lambda f: list(iter_jsonl(f["bad_utf8.jsonl.gz"])),
+        ValueError,
+        r"bad_utf8.jsonl.gz:2: not UTF-8",
+    ),
+    (
+        "jsonl bad json",
+        lambda f: list(iter_jsonl(f["bad_json.jsonl"])),
+        ValueError,
+        r"bad_json.jsonl:2: not valid JSON",
+    ),
+    (
+        "jsonl list row",
+        lambda f: list(iter_jsonl(f["list_row.jsonl"])),
+        ValueError,
+        r"list_row.jsonl:2: expected a JSON object, got list",
+    ),
     ("jsonl empty", lambda f: read_jsonl(f["empty.jsonl"]), ValueError, "empty.jsonl is empty"),
     ("jsonl missing", lambda f: read_jsonl(f["empty.jsonl"].with_name("gone.jsonl")), FileNotFoundError, "gone.jsonl"),
     ("corpus not utf-8", lambda f: read_corpus(f["bad_utf8.jsonl"]), ValueError, r"bad_utf8.jsonl:2: not UTF-8"),
     ("corpus csv not utf-8", lambda f: read_corpus(f["bad_utf8.csv"]), ValueError, "bad_utf8.csv: not UTF-8"),
     ("corpus csv columns", lambda f: read_corpus(f["bad.csv"]), ValueError, "bad.csv:2: more columns"),
     ("corpus no text field", lambda f: read_corpus(f["no_text.jsonl"]), ValueError, "row 1: no text field 'text'"),
-    ("corpus int text", lambda f: read_corpus(f["int_text.jsonl"]), ValueError, "field 'text' must be a string, got int"),
+    (
+        "corpus int text",
+        lambda f: read_corpus(f["int_text.jsonl"]),
+        ValueError,
+        "field 'text' must be a string, got int",
+    ),
     ("corpus duplicate id", lambda f: read_corpus(f["dup.jsonl"]), ValueError, "row 2: duplicate id '1'"),
     ("corpus format", lambda f: read_corpus(f["corpus.xml"]), ValueError, "unsupported corpus format"),
-    ("pairs score", lambda f: load_sentence_pairs(f["pairs.jsonl"]), ValueError, "row 1: field 'score' must be a number"),
+    (
+        "pairs score",
+        lambda f: load_sentence_pairs(f["pairs.jsonl"]),
+        ValueError,
+        "row 1: field 'score' must be a number",
+    ),
     ("labels type", lambda f: load_labelled_texts(f["labels.jsonl"]), ValueError, "field 'label' must be a string or"),
     ("beir qrels id", lambda f: load_beir(f["beir"]), ValueError, r"corpus id\(s\) \['d9'\]"),
     ("open missing folder", lambda f: load_encoder(f["beir"] / "nope"), FileNotFoundError, "does not exist"),
@@ -158,9 +220,27 @@ FILE_CASES = [
     ("open an int", lambda f: load_encoder(5), TypeError, "model must be a folder path, got int"),
     ("open_encoder dict", lambda f: open_encoder({"a": 1}), TypeError, "lacks tasks"),
     ("evaluate non-encoder", lambda f: Embedder(object()), TypeError, "must be a mote-rag encoder"),
-    ("check_encoder tasks", lambda f: check_encoder(type("E", (), dict(
-        tasks=None, dim=1, fingerprint="", max_seq_length=1, source="", encode=None, encode_query=None,
-        encode_document=None))()), TypeError, "tasks must be a mote_rag.tasks.TaskSet"),
+    (
+        "check_encoder tasks",
+        lambda f: check_encoder(
+            type(
+                "E",
+                (),
+                dict(
+                    tasks=None,
+                    dim=1,
+                    fingerprint="",
+                    max_seq_length=1,
+                    source="",
+                    encode=None,
+                    encode_query=None,
+                    encode_document=None,
+                ),
+            )()
+        ),
+        TypeError,
+        "tasks must be a mote_rag.tasks.TaskSet",
+    ),
 ]
 
 
@@ -172,24 +252,83 @@ def test_readers_and_opening_refuse(env, call, exc, fragment):
 
 # The CLI: exit 2 and one line naming the problem. (case id, argv(env), fragment)
 CLI_CASES = [
-    ("index not utf-8", lambda e: ["index", str(e["files"]["bad_utf8.jsonl"]), "-o", str(e["root"] / "i1"), "--model",
-                                   str(e["onnx_dir"])], "bad_utf8.jsonl:2: not UTF-8"),
-    ("index dup id", lambda e: ["index", str(e["files"]["dup.jsonl"]), "-o", str(e["root"] / "i2"), "--model",
-                                str(e["onnx_dir"])], "duplicate id '1'"),
-    ("eval missing model", lambda e: ["eval", "--model", str(e["root"] / "nope"), "--out", str(e["root"] / "r")],
-     "does not exist"),
-    ("eval not a model", lambda e: ["eval", "--model", str(e["files"]["beir"]), "--out", str(e["root"] / "r")],
-     "is not a model directory"),
+    (
+        "index not utf-8",
+        lambda e: [
+            "index",
+            str(e["files"]["bad_utf8.jsonl"]),
+            "-o",
+            str(e["root"] / "i1"),
+            "--model",
+            str(e["onnx_dir"]),
+        ],
+        "bad_utf8.jsonl:2: not UTF-8",
+    ),
+    (
+        "index dup id",
+        lambda e: ["index", str(e["files"]["dup.jsonl"]), "-o", str(e["root"] / "i2"), "--model", str(e["onnx_dir"])],
+        "duplicate id '1'",
+    ),
+    (
+        "eval missing model",
+        lambda e: ["eval", "--model", str(e["root"] / "nope"), "--out", str(e["root"] / "r")],
+        "does not exist",
+    ),
+    (
+        "eval not a model",
+        lambda e: ["eval", "--model", str(e["files"]["beir"]), "--out", str(e["root"] / "r")],
+        "is not a model directory",
+    ),
     ("train missing recipe", lambda e: ["train", "--config", str(e["root"] / "none.json")], "none.json"),
     ("train bad json", lambda e: ["train", "--config", str(e["files"]["bad_recipe.json"])], "not valid JSON"),
-    ("ray-index no shards", lambda e: ["index", str(e["files"]["dup.jsonl"]), "-o", str(e["root"] / "r1"), "--ray",
-                                       "--model", str(e["onnx_dir"])], "--ray needs --shards"),
-    ("ray-index base model", lambda e: ["index", str(e["files"]["dup.jsonl"]), "-o", str(e["root"] / "r2"), "--ray",
-                                        "--shards", "2", "--model", "base"], "export the model first"),
-    ("ray-index shards 0", lambda e: ["index", str(e["files"]["dup.jsonl"]), "-o", str(e["root"] / "r3"), "--ray",
-                                      "--shards", "0", "--model", str(e["onnx_dir"])], "--shards must be >= 1"),
-    ("shards without ray", lambda e: ["index", str(e["files"]["dup.jsonl"]), "-o", str(e["root"] / "r4"), "--shards",
-                                      "2"], "add --ray"),
+    (
+        "ray-index no shards",
+        lambda e: [
+            "index",
+            str(e["files"]["dup.jsonl"]),
+            "-o",
+            str(e["root"] / "r1"),
+            "--ray",
+            "--model",
+            str(e["onnx_dir"]),
+        ],
+        "--ray needs --shards",
+    ),
+    (
+        "ray-index base model",
+        lambda e: [
+            "index",
+            str(e["files"]["dup.jsonl"]),
+            "-o",
+            str(e["root"] / "r2"),
+            "--ray",
+            "--shards",
+            "2",
+            "--model",
+            "base",
+        ],
+        "export the model first",
+    ),
+    (
+        "ray-index shards 0",
+        lambda e: [
+            "index",
+            str(e["files"]["dup.jsonl"]),
+            "-o",
+            str(e["root"] / "r3"),
+            "--ray",
+            "--shards",
+            "0",
+            "--model",
+            str(e["onnx_dir"]),
+        ],
+        "--shards must be >= 1",
+    ),
+    (
+        "shards without ray",
+        lambda e: ["index", str(e["files"]["dup.jsonl"]), "-o", str(e["root"] / "r4"), "--shards", "2"],
+        "add --ray",
+    ),
 ]
 
 
@@ -203,8 +342,12 @@ def test_cli_refuses(env, argv, fragment, capsys):
 def test_same_error_everywhere(env):
     """One bad row, four entry points, one message."""
     messages = set()
-    for call in (lambda: env["model"].encode(["a", 1]), lambda: env["onnx"].encode(["a", 1]),
-                 lambda: env["lc"].embed_documents(["a", 1]), lambda: env["li"].get_text_embedding_batch(["a", 1])):
+    for call in (
+        lambda: env["model"].encode(["a", 1]),
+        lambda: env["onnx"].encode(["a", 1]),
+        lambda: env["lc"].embed_documents(["a", 1]),
+        lambda: env["li"].get_text_embedding_batch(["a", 1]),
+    ):
         with pytest.raises(TypeError) as info:
             call()
         messages.add(str(info.value))
@@ -226,8 +369,9 @@ class _Doubling(EncoderBase):
 def test_a_new_backend_needs_only_its_batch_step(env):
     enc = _Doubling(env["model"])
     texts = ["short", "a much longer text than the others", "mid length"]
-    np.testing.assert_array_equal(enc.encode(texts, task="query", batch_size=2),
-                                  env["model"].encode(texts, task="query", batch_size=2))
+    np.testing.assert_array_equal(
+        enc.encode(texts, task="query", batch_size=2), env["model"].encode(texts, task="query", batch_size=2)
+    )
     assert enc.calls == [2, 1]
     with pytest.raises(TypeError, match="normalise_embeddings"):
         enc.encode_document(texts, normalise_embeddings=False)

@@ -2,6 +2,7 @@
 (index.json, shards.json, manifest.json, mote_config.json) and the CLI. Each row names the exception type (or
 exit code) and a fragment of the message that says what is wrong. No model is loaded: descriptors are written
 through their own dataclasses, then edited."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,9 @@ def vectors(n: int) -> np.ndarray:
 @pytest.fixture()
 def index() -> FaissIndex:
     ix = FaissIndex(dim=DIM, fingerprint="fp")
-    ix.add_embeddings(vectors(5), [f"d{i}" for i in range(5)], [{"n": i} for i in range(5)],
-                      texts=[f"text {i}" for i in range(5)])
+    ix.add_embeddings(
+        vectors(5), [f"d{i}" for i in range(5)], [{"n": i} for i in range(5)], texts=[f"text {i}" for i in range(5)]
+    )
     return ix
 
 
@@ -42,7 +44,7 @@ OPTIONS = [
     ("hnsw M=1.5", dict(kind="hnsw", M=1.5), TypeError, "M must be an integer, got 1.5"),
     ("hnsw M=-3", dict(kind="hnsw", M=-3), ValueError, "M must be between 2 and 512, got -3"),
     ("hnsw M=True", dict(kind="hnsw", M=True), TypeError, "M must be an integer"),
-    ("hnsw M=10**9", dict(kind="hnsw", M=10 ** 9), ValueError, "M must be between 2 and 512"),
+    ("hnsw M=10**9", dict(kind="hnsw", M=10**9), ValueError, "M must be between 2 and 512"),
     ("hnsw M='32'", dict(kind="hnsw", M="32"), TypeError, "M must be an integer, got '32'"),
     ("hnsw ef_construction=0", dict(kind="hnsw", ef_construction=0), ValueError, "ef_construction must be between"),
     ("hnsw ef_search=0", dict(kind="hnsw", ef_search=0), ValueError, "ef_search must be between 1"),
@@ -77,49 +79,117 @@ CALLS = [
     ("k=None", lambda ix: ix.search_vectors(vectors(1)[0], k=None), TypeError, "k must be an integer, got None"),
     ("k=True", lambda ix: ix.search_vectors(vectors(1)[0], k=True), TypeError, "k must be an integer"),
     ("k=0 in search()", lambda ix: ix.search("q", k=0), ValueError, "k must be >= 1"),
-    ("nprobe=0 per search", lambda ix: ix.search_vectors(vectors(1)[0], nprobe=0), ValueError,
-     "nprobe must be between 1"),
-    ("ef_search=-1 per search", lambda ix: ix.search_vectors(vectors(1)[0], ef_search=-1), ValueError,
-     "ef_search must be between 1"),
+    (
+        "nprobe=0 per search",
+        lambda ix: ix.search_vectors(vectors(1)[0], nprobe=0),
+        ValueError,
+        "nprobe must be between 1",
+    ),
+    (
+        "ef_search=-1 per search",
+        lambda ix: ix.search_vectors(vectors(1)[0], ef_search=-1),
+        ValueError,
+        "ef_search must be between 1",
+    ),
     ("id not a str", lambda ix: ix.add_embeddings(vectors(1), [5]), TypeError, "ids[0] must be a non-empty string"),
     ("empty id", lambda ix: ix.add_embeddings(vectors(2), ["x", ""]), TypeError, "ids[1] must be a non-empty string"),
     ("None id", lambda ix: ix.add_embeddings(vectors(1), [None]), TypeError, "ids[0] must be a non-empty string"),
-    ("lone surrogate id", lambda ix: ix.add_embeddings(vectors(2), ["ok", "bad\ud800"]), ValueError,
-     "ids[1] holds a lone surrogate"),
-    ("duplicate ids", lambda ix: ix.add_embeddings(vectors(3), ["a", "b", "a"]), ValueError,
-     "ids[2] 'a' repeats ids[0]"),
-    ("id already stored", lambda ix: ix.add_embeddings(vectors(1), ["d3"]), ValueError,
-     "ids[0] 'd3' is already in the index"),
+    (
+        "lone surrogate id",
+        lambda ix: ix.add_embeddings(vectors(2), ["ok", "bad\ud800"]),
+        ValueError,
+        "ids[1] holds a lone surrogate",
+    ),
+    (
+        "duplicate ids",
+        lambda ix: ix.add_embeddings(vectors(3), ["a", "b", "a"]),
+        ValueError,
+        "ids[2] 'a' repeats ids[0]",
+    ),
+    (
+        "id already stored",
+        lambda ix: ix.add_embeddings(vectors(1), ["d3"]),
+        ValueError,
+        "ids[0] 'd3' is already in the index",
+    ),
     ("ids as one str", lambda ix: ix.add_embeddings(vectors(2), "ab"), TypeError, "ids must be a list of strings"),
     ("ids count", lambda ix: ix.add_embeddings(vectors(2), ["a"]), ValueError, "got 2 texts/vectors but 1 ids"),
-    ("lone surrogate text", lambda ix: ix.add_embeddings(vectors(1), ["t"], texts=["x\udcff"]), ValueError,
-     "texts[0] holds a lone surrogate"),
-    ("metadata NaN", lambda ix: ix.add_embeddings(vectors(2), ["a", "b"], [{}, {"x": math.nan}]), ValueError,
-     "metadatas[1]['x'] is nan: JSON has no NaN"),
-    ("metadata inf", lambda ix: ix.add_embeddings(vectors(1), ["a"], [{"x": [1.0, math.inf]}]), ValueError,
-     "metadatas[0]['x'][1] is inf"),
-    ("metadata int key", lambda ix: ix.add_embeddings(vectors(1), ["a"], [{1: "x"}]), TypeError,
-     "metadatas[0] has key 1 of type int"),
-    ("metadata tuple", lambda ix: ix.add_embeddings(vectors(1), ["a"], [{"t": (1, 2)}]), TypeError,
-     "metadatas[0]['t'] is a tuple"),
-    ("metadata set", lambda ix: ix.add_embeddings(vectors(1), ["a"], [{"s": {1}}]), TypeError,
-     "metadatas[0]['s'] is a set"),
-    ("metadata object", lambda ix: ix.add_embeddings(vectors(1), ["a"], [{"o": object()}]), TypeError,
-     "metadatas[0]['o'] is a object"),
-    ("metadata nested tuple", lambda ix: ix.add_embeddings(vectors(1), ["a"], [{"l": [{"t": ()}]}]), TypeError,
-     "metadatas[0]['l'][0]['t'] is a tuple"),
-    ("metadata surrogate", lambda ix: ix.add_embeddings(vectors(1), ["a"], [{"s": "\ud800"}]), ValueError,
-     "metadatas[0]['s'] holds a lone surrogate"),
-    ("metadata not a dict", lambda ix: ix.add_embeddings(vectors(1), ["a"], [["x"]]), TypeError,
-     "metadatas[0] must be a dict, got list"),
-    ("metadatas a dict", lambda ix: ix.add_embeddings(vectors(1), ["a"], {"x": 1}), TypeError,
-     "metadatas must be a list of dicts"),
+    (
+        "lone surrogate text",
+        lambda ix: ix.add_embeddings(vectors(1), ["t"], texts=["x\udcff"]),
+        ValueError,
+        "texts[0] holds a lone surrogate",
+    ),
+    (
+        "metadata NaN",
+        lambda ix: ix.add_embeddings(vectors(2), ["a", "b"], [{}, {"x": math.nan}]),
+        ValueError,
+        "metadatas[1]['x'] is nan: JSON has no NaN",
+    ),
+    (
+        "metadata inf",
+        lambda ix: ix.add_embeddings(vectors(1), ["a"], [{"x": [1.0, math.inf]}]),
+        ValueError,
+        "metadatas[0]['x'][1] is inf",
+    ),
+    (
+        "metadata int key",
+        lambda ix: ix.add_embeddings(vectors(1), ["a"], [{1: "x"}]),
+        TypeError,
+        "metadatas[0] has key 1 of type int",
+    ),
+    (
+        "metadata tuple",
+        lambda ix: ix.add_embeddings(vectors(1), ["a"], [{"t": (1, 2)}]),
+        TypeError,
+        "metadatas[0]['t'] is a tuple",
+    ),
+    (
+        "metadata set",
+        lambda ix: ix.add_embeddings(vectors(1), ["a"], [{"s": {1}}]),
+        TypeError,
+        "metadatas[0]['s'] is a set",
+    ),
+    (
+        "metadata object",
+        lambda ix: ix.add_embeddings(vectors(1), ["a"], [{"o": object()}]),
+        TypeError,
+        "metadatas[0]['o'] is a object",
+    ),
+    (
+        "metadata nested tuple",
+        lambda ix: ix.add_embeddings(vectors(1), ["a"], [{"l": [{"t": ()}]}]),
+        TypeError,
+        "metadatas[0]['l'][0]['t'] is a tuple",
+    ),
+    (
+        "metadata surrogate",
+        lambda ix: ix.add_embeddings(vectors(1), ["a"], [{"s": "\ud800"}]),
+        ValueError,
+        "metadatas[0]['s'] holds a lone surrogate",
+    ),
+    (
+        "metadata not a dict",
+        lambda ix: ix.add_embeddings(vectors(1), ["a"], [["x"]]),
+        TypeError,
+        "metadatas[0] must be a dict, got list",
+    ),
+    (
+        "metadatas a dict",
+        lambda ix: ix.add_embeddings(vectors(1), ["a"], {"x": 1}),
+        TypeError,
+        "metadatas must be a list of dicts",
+    ),
     ("delete(None)", lambda ix: ix.delete(None), TypeError, "delete expects an id or a list of ids, got None"),
     ("delete(5)", lambda ix: ix.delete(5), TypeError, "delete expects an id or a list of ids, got int"),
     ("delete([1])", lambda ix: ix.delete([1]), TypeError, "ids[0] must be a string, got 1"),
     ("delete unknown", lambda ix: ix.delete(["d1", "nope"]), KeyError, "id(s) not in the index: ['nope']"),
-    ("vectors of another dim", lambda ix: ix.add_embeddings(np.ones((1, 4)), ["a"]), EncoderMismatchError,
-     "dimension 4 but the index holds 8"),
+    (
+        "vectors of another dim",
+        lambda ix: ix.add_embeddings(np.ones((1, 4)), ["a"]),
+        EncoderMismatchError,
+        "dimension 4 but the index holds 8",
+    ),
 ]
 
 
@@ -133,10 +203,10 @@ def test_api_calls_refuse_bad_values_by_name(index, name, call, exc, fragment):
 
 
 def test_k_is_capped_at_the_live_documents(index):
-    hits = index.search_vectors(vectors(1)[0], k=10 ** 12)  # would allocate terabytes if passed to FAISS
+    hits = index.search_vectors(vectors(1)[0], k=10**12)  # would allocate terabytes if passed to FAISS
     assert len(hits) == len(index) == 5
     index.delete(["d0", "d1"])
-    assert len(index.search_vectors(vectors(1)[0], k=10 ** 9)) == 3
+    assert len(index.search_vectors(vectors(1)[0], k=10**9)) == 3
 
 
 def test_metadata_that_round_trips_is_stored_as_given(index, tmp_path):
@@ -168,6 +238,7 @@ def _set(key, value):
             target[int(last)] = value
         else:
             target[last] = value
+
     return edit
 
 
@@ -277,15 +348,27 @@ def _fake_export(folder: Path) -> Path:
         files[name] = sha256_bytes(data)
     task = {"prefix": "q: ", "expert": "search_query", "temperature": 0.03, "aliases": ["query"]}
     manifest = OnnxManifest(
-        fingerprint="f" * 32, dim=DIM, max_seq_length=64, opset=18,
+        fingerprint="f" * 32,
+        dim=DIM,
+        max_seq_length=64,
+        opset=18,
         inputs=["input_ids", "attention_mask", "token_type_ids"],
         outputs={"normalized": "sentence_embedding", "pooled": "pooled_embedding"},
         tokenizer={"file": "tokenizer.json", "pad_id": 0, "pad_token": "[PAD]"},
         variants={"fp32": {"fingerprint": "f" * 32}},
-        tasks={"search_query": {**task, "graphs": {"fp32": "search_query.onnx"}},
-               "search_document": {**task, "prefix": "d: ", "expert": "search_document", "aliases": ["document"],
-                                   "graphs": {"fp32": "search_document.onnx"}}},
-        files=files, mote_layers=[1])
+        tasks={
+            "search_query": {**task, "graphs": {"fp32": "search_query.onnx"}},
+            "search_document": {
+                **task,
+                "prefix": "d: ",
+                "expert": "search_document",
+                "aliases": ["document"],
+                "graphs": {"fp32": "search_document.onnx"},
+            },
+        },
+        files=files,
+        mote_layers=[1],
+    )
     (folder / MANIFEST_NAME).write_text(json.dumps(manifest.to_json()))
     return folder
 
@@ -326,12 +409,17 @@ def test_tampered_manifest_json_is_refused_naming_the_field(tmp_path, name, edit
 
 def _fake_model(folder: Path) -> Path:
     folder.mkdir(parents=True)
-    tasks = [{"name": "search_query", "prefix": "q: ", "temperature": 0.03, "expert": "search_query",
-              "aliases": ["query"]},
-             {"name": "search_document", "prefix": "d: ", "temperature": 0.03, "expert": "search_document",
-              "aliases": []}]
-    cfg = MoTEConfig(base_config={"model_type": "bert", "hidden_size": DIM, "num_hidden_layers": 4}, tasks=tasks,
-                     mote_layers=[1, 3], max_seq_length=64, fingerprint="f" * 32)
+    tasks = [
+        {"name": "search_query", "prefix": "q: ", "temperature": 0.03, "expert": "search_query", "aliases": ["query"]},
+        {"name": "search_document", "prefix": "d: ", "temperature": 0.03, "expert": "search_document", "aliases": []},
+    ]
+    cfg = MoTEConfig(
+        base_config={"model_type": "bert", "hidden_size": DIM, "num_hidden_layers": 4},
+        tasks=tasks,
+        mote_layers=[1, 3],
+        max_seq_length=64,
+        fingerprint="f" * 32,
+    )
     (folder / CONFIG_NAME).write_text(json.dumps(cfg.to_json()))
     return folder
 
@@ -386,8 +474,9 @@ CLI_INDEX = [
 
 
 @pytest.mark.parametrize("name, extra, fragment", CLI_INDEX, ids=[r[0] for r in CLI_INDEX])
-def test_cli_index_checks_options_and_output_before_embedding(corpus, tmp_path, capsys, monkeypatch, name, extra,
-                                                             fragment):
+def test_cli_index_checks_options_and_output_before_embedding(
+    corpus, tmp_path, capsys, monkeypatch, name, extra, fragment
+):
     import mote_rag.cli.index as cli_index
 
     monkeypatch.setattr(cli_index, "open_encoder", lambda spec: pytest.fail("the model was opened"))
@@ -447,10 +536,12 @@ CLI_INFO = [
 
 @pytest.mark.parametrize("name, what, edit, fragment", CLI_INFO, ids=[r[0] for r in CLI_INFO])
 def test_cli_info_refuses_tampered_descriptors(index, shard_set, tmp_path, capsys, name, what, edit, fragment):
-    folder, descriptor = {"index": (lambda: _save(index, tmp_path / "ix"), INDEX_JSON),
-                          "export": (lambda: _fake_export(tmp_path / "onnx"), MANIFEST_NAME),
-                          "shards": (lambda: shard_set, SHARDS_JSON),
-                          "model": (lambda: _fake_model(tmp_path / "m"), CONFIG_NAME)}[what]
+    folder, descriptor = {
+        "index": (lambda: _save(index, tmp_path / "ix"), INDEX_JSON),
+        "export": (lambda: _fake_export(tmp_path / "onnx"), MANIFEST_NAME),
+        "shards": (lambda: shard_set, SHARDS_JSON),
+        "model": (lambda: _fake_model(tmp_path / "m"), CONFIG_NAME),
+    }[what]
     folder = folder()
     _edit_json(folder / descriptor, edit)
     code, err = _cli(["info", folder], capsys)

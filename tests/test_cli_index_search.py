@@ -1,4 +1,5 @@
 """`mote-rag index` and `mote-rag search`: every input format, every output mode, and their bad inputs."""
+
 from __future__ import annotations
 
 import csv
@@ -55,7 +56,8 @@ def test_index_jsonl_and_search_one_shot(built, model_dirs, capsys):
     from mote_rag import MoTEModel
 
     expected = FaissIndex.load(built, MoTEModel.from_pretrained(model_dirs[0])).search(
-        "animals that hunt in the dark", k=3)
+        "animals that hunt in the dark", k=3
+    )
     assert [h["id"] for h in result["hits"]] == [h.id for h in expected]
     assert [h["rank"] for h in result["hits"]] == [1, 2, 3]
     assert result["hits"][0]["score"] == pytest.approx(expected[0].score, abs=1e-5)
@@ -71,8 +73,26 @@ def test_index_csv_and_txt_folder(tmp_path, model_dirs, capsys):
         writer.writerow(["doc_id", "title", "body", "lang"])
         writer.writerows([[d["id"], d["source"], d["text"], "en"] for d in DOCS])
     out = tmp_path / "csv-ix"
-    assert main(["index", str(table), "-o", str(out), "--model", str(model_dirs[0]), "--id-field", "doc_id",
-                 "--text-field", "title,body", "--kind", "hnsw", "-q"]) == 0
+    assert (
+        main(
+            [
+                "index",
+                str(table),
+                "-o",
+                str(out),
+                "--model",
+                str(model_dirs[0]),
+                "--id-field",
+                "doc_id",
+                "--text-field",
+                "title,body",
+                "--kind",
+                "hnsw",
+                "-q",
+            ]
+        )
+        == 0
+    )
     index = FaissIndex.load(out)
     assert index.kind == "hnsw" and index.get("jazz").text == "music " + DOCS[2]["text"]
     assert index.get("jazz").metadata == {"lang": "en"}
@@ -113,8 +133,13 @@ def test_index_bad_inputs(case, jsonl, built, tmp_path, model_dirs, capsys):
         args += ["--model", str(model_dirs[0])]
     assert main(["index", *args, "-q"]) == 2
     err = capsys.readouterr().err
-    expected = {"missing": "does not exist", "format": "unsupported corpus format", "field": "no text field 'body'",
-                "exists": "already holds an index", "model": "no-model does not exist"}[case]
+    expected = {
+        "missing": "does not exist",
+        "format": "unsupported corpus format",
+        "field": "no text field 'body'",
+        "exists": "already holds an index",
+        "model": "no-model does not exist",
+    }[case]
     assert expected in err and err.count("\n") == 1  # one clear line, no traceback
     assert not (tmp_path / "o").exists()
 
@@ -158,8 +183,12 @@ def test_search_stops_quietly_when_the_reader_closes_the_pipe(built):
     import sys
 
     queries = "".join(f"query number {i} about volcanoes\n" for i in range(400))
-    proc = subprocess.Popen([sys.executable, "-m", "mote_rag.cli.main", "search", str(built), "-k", "5"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mote_rag.cli.main", "search", str(built), "-k", "5"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     proc.stdin.write(queries.encode())
     proc.stdin.close()
     first = proc.stdout.readline()

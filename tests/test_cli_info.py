@@ -1,4 +1,5 @@
 """`mote-rag info` on a model dir, and its bad-input paths; the CLI's help and exit codes."""
+
 from __future__ import annotations
 
 import json

@@ -1,5 +1,6 @@
 """Docs that match the code: every `name(..., kw=...)` a docstring shows must be a real keyword of a function or class
 of that name in the package (classes: their __init__ or dataclass fields). Static (ast), so it imports nothing."""
+
 from __future__ import annotations
 
 import ast

@@ -1,5 +1,6 @@
 """One encoder base for every backend: torch MoTEModel, OnnxEncoder and the sentence-transformers adapter give the
 same rows through EncoderBase, and only their batch step differs."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,8 +10,15 @@ from mote_rag import MoTEModel
 from mote_rag.encoders import Encoder, EncoderBase, TaskEmbedder, check_encoder
 from mote_rag.runtime.onnx_encoder import OnnxEncoder
 
-TEXTS = ["", "x", "how do I reset my card?", "Vitamin D deficiency is associated with fractures in older adults.",
-         "ünïcode, émojis 🙂 and punctuation!?", "The quick brown fox jumps over the lazy dog " * 30, "two words"]
+TEXTS = [
+    "",
+    "x",
+    "how do I reset my card?",
+    "Vitamin D deficiency is associated with fractures in older adults.",
+    "ünïcode, émojis 🙂 and punctuation!?",
+    "The quick brown fox jumps over the lazy dog " * 30,
+    "two words",
+]
 
 
 @pytest.fixture(scope="module")
@@ -85,10 +93,14 @@ def test_sentence_transformers_adapter_is_a_full_encoder(tiny_bert_dir):
     st = SentenceTransformerEncoder(tiny_bert_dir, prompts={"search_query": "search_query: "})
     assert check_encoder(st) is st and st.tasks.get("query").prefix == "search_query: "
     dense = MoTEModel.dense(tiny_bert_dir)
-    np.testing.assert_allclose(st.encode(TEXTS, task="query", batch_size=3), dense.encode(TEXTS, task="query"),
-                               atol=1e-5)
-    np.testing.assert_allclose(st.encode(TEXTS, task="classification"),
-                               MoTEModel.dense(tiny_bert_dir, use_prefixes=False).encode(TEXTS), atol=1e-5)
+    np.testing.assert_allclose(
+        st.encode(TEXTS, task="query", batch_size=3), dense.encode(TEXTS, task="query"), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        st.encode(TEXTS, task="classification"),
+        MoTEModel.dense(tiny_bert_dir, use_prefixes=False).encode(TEXTS),
+        atol=1e-5,
+    )
     # it used to pass the integrations' check and then fail inside TaskEmbedder (tasks was None)
     vectors = TaskEmbedder(st, {"query_task": "search_query"}, "test").embed(TEXTS[:2], "search_query", 2)
     assert len(vectors) == 2 and len(vectors[0]) == st.dim

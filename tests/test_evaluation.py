@@ -3,6 +3,7 @@
 Uses small synthetic folders in the shared formats, a deterministic fake encoder, and the tiny BERT fixture;
 the figures that matter on real data are in test_evaluation_scores.py.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -58,14 +59,25 @@ def write_beir(folder: Path, corpus: dict, queries: dict, qrels: list[tuple[str,
     write_jsonl(folder / "queries.jsonl", [{"_id": k, "text": v} for k, v in queries.items()])
     (folder / "qrels").mkdir(parents=True, exist_ok=True)
     (folder / "qrels" / f"{split}.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in qrels), encoding="utf-8")
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in qrels), encoding="utf-8"
+    )
     return folder
 
 
 TOPICS = {
     "sport": ["football match goal team", "tennis player wins final", "team scores late goal", "coach of the team"],
-    "money": ["bank loan interest rate", "stock market shares fall", "central bank raises rate", "market price of shares"],
-    "tech": ["new phone software update", "computer chip faster processor", "software bug in phone", "chip maker processor"],
+    "money": [
+        "bank loan interest rate",
+        "stock market shares fall",
+        "central bank raises rate",
+        "market price of shares",
+    ],
+    "tech": [
+        "new phone software update",
+        "computer chip faster processor",
+        "software bug in phone",
+        "chip maker processor",
+    ],
 }
 
 
@@ -73,29 +85,69 @@ TOPICS = {
 def mini_root(tmp_path) -> Path:
     """One small dataset of each format, in the shared layout, plus a suite JSON pointing at them."""
     root = tmp_path / "data"
-    corpus = {f"d{i}": f"document about {t} {i}" for i, t in enumerate(["cats", "dogs", "fish", "birds", "cars", "ships"])}
+    corpus = {
+        f"d{i}": f"document about {t} {i}" for i, t in enumerate(["cats", "dogs", "fish", "birds", "cars", "ships"])
+    }
     queries = {"q0": "cats", "q1": "dogs", "q2": "fish", "d4": "document about cars 4"}
     write_beir(root / "ret", corpus, queries, [("q0", "d0"), ("q1", "d1"), ("q2", "d2"), ("q2", "d3"), ("d4", "d5")])
-    write_jsonl(root / "sts.jsonl", [{"sentence1": a, "sentence2": b, "score": s} for a, b, s in [
-        ("a cat sits", "a cat sits", 5.0), ("a cat sits", "a cat is sitting", 4.0), ("a cat sits", "dogs bark", 1.0),
-        ("stock market", "stock prices", 3.5), ("stock market", "tennis final", 0.0)]])
-    write_jsonl(root / "pairs.jsonl", [{"sentence1": a, "sentence2": b, "label": l} for a, b, l in [
-        ("a cat sits", "a cat sits down", 1), ("a cat sits", "dogs bark loud", 0), ("bank rate", "bank rate up", 1),
-        ("phone update", "football goal", 0)]])
+    write_jsonl(
+        root / "sts.jsonl",
+        [
+            {"sentence1": a, "sentence2": b, "score": s}
+            for a, b, s in [
+                ("a cat sits", "a cat sits", 5.0),
+                ("a cat sits", "a cat is sitting", 4.0),
+                ("a cat sits", "dogs bark", 1.0),
+                ("stock market", "stock prices", 3.5),
+                ("stock market", "tennis final", 0.0),
+            ]
+        ],
+    )
+    write_jsonl(
+        root / "pairs.jsonl",
+        [
+            {"sentence1": a, "sentence2": b, "label": label}
+            for a, b, label in [
+                ("a cat sits", "a cat sits down", 1),
+                ("a cat sits", "dogs bark loud", 0),
+                ("bank rate", "bank rate up", 1),
+                ("phone update", "football goal", 0),
+            ]
+        ],
+    )
     rows = [{"text": f"{t} {k}", "label": lab} for lab, texts in TOPICS.items() for k in range(6) for t in texts]
     write_jsonl(root / "cls" / "train.jsonl", rows)
     write_jsonl(root / "cls" / "test.jsonl", rows[::2])
     write_jsonl(root / "cv.jsonl", rows)
     write_jsonl(root / "clu.jsonl", rows)
-    suite = {"name": "mini", "datasets": [
-        {"name": "ret", "type": "retrieval", "path": "ret", "options": {"ignore_identical_ids": True}},
-        {"name": "rr", "type": "reranking", "path": "ret", "options": {"negatives": 2, "ignore_identical_ids": True}},
-        {"name": "sts", "type": "sts", "path": "sts.jsonl"},
-        {"name": "pairs", "type": "pair_classification", "path": "pairs.jsonl", "options": {"task": "clustering"}},
-        {"name": "cls", "type": "classification", "path": "cls", "options": {"train_split": "train", "samples_per_label": 4}},
-        {"name": "cv", "type": "classification", "path": "cv.jsonl", "split": "all", "options": {"samples_per_label": 4}},
-        {"name": "clu", "type": "clustering", "path": "clu.jsonl", "options": {"subsample": 40, "n_runs": 3}},
-    ]}
+    suite = {
+        "name": "mini",
+        "datasets": [
+            {"name": "ret", "type": "retrieval", "path": "ret", "options": {"ignore_identical_ids": True}},
+            {
+                "name": "rr",
+                "type": "reranking",
+                "path": "ret",
+                "options": {"negatives": 2, "ignore_identical_ids": True},
+            },
+            {"name": "sts", "type": "sts", "path": "sts.jsonl"},
+            {"name": "pairs", "type": "pair_classification", "path": "pairs.jsonl", "options": {"task": "clustering"}},
+            {
+                "name": "cls",
+                "type": "classification",
+                "path": "cls",
+                "options": {"train_split": "train", "samples_per_label": 4},
+            },
+            {
+                "name": "cv",
+                "type": "classification",
+                "path": "cv.jsonl",
+                "split": "all",
+                "options": {"samples_per_label": 4},
+            },
+            {"name": "clu", "type": "clustering", "path": "clu.jsonl", "options": {"subsample": 40, "n_runs": 3}},
+        ],
+    }
     (root / "suite.json").write_text(json.dumps(suite), encoding="utf-8")
     return root
 
@@ -143,7 +195,7 @@ def test_sts_and_pairs_scores_match_direct_computation(mini_root):
     enc = FakeEncoder()
     res = evaluate(enc, load_suite(mini_root / "suite.json").select(["sts", "pairs"]), show_progress=False)["datasets"]
     for name, key, field in (("sts", "sts.jsonl", "score"), ("pairs", "pairs.jsonl", "label")):
-        rows = [json.loads(l) for l in (mini_root / key).read_text().splitlines()]
+        rows = [json.loads(line) for line in (mini_root / key).read_text().splitlines()]
         a = enc.encode([r["sentence1"] for r in rows])
         b = enc.encode([r["sentence2"] for r in rows])
         cos = np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
@@ -255,9 +307,27 @@ def test_bad_suite_files_and_names(tmp_path):
 
 def test_default_suite_covers_every_eval_split(data_dir):
     names = {d.name for d in DEFAULT.datasets}
-    assert {"scifact", "medquad", "quora_dup", "stsb", "sickr", "sts12", "sts13", "sts14", "sts15", "mrpc",
-            "banking77", "trec", "sst2", "mr", "cr", "subj", "mpqa", "ag_news_clustering",
-            "banking77_clustering"} <= names
+    assert {
+        "scifact",
+        "medquad",
+        "quora_dup",
+        "stsb",
+        "sickr",
+        "sts12",
+        "sts13",
+        "sts14",
+        "sts15",
+        "mrpc",
+        "banking77",
+        "trec",
+        "sst2",
+        "mr",
+        "cr",
+        "subj",
+        "mpqa",
+        "ag_news_clustering",
+        "banking77_clustering",
+    } <= names
     for spec in DEFAULT.datasets + QUICK.datasets:
         assert spec.resolve(data_dir).exists(), spec
     assert get_suite(["stsb"]).datasets[0].path == "sts/stsb/test.jsonl"
@@ -275,8 +345,9 @@ def test_cache_makes_reruns_free_and_is_keyed_by_fingerprint(mini_root, tmp_path
     assert first["embedding"]["cached_texts"] >= 6 + 4
     second = evaluate(enc, suite, cache_dir=tmp_path / "cache", show_progress=False)
     assert len(enc.calls) == n_calls and second["embedding"]["encoded_texts"] == 0
-    assert second["datasets"] == first["datasets"] | {k: {**v, "seconds": second["datasets"][k]["seconds"]}
-                                                      for k, v in first["datasets"].items()}
+    assert second["datasets"] == first["datasets"] | {
+        k: {**v, "seconds": second["datasets"][k]["seconds"]} for k, v in first["datasets"].items()
+    }
     files = sorted((tmp_path / "cache" / "fake-v1-FakeEncoder").rglob("*.npy"))
     assert files and all(np.load(f, allow_pickle=False).dtype == np.float32 for f in files)
     other = FakeEncoder()
@@ -303,10 +374,10 @@ def test_compare_table_deltas_and_report_files(mini_root, tmp_path):
     b["datasets"]["sts"]["main_score"] += 1.5
     b["averages"]["sts"] += 1.5
     md = compare({"a": a, "b": b}, baseline="a")
-    row = next(l for l in md.splitlines() if l.startswith("| sts |"))
+    row = next(line for line in md.splitlines() if line.startswith("| sts |"))
     assert f"{a['datasets']['sts']['main_score']:.2f}" in row and "(+1.50)" in row
     assert "a (baseline)" in md.splitlines()[0]
-    assert any("STS (Spearman) average" in l and "(+1.50)" in l for l in md.splitlines())
+    assert any("STS (Spearman) average" in line and "(+1.50)" in line for line in md.splitlines())
     with pytest.raises(ValueError, match="baseline"):
         compare({"a": a}, baseline="zzz")
     paths = write_report({"a": a, "b": b}, tmp_path / "rep", baseline="a")
@@ -319,8 +390,22 @@ def test_cli_eval_and_compare(mini_root, tmp_path, tiny_bert_dir, capsys):
     from mote_rag.cli.main import main
 
     out = tmp_path / "res"
-    rc = main(["eval", "--model", str(tiny_bert_dir), "--name", "tiny", "--suite", str(mini_root / "suite.json"),
-               "--tasks", "retrieval,sts", "--out", str(out), "--quiet"])
+    rc = main(
+        [
+            "eval",
+            "--model",
+            str(tiny_bert_dir),
+            "--name",
+            "tiny",
+            "--suite",
+            str(mini_root / "suite.json"),
+            "--tasks",
+            "retrieval,sts",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     result = json.loads((out / "tiny.json").read_text())
     assert set(result["datasets"]) == {"ret", "sts"}
@@ -328,8 +413,18 @@ def test_cli_eval_and_compare(mini_root, tmp_path, tiny_bert_dir, capsys):
     assert (out / "averages.png").is_file() and "| ret |" in (out / "table.md").read_text()
     other = dict(result, model="other", averages={**result["averages"], "sts": result["averages"]["sts"] - 2})
     (tmp_path / "other.json").write_text(json.dumps(other))
-    rc = main(["eval", "--compare", str(out / "tiny.json"), str(tmp_path / "other.json"), "--baseline", "other",
-               "--out", str(tmp_path / "cmp")])
+    rc = main(
+        [
+            "eval",
+            "--compare",
+            str(out / "tiny.json"),
+            str(tmp_path / "other.json"),
+            "--baseline",
+            "other",
+            "--out",
+            str(tmp_path / "cmp"),
+        ]
+    )
     table = (tmp_path / "cmp" / "table.md").read_text()
     assert rc == 0 and "other (baseline)" in table and "(+2.00)" in table
     assert main(["eval", "--model", str(tmp_path / "missing"), "--out", str(out)]) == 2

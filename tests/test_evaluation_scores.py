@@ -3,6 +3,7 @@ with ranx on SciFact, and the torch (MoTEModel.dense) and sentence-transformers 
 
 The full-SciFact published-score check (nDCG@10 64.51) takes minutes on 2 cores: benchmarks/eval_default.py.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,9 @@ def ranx_scores(qrels, run) -> dict:
     from ranx import Qrels, Run
     from ranx import evaluate as ranx_evaluate
 
-    return ranx_evaluate(Qrels({q: dict(r) for q, r in qrels.items()}), Run({q: dict(r) for q, r in run.items()}),
-                         RANX_METRICS)
+    return ranx_evaluate(
+        Qrels({q: dict(r) for q, r in qrels.items()}), Run({q: dict(r) for q, r in run.items()}), RANX_METRICS
+    )
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +75,9 @@ def test_full_scifact_qrels_metrics_agree_with_ranx(data_dir):
     ds = load_beir(data_dir / "retrieval" / "scifact", "test")
     doc_ids, qids = list(ds.corpus), list(ds.queries)
     vec = TfidfVectorizer(sublinear_tf=True)
-    sims = (vec.fit_transform([ds.corpus[d] for d in doc_ids]) @ vec.transform([ds.queries[q] for q in qids]).T).T.toarray()
+    sims = (
+        vec.fit_transform([ds.corpus[d] for d in doc_ids]) @ vec.transform([ds.queries[q] for q in qids]).T
+    ).T.toarray()
     run = {}
     for qi, q in enumerate(qids):
         top = np.argsort(-sims[qi], kind="stable")[:100]

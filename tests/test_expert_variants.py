@@ -1,5 +1,6 @@
 """The study's expert variants: low-rank experts (merged on export), router-only MoTE, frozen-trunk training that
 leaves untrained task paths bit-identical, post-hoc interpolation (WiSE-FT) and WAVE."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,10 +14,15 @@ from mote_rag.merging import interpolate_experts, wave
 from mote_rag.training.config import parse_config
 from mote_rag.training.trainer import Trainer
 
-TEXTS = ["what causes anaemia?", "Iron deficiency is the most common cause of anaemia.", "a short one",
-         "The quick brown fox jumps over the lazy dog " * 10]
-RETRIEVAL_ONLY = {"retrieval": [{"name": "scifact", "format": "beir", "path": "${data}/retrieval/scifact",
-                                 "max_examples": 32}]}
+TEXTS = [
+    "what causes anaemia?",
+    "Iron deficiency is the most common cause of anaemia.",
+    "a short one",
+    "The quick brown fox jumps over the lazy dog " * 10,
+]
+RETRIEVAL_ONLY = {
+    "retrieval": [{"name": "scifact", "format": "beir", "path": "${data}/retrieval/scifact", "max_examples": 32}]
+}
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -69,13 +75,26 @@ def test_router_only_mote_uses_no_instruction_text(tiny_bert_dir):
 
 
 @pytest.mark.parametrize("rank", [None, 4])
-def test_frozen_trunk_retrieval_training_leaves_other_task_paths_bit_identical(tmp_path, tiny_bert_dir, data_dir,
-                                                                               rank):
-    config = parse_config({"tasks": RETRIEVAL_ONLY, "base": str(tiny_bert_dir), "placement": "all", "steps": 4,
-                           "batch_size": 8, "mini_batch_size": 8, "learning_rate": 5e-3, "max_seq_length": 32,
-                           "experts_only": True, "use_prefixes": False, "expert_rank": rank,
-                           "expert_lr_multiplier": 2.0, "output_dir": str(tmp_path / "run"), "seed": 3},
-                          data_dir=data_dir)
+def test_frozen_trunk_retrieval_training_leaves_other_task_paths_bit_identical(tmp_path, tiny_bert_dir, data_dir, rank):
+    config = parse_config(
+        {
+            "tasks": RETRIEVAL_ONLY,
+            "base": str(tiny_bert_dir),
+            "placement": "all",
+            "steps": 4,
+            "batch_size": 8,
+            "mini_batch_size": 8,
+            "learning_rate": 5e-3,
+            "max_seq_length": 32,
+            "experts_only": True,
+            "use_prefixes": False,
+            "expert_rank": rank,
+            "expert_lr_multiplier": 2.0,
+            "output_dir": str(tmp_path / "run"),
+            "seed": 3,
+        },
+        data_dir=data_dir,
+    )
     trainer = Trainer(config, show_progress=False)
     before = {t: trainer.model.encode(TEXTS, task=t) for t in trainer.model.tasks.names}
     trainer.train()
@@ -112,8 +131,9 @@ def test_interpolating_low_rank_experts_scales_the_delta(tiny_bert_dir):
     for a, b in zip(half.backbone.modules(), trained.backbone.modules()):
         if isinstance(a, LowRankLinear):
             assert torch.allclose(a.delta(), 0.5 * b.delta(), atol=1e-7)
-    assert np.array_equal(interpolate_experts(trained, initial, 0.0).encode(TEXTS),
-                          MoTEModel.dense(tiny_bert_dir).encode(TEXTS))
+    assert np.array_equal(
+        interpolate_experts(trained, initial, 0.0).encode(TEXTS), MoTEModel.dense(tiny_bert_dir).encode(TEXTS)
+    )
 
 
 def test_wave_averages_the_experts_into_one_dense_block(tiny_bert_dir, nudge_experts):

@@ -1,4 +1,6 @@
-"""Every exported task graph runs in fastembed (no download) and gives OnnxEncoder's vectors; the helper is torch-free."""
+"""Every exported task graph runs in fastembed (no download) and gives OnnxEncoder's vectors; the helper is
+torch-free."""
+
 from __future__ import annotations
 
 import json
@@ -17,7 +19,9 @@ from mote_rag.tasks import DEFAULT_TASKS
 TASKS = (*DEFAULT_TASKS, Task("similarity", "similarity: ", 0.05, expert="classification", aliases=("sts",)))
 # varied lengths so that OnnxEncoder (length-sorted batches) and fastembed (batches in order) pad differently
 TEXTS = [("word " * n).strip() for n in (0, 1, 3, 40, 2, 7, 300, 5, 11, 1, 60, 4)] + [
-    "how do I reset my card?", "ünïcode, émojis 🙂 and punctuation!?"]
+    "how do I reset my card?",
+    "ünïcode, émojis 🙂 and punctuation!?",
+]
 MIN_COSINE = 0.99999
 
 
@@ -53,7 +57,9 @@ def test_every_task_graph_matches_onnx_encoder(export, variant):
         expected = enc.encode(TEXTS, task=task, batch_size=batch)
         assert worst_cosine(got, expected) >= MIN_COSINE, task
         others = [t.name for t in TASKS if enc.manifest.graph_name(t.name, variant) != fe.graph]
-        assert max(worst_cosine(got, enc.encode(TEXTS, task=o, batch_size=batch)) for o in others) < 0.999  # the check can fail
+        assert (
+            max(worst_cosine(got, enc.encode(TEXTS, task=o, batch_size=batch)) for o in others) < 0.999
+        )  # the check can fail
     assert len(graphs) == 4  # every expert's graph was opened
 
 
@@ -98,9 +104,13 @@ print(json.dumps({"vectors": vectors, "heavy": heavy}))
 
 
 def test_fastembed_helper_imports_no_torch(export):
-    result = subprocess.run([sys.executable, "-c", TORCH_FREE, str(export), json.dumps(TEXTS[:4])],
-                            capture_output=True, text=True, timeout=120, env={**__import__("os").environ,
-                                                                             "HF_HUB_OFFLINE": "1"})
+    result = subprocess.run(
+        [sys.executable, "-c", TORCH_FREE, str(export), json.dumps(TEXTS[:4])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout.strip().splitlines()[-1])
     assert payload["heavy"] == []

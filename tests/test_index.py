@@ -1,4 +1,5 @@
 """FaissIndex behaviour: task paths, cosine scores, kinds, add/delete by id, save/load, threads."""
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -8,9 +9,30 @@ import pytest
 
 from mote_rag.index.faiss_index import EncoderMismatchError, FaissIndex, Hit, int_id
 
-TEXTS = [f"document number {i} talks about {topic}" for i, topic in enumerate(
-    ["vaccines", "rivers", "tax law", "protein folding", "jazz", "volcanoes", "compilers", "sleep", "tennis",
-     "bread", "glaciers", "insulin", "bridges", "owls", "chess", "solar panels"] * 3)]
+TEXTS = [
+    f"document number {i} talks about {topic}"
+    for i, topic in enumerate(
+        [
+            "vaccines",
+            "rivers",
+            "tax law",
+            "protein folding",
+            "jazz",
+            "volcanoes",
+            "compilers",
+            "sleep",
+            "tennis",
+            "bread",
+            "glaciers",
+            "insulin",
+            "bridges",
+            "owls",
+            "chess",
+            "solar panels",
+        ]
+        * 3
+    )
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -62,8 +84,9 @@ def test_search_uses_query_path_and_returns_exact_cosine(tiny_mote):
     assert index.info()["query_task"] == "search_query" and index.info()["count"] == len(TEXTS)
 
 
-@pytest.mark.parametrize("kind,params,min_recall",
-                         [("hnsw", {"M": 16}, 0.97), ("ivfpq", {"nprobe": 32, "pq_m": 8}, 0.5)])
+@pytest.mark.parametrize(
+    "kind,params,min_recall", [("hnsw", {"M": 16}, 0.97), ("ivfpq", {"nprobe": 32, "pq_m": 8}, 0.5)]
+)
 def test_approximate_kinds_recall_against_flat(kind, params, min_recall):
     x = clustered(4000, 32)
     q = clustered(100, 32, seed=1)
@@ -105,8 +128,9 @@ def test_delete_then_readd_and_roundtrip(kind, tmp_path):
     index.save(tmp_path / "ix")
     loaded = FaissIndex.load(tmp_path / "ix")
     assert len(loaded) == len(index) and loaded.kind == kind and loaded.params == index.params
-    assert [[(h.id, round(h.score, 5)) for h in r] for r in loaded.search_vectors(x[:20], 5)] == \
-        [[(h.id, round(h.score, 5)) for h in r] for r in before]
+    assert [[(h.id, round(h.score, 5)) for h in r] for r in loaded.search_vectors(x[:20], 5)] == [
+        [(h.id, round(h.score, 5)) for h in r] for r in before
+    ]
     assert loaded.get("v3").metadata == {"i": 3}
 
 
@@ -147,7 +171,7 @@ def test_int_ids_are_stable_and_shard_friendly():
     import faiss
 
     assert int_id("doc-1") == int_id("doc-1") != int_id("doc-2")
-    assert 0 <= int_id("x" * 1000) < 2 ** 63
+    assert 0 <= int_id("x" * 1000) < 2**63
     # two shards searched together through faiss.IndexShards resolve through either shard's id table
     x = clustered(600, 16)
     shards = [FaissIndex(dim=16, fingerprint="fp") for _ in range(2)]
@@ -163,12 +187,14 @@ def test_int_ids_are_stable_and_shard_friendly():
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
 def test_eight_threads_match_sequential(tiny_mote, kind):
-    index = FaissIndex.build(tiny_mote, TEXTS, ids=[f"t{i}" for i in range(len(TEXTS))], kind=kind,
-                             show_progress_bar=False)
+    index = FaissIndex.build(
+        tiny_mote, TEXTS, ids=[f"t{i}" for i in range(len(TEXTS))], kind=kind, show_progress_bar=False
+    )
     queries = [f"question {i} about {w}" for i, w in enumerate(["ice", "music", "law", "sleep", "food"] * 8)]
     sequential = [[(h.id, h.score) for h in index.search(q, k=5)] for q in queries]
     with ThreadPoolExecutor(max_workers=8) as pool:
         parallel = list(pool.map(lambda q: [(h.id, h.score) for h in index.search(q, k=5)], queries))
     assert [[i for i, _ in r] for r in parallel] == [[i for i, _ in r] for r in sequential]
-    np.testing.assert_allclose([[s for _, s in r] for r in parallel], [[s for _, s in r] for r in sequential],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        [[s for _, s in r] for r in parallel], [[s for _, s in r] for r in sequential], atol=1e-6
+    )

@@ -1,4 +1,5 @@
 """Saved indexes: a kill during save keeps the previous index, and damaged or mismatched ones fail clearly."""
+
 from __future__ import annotations
 
 import json
@@ -47,8 +48,9 @@ def test_kill_during_save_keeps_a_loadable_index(tmp_path):
     rng = random.Random(1234)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for round_ in range(3):
-        proc = subprocess.Popen([sys.executable, str(script), str(out), str(round_)], stdout=subprocess.PIPE,
-                                text=True, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(out), str(round_)], stdout=subprocess.PIPE, text=True, env=env
+        )
         counts, duration = [], None
         try:
             for line in proc.stdout:
@@ -70,8 +72,9 @@ def test_kill_during_save_keeps_a_loadable_index(tmp_path):
     leftovers = sorted(p.name for p in out.iterdir())
     assert len([n for n in leftovers if n.endswith(".faiss")]) <= 2
     index.save(out)  # a later save clears what killed saves left behind
-    assert sorted(p.name for p in out.iterdir()) == sorted([LOCK_NAME, INDEX_JSON, json.loads(
-        (out / INDEX_JSON).read_text())["faiss_file"]])
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [LOCK_NAME, INDEX_JSON, json.loads((out / INDEX_JSON).read_text())["faiss_file"]]
+    )
 
 
 @pytest.fixture()

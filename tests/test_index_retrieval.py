@@ -3,13 +3,14 @@
 The index must return exactly the exact-cosine ranking (flat) and the same nDCG@10 as computing it by hand,
 HNSW must match flat on this small set, and the figure must be a real retrieval one (0.949 measured).
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mote_rag.readers import load_beir
 from mote_rag.index.faiss_index import FaissIndex
+from mote_rag.readers import load_beir
 
 N_QUERIES, N_DISTRACTORS = 20, 60
 

@@ -1,4 +1,5 @@
 """Paired bootstrap intervals on cases with a known answer, and the unit statistics against scipy/sklearn."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,8 +31,11 @@ def test_identical_models_give_zero_and_a_zero_interval():
 def test_constant_shift_is_recovered_exactly():
     rng = np.random.default_rng(1)
     a = rng.random(300) * 0.5
-    iv = PairedBootstrap([result({"q": ("retrieval", {"scores": a.tolist()})})],
-                         [result({"q": ("retrieval", {"scores": (a + 0.05).tolist()})})], n_boot=300).interval(["q"])
+    iv = PairedBootstrap(
+        [result({"q": ("retrieval", {"scores": a.tolist()})})],
+        [result({"q": ("retrieval", {"scores": (a + 0.05).tolist()})})],
+        n_boot=300,
+    ).interval(["q"])
     assert iv.delta == pytest.approx(5.0)
     assert iv.low == pytest.approx(5.0) and iv.high == pytest.approx(5.0)
     assert not iv.tie
@@ -42,8 +46,11 @@ def test_interval_of_a_mean_difference_matches_the_normal_interval():
     n = 2000
     a = rng.normal(0.5, 0.2, n)
     b = a + rng.normal(0.01, 0.1, n)  # paired: the shared part cancels, the sd of the difference is 0.1
-    iv = PairedBootstrap([result({"q": ("retrieval", {"scores": a.tolist()})})],
-                         [result({"q": ("retrieval", {"scores": b.tolist()})})], n_boot=2000).interval(["q"])
+    iv = PairedBootstrap(
+        [result({"q": ("retrieval", {"scores": a.tolist()})})],
+        [result({"q": ("retrieval", {"scores": b.tolist()})})],
+        n_boot=2000,
+    ).interval(["q"])
     d = 100 * (b - a)
     half = norm.ppf(0.975) * d.std(ddof=1) / np.sqrt(n)
     assert iv.delta == pytest.approx(d.mean())
@@ -59,8 +66,12 @@ def test_coverage_is_near_95_percent():
     for t in range(trials):
         a = rng.random(150)
         b = a + 0.01 + rng.normal(0, 0.05, 150)
-        iv = PairedBootstrap([result({"q": ("retrieval", {"scores": a.tolist()})})],
-                             [result({"q": ("retrieval", {"scores": b.tolist()})})], n_boot=400, seed=t).interval(["q"])
+        iv = PairedBootstrap(
+            [result({"q": ("retrieval", {"scores": a.tolist()})})],
+            [result({"q": ("retrieval", {"scores": b.tolist()})})],
+            n_boot=400,
+            seed=t,
+        ).interval(["q"])
         hits += iv.low <= 1.0 <= iv.high
     assert 0.88 <= hits / trials <= 0.995
 
@@ -80,15 +91,18 @@ def test_unit_statistics_match_scipy_and_sklearn():
     pred = np.round(rng.random(300), 2)  # ties on purpose
     gold = rng.integers(0, 6, 300).astype(float)
     label = rng.integers(0, 2, 300)
-    assert statistic(_arrays({"pred": pred.tolist(), "gold": gold.tolist()})) == \
-        pytest.approx(100 * spearmanr(pred, gold)[0], abs=1e-9)
-    assert statistic(_arrays({"pred": pred.tolist(), "label": label.tolist()})) == \
-        pytest.approx(100 * average_precision_score(label, pred), abs=1e-9)
+    assert statistic(_arrays({"pred": pred.tolist(), "gold": gold.tolist()})) == pytest.approx(
+        100 * spearmanr(pred, gold)[0], abs=1e-9
+    )
+    assert statistic(_arrays({"pred": pred.tolist(), "label": label.tolist()})) == pytest.approx(
+        100 * average_precision_score(label, pred), abs=1e-9
+    )
     labels = rng.integers(0, 5, (3, 400))
     clusters = (labels + rng.integers(0, 3, (3, 400))) % 6
     expected = np.mean([v_measure_score(labels[r], clusters[r]) for r in range(3)])
-    assert statistic(_arrays({"labels": labels.tolist(), "clusters": clusters.tolist()})) == \
-        pytest.approx(100 * expected, abs=1e-9)
+    assert statistic(_arrays({"labels": labels.tolist(), "clusters": clusters.tolist()})) == pytest.approx(
+        100 * expected, abs=1e-9
+    )
     assert v_measure(labels[0], labels[0]) == pytest.approx(1.0)
 
 
@@ -102,12 +116,20 @@ def test_different_units_are_refused():
 def test_gains_split_types_in_and_out_of_the_mix():
     rng = np.random.default_rng(5)
     x = rng.random(100)
-    base = result({"scifact": ("retrieval", {"scores": x.tolist()}),
-                   "mr": ("classification", {"scores": x.tolist()}),
-                   "banking77": ("classification", {"scores": x.tolist()})})
-    better = result({"scifact": ("retrieval", {"scores": (x + 0.02).tolist()}),
-                     "mr": ("classification", {"scores": (x - 0.01).tolist()}),
-                     "banking77": ("classification", {"scores": (x + 0.03).tolist()})})
+    base = result(
+        {
+            "scifact": ("retrieval", {"scores": x.tolist()}),
+            "mr": ("classification", {"scores": x.tolist()}),
+            "banking77": ("classification", {"scores": x.tolist()}),
+        }
+    )
+    better = result(
+        {
+            "scifact": ("retrieval", {"scores": (x + 0.02).tolist()}),
+            "mr": ("classification", {"scores": (x - 0.01).tolist()}),
+            "banking77": ("classification", {"scores": (x + 0.03).tolist()}),
+        }
+    )
     sources = recipe_sources({"retrieval": ["scifact"], "classification": ["banking77"]})
     gains = compute_gains({"base": [base], "model": [better]}, "base", sources, n_boot=100)
     g = gains["models"]["model"]
@@ -124,8 +146,10 @@ def test_gains_split_types_in_and_out_of_the_mix():
 def test_training_mix_sources():
     assert source_of("banking77_clustering") == "banking77"
     assert source_of("sickr") == "sick" and source_of("trec_fine") == "trec"
-    assert split_by_mix(["sickr", "stsb", "scifact_rerank"], {"sick", "scifact"}) == \
-        {"in_mix": ["sickr", "scifact_rerank"], "out_of_mix": ["stsb"]}
+    assert split_by_mix(["sickr", "stsb", "scifact_rerank"], {"sick", "scifact"}) == {
+        "in_mix": ["sickr", "scifact_rerank"],
+        "out_of_mix": ["stsb"],
+    }
 
 
 def test_cli_compare_groups_seeds_by_model_name_and_writes_intervals(tmp_path, capsys):
@@ -137,19 +161,39 @@ def test_cli_compare_groups_seeds_by_model_name_and_writes_intervals(tmp_path, c
     x = np.linspace(0.1, 0.7, 80)
     files = []
     for i, (model, shift) in enumerate((("base", 0.0), ("mote", 0.02), ("mote", 0.04))):
-        r = result({"scifact": ("retrieval", {"scores": (x + shift).tolist()}),
-                    "stsb": ("sts", {"pred": x.tolist(), "gold": (x ** 2).tolist()})})
-        r.update(model=model, averages={"retrieval": r["datasets"]["scifact"]["main_score"],
-                                        "sts": r["datasets"]["stsb"]["main_score"]}, average_of_types=0.0)
+        r = result(
+            {
+                "scifact": ("retrieval", {"scores": (x + shift).tolist()}),
+                "stsb": ("sts", {"pred": x.tolist(), "gold": (x**2).tolist()}),
+            }
+        )
+        r.update(
+            model=model,
+            averages={"retrieval": r["datasets"]["scifact"]["main_score"], "sts": r["datasets"]["stsb"]["main_score"]},
+            average_of_types=0.0,
+        )
         files.append(tmp_path / f"{model}-{i}.json")
         files[-1].write_text(json.dumps(r))
-    rc = main(["eval", "--compare", *map(str, files), "--baseline", "base", "--out", str(tmp_path / "cmp"),
-               "--n-boot", "200"])
+    rc = main(
+        ["eval", "--compare", *map(str, files), "--baseline", "base", "--out", str(tmp_path / "cmp"), "--n-boot", "200"]
+    )
     assert rc == 0, capsys.readouterr().err
     md = (tmp_path / "cmp" / "gains.md").read_text()
     assert "seeds: base 1, mote 2" in md
     assert "| scifact* | +3.00 [+2.00, +4.00] |" in md  # scifact is in the default recipe's mix
     assert "| stsb | +0.00 [+0.00, +0.00] = |" in md  # STS-B is not
     assert (tmp_path / "cmp" / "gains.png").read_bytes()[:4] == b"\x89PNG"
-    assert main(["eval", "--compare", *map(str, files), "--out", str(tmp_path / "c2"), "--train-config",
-                 str(tmp_path / "nope.json")]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "--compare",
+                *map(str, files),
+                "--out",
+                str(tmp_path / "c2"),
+                "--train-config",
+                str(tmp_path / "nope.json"),
+            ]
+        )
+        == 2
+    )

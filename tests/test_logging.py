@@ -1,4 +1,5 @@
 """The library logs through its own loggers and never configures the root logger (static check, imports nothing)."""
+
 from __future__ import annotations
 
 import re

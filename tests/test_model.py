@@ -1,4 +1,5 @@
 """MoTE core: upcycling invariance, real routing, save/load, parameter counts, bad input."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """mteb's harness scores a mote-rag encoder offline, routing each side to its expert, as mote-rag's own evaluation."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -60,11 +61,19 @@ def test_mteb_scifact_matches_mote_rag_evaluation(mote_model, data_dir):
     assert ndcg > 30  # a real ranking, not two empty ones agreeing
 
 
-@pytest.mark.parametrize("task_type,prompt_type,expected", [
-    ("Retrieval", "query", "search_query"), ("Retrieval", "document", "search_document"),
-    ("Reranking", "query", "search_query"), ("STS", None, "classification"),
-    ("PairClassification", None, "classification"), ("Classification", None, "classification"),
-    ("Clustering", None, "clustering"), ("Retrieval", None, "search_document")])
+@pytest.mark.parametrize(
+    "task_type,prompt_type,expected",
+    [
+        ("Retrieval", "query", "search_query"),
+        ("Retrieval", "document", "search_document"),
+        ("Reranking", "query", "search_query"),
+        ("STS", None, "classification"),
+        ("PairClassification", None, "classification"),
+        ("Classification", None, "classification"),
+        ("Clustering", None, "clustering"),
+        ("Retrieval", None, "search_document"),
+    ],
+)
 def test_routing_table(task_type, prompt_type, expected):
     from mteb.types import PromptType
 

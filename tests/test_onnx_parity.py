@@ -4,6 +4,7 @@ fp32 vs torch cosine >= 0.99999 per row and int8 >= 0.99 per row on every task p
 the HF tokenizer; SciFact nDCG@10 with int8 within 1 point of fp32 on a subset (the full set is in
 benchmarks/bench_onnx.py).
 """
+
 from __future__ import annotations
 
 import random

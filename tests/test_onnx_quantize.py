@@ -1,5 +1,6 @@
 """int8 path of the exporter on the tiny BERT: what the optimised and quantised graphs hold, smoothing is exact
 in fp32, calibration input is validated. (Real-model int8 accuracy: tests/test_onnx_parity.py.)"""
+
 from __future__ import annotations
 
 import collections
@@ -9,10 +10,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from mote_rag import MoTEModel
-from mote_rag.cli.main import main
 from mote_rag.exporters.calibration import calibration_feeds, default_calibration_texts
 from mote_rag.exporters.quantize import FP32_FEED_FORWARD_LAYERS, input_channel_maxima, smooth_matmul_inputs
+
+from mote_rag import MoTEModel
+from mote_rag.cli.main import main
 
 LAYERS = 4  # tiny_bert_dir
 
@@ -60,8 +62,7 @@ def test_int8_graph_quantises_every_matmul_but_the_first_ffn_outputs(export):
 
 def test_smoothing_changes_no_fp32_output(tiny, export, tmp_path):
     source = export / "search_query.optimized.onnx"
-    feeds = list(calibration_feeds(tiny, "search_query", input_names=["input_ids", "attention_mask",
-                                                                      "token_type_ids"]))
+    feeds = list(calibration_feeds(tiny, "search_query", input_names=["input_ids", "attention_mask", "token_type_ids"]))
     model = onnx.load(str(source))
     assert smooth_matmul_inputs(model, input_channel_maxima(model, feeds)) == 4 * LAYERS
     smoothed = tmp_path / "smoothed.onnx"
@@ -84,7 +85,9 @@ def test_calibration_feeds_apply_the_task_prefix_and_reject_bad_texts(tiny):
 def test_bad_calibration_texts_fail_before_anything_is_written(tiny, tmp_path):
     with pytest.raises(ValueError, match="calibration_texts"):
         tiny.export_onnx(tmp_path / "out", quantize=True, calibration_texts=[])
-    assert not any((tmp_path / "out").iterdir())
+    # export builds in a new hidden folder and swaps it in at the end: nothing at all is left behind
+    assert not (tmp_path / "out").exists()
+    assert not [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")]
 
 
 def test_export_cli_calibration_texts(tiny, tmp_path, capsys):
@@ -93,8 +96,22 @@ def test_export_cli_calibration_texts(tiny, tmp_path, capsys):
     texts = tmp_path / "calib.txt"
     texts.write_text("first text about cells\n\nsecond text, about proteins\n")
     out = tmp_path / "onnx"
-    assert main(["export", str(saved), str(out), "--tasks", "query", "--quantize", "--no-check",
-                 "--calibration-texts", str(texts)]) == 0
+    assert (
+        main(
+            [
+                "export",
+                str(saved),
+                str(out),
+                "--tasks",
+                "query",
+                "--quantize",
+                "--no-check",
+                "--calibration-texts",
+                str(texts),
+            ]
+        )
+        == 0
+    )
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["variants"]["int8"]["quantization"]["calibration"] == "2 texts given"
     assert not list(out.glob("*.tmp*"))  # the temporary optimised graph is gone
@@ -104,6 +121,5 @@ def test_export_cli_calibration_texts(tiny, tmp_path, capsys):
     assert main(["export", str(saved), str(out), "--quantize", "--calibration-texts", str(tmp_path / "no")]) == 2
     assert "not found" in capsys.readouterr().err
     (tmp_path / "blank.txt").write_text("\n \n")
-    assert main(["export", str(saved), str(out), "--quantize", "--calibration-texts",
-                 str(tmp_path / "blank.txt")]) == 2
+    assert main(["export", str(saved), str(out), "--quantize", "--calibration-texts", str(tmp_path / "blank.txt")]) == 2
     assert "holds no text" in capsys.readouterr().err

@@ -1,4 +1,5 @@
 """ONNX export + OnnxEncoder logic on the tiny BERT: graph layout, parity at many shapes, laziness, bad input."""
+
 from __future__ import annotations
 
 import json
@@ -15,9 +16,15 @@ from mote_rag.runtime.manifest import FORMAT_VERSION, sha256_file
 from mote_rag.runtime.onnx_encoder import OnnxEncoder
 from mote_rag.tasks import DEFAULT_TASKS
 
-TEXTS = ["", "x", "how do I reset my card?", "two words",
-         "Vitamin D deficiency is associated with an increased risk of fractures in older adults.",
-         "ünïcode, émojis 🙂 and punctuation!?", "The quick brown fox jumps over the lazy dog " * 40]
+TEXTS = [
+    "",
+    "x",
+    "how do I reset my card?",
+    "two words",
+    "Vitamin D deficiency is associated with an increased risk of fractures in older adults.",
+    "ünïcode, émojis 🙂 and punctuation!?",
+    "The quick brown fox jumps over the lazy dog " * 40,
+]
 TASKS = (*DEFAULT_TASKS, Task("similarity", "similarity: ", 0.05, expert="classification", aliases=("sts",)))
 
 
@@ -173,13 +180,16 @@ def test_missing_tampered_and_unknown_version_exports_are_refused(export_copy):
         OnnxEncoder(export_copy)
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda m: m.update(format_version=99), "unknown format_version 99"),
-    (lambda m: m.update(format="something-else"), "not a mote-rag ONNX manifest"),
-    (lambda m: m.pop("files"), "lacks required keys"),
-    (lambda m: m["tasks"]["clustering"]["graphs"].update(fp32="../evil.onnx"), "not a plain file name"),
-    (lambda m: m["tasks"]["clustering"]["graphs"].update(fp32="other.onnx"), "has no sha256"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda m: m.update(format_version=99), "unknown format_version 99"),
+        (lambda m: m.update(format="something-else"), "not a mote-rag ONNX manifest"),
+        (lambda m: m.pop("files"), "lacks required keys"),
+        (lambda m: m["tasks"]["clustering"]["graphs"].update(fp32="../evil.onnx"), "not a plain file name"),
+        (lambda m: m["tasks"]["clustering"]["graphs"].update(fp32="other.onnx"), "has no sha256"),
+    ],
+)
 def test_malformed_manifests_are_refused(export_copy, edit, message):
     path = export_copy / "manifest.json"
     manifest = json.loads(path.read_text())
@@ -212,8 +222,12 @@ print(json.dumps({"vectors": vectors.tolist(), "heavy": heavy, "fingerprint": en
 
 def test_runtime_encoder_works_where_importing_torch_raises(tiny_mote, tiny_export):
     texts = TEXTS[:5]
-    result = subprocess.run([sys.executable, "-c", TORCH_FREE, str(tiny_export), json.dumps(texts)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", TORCH_FREE, str(tiny_export), json.dumps(texts)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout.strip().splitlines()[-1])
     assert payload["heavy"] == []

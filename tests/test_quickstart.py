@@ -1,4 +1,5 @@
 """The main job end to end in a reduced mode (few steps), then a second run that reuses every stage."""
+
 from __future__ import annotations
 
 import json

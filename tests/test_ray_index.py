@@ -5,6 +5,7 @@ The acceptance check: the sharded searcher over the Ray-built shards returns the
 tiny BERT fixture upcycled and exported (the check is about the pipeline, not about embedding quality).
 One Ray session for the module.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,9 @@ import pytest
 
 from mote_rag import MoTEModel
 from mote_rag.cli.main import main
-from mote_rag.readers import read_corpus
 from mote_rag.index.faiss_index import INDEX_JSON, FaissIndex, int_id
 from mote_rag.index.sharded import SHARDS_JSON, ShardedIndex, ShardSetError, shard_of
+from mote_rag.readers import read_corpus
 
 N_DOCS = 2000
 
@@ -55,8 +56,9 @@ def built(ray_session, tiny_onnx, scifact, tmp_path_factory):
     from mote_rag.index.ray_build import build_ray_index
 
     out = tmp_path_factory.mktemp("ray-set") / "set"
-    manifest = build_ray_index(scifact[0], out, tiny_onnx, shards=2, workers=2, threads=1,
-                               id_field="_id", text_fields="title,text")
+    manifest = build_ray_index(
+        scifact[0], out, tiny_onnx, shards=2, workers=2, threads=1, id_field="_id", text_fields="title,text"
+    )
     return out, manifest
 
 
@@ -68,8 +70,14 @@ def test_ray_shards_search_like_the_single_machine_index(built, tiny_onnx, scifa
     assert len(queries) == 300
     encoder = OnnxEncoder(tiny_onnx)
     corpus = read_corpus(path, id_field="_id", text_fields="title,text")
-    single = FaissIndex.build(encoder, corpus.texts, ids=corpus.ids, metadatas=corpus.metadatas,
-                              show_progress_bar=False, encoder_spec=str(tiny_onnx))
+    single = FaissIndex.build(
+        encoder,
+        corpus.texts,
+        ids=corpus.ids,
+        metadatas=corpus.metadatas,
+        show_progress_bar=False,
+        encoder_spec=str(tiny_onnx),
+    )
     sharded = ShardedIndex.load(out, encoder=encoder)
     assert manifest["count"] == len(sharded) == N_DOCS and manifest["num_shards"] == 2
 
@@ -78,8 +86,9 @@ def test_ray_shards_search_like_the_single_machine_index(built, tiny_onnx, scifa
     for shard in sharded.shards:
         for doc_id in shard.ids[::7]:
             key = int_id(doc_id)
-            worst = max(worst, float(np.abs(shard.faiss_index.reconstruct(key)
-                                            - single.faiss_index.reconstruct(key)).max()))
+            worst = max(
+                worst, float(np.abs(shard.faiss_index.reconstruct(key) - single.faiss_index.reconstruct(key)).max())
+            )
     assert worst < 1e-6, worst
 
     expected = single.search(queries, k=10)
@@ -94,16 +103,27 @@ def test_ray_shards_are_single_machine_indexes(built, tiny_onnx, scifact, tmp_pa
     from mote_rag.runtime.onnx_encoder import OnnxEncoder
 
     out, manifest = built
-    reference = FaissIndex.build(OnnxEncoder(tiny_onnx), ["a text"], ids=["x"], show_progress_bar=False,
-                                 encoder_spec=str(tiny_onnx)).save(tmp_path / "ref")
+    FaissIndex.build(
+        OnnxEncoder(tiny_onnx), ["a text"], ids=["x"], show_progress_bar=False, encoder_spec=str(tiny_onnx)
+    ).save(tmp_path / "ref")
     ref = json.loads((tmp_path / "ref" / INDEX_JSON).read_text())
     all_ids = []
     for k, entry in enumerate(manifest["shards"]):
         shard_dir = out / entry["path"]
         header = json.loads((shard_dir / INDEX_JSON).read_text())
         assert set(header) == set(ref)
-        for key in ("format_version", "kind", "metric", "dim", "params", "encoder", "document_task", "query_task",
-                    "store_text", "id_hash"):
+        for key in (
+            "format_version",
+            "kind",
+            "metric",
+            "dim",
+            "params",
+            "encoder",
+            "document_task",
+            "query_task",
+            "store_text",
+            "id_hash",
+        ):
             assert header[key] == ref[key], key
         assert header["count"] == entry["count"] > 800 and header["faiss_sha256"] == entry["faiss_sha256"]
         assert all(shard_of(d, 2) == k for d in header["ids"])
@@ -119,8 +139,22 @@ def test_cli_ray_index_then_overwrite_and_errors(ray_session, tiny_onnx, scifact
     small = tmp_path / "small.jsonl"
     small.write_text("\n".join(scifact[0].read_text(encoding="utf-8").splitlines()[:120]) + "\n", encoding="utf-8")
     out = tmp_path / "set"
-    argv = ["index", str(small), "-o", str(out), "--ray", "--shards", "3", "--workers", "1", "--model",
-            str(tiny_onnx), "--text-field", "title,text", "-q"]
+    argv = [
+        "index",
+        str(small),
+        "-o",
+        str(out),
+        "--ray",
+        "--shards",
+        "3",
+        "--workers",
+        "1",
+        "--model",
+        str(tiny_onnx),
+        "--text-field",
+        "title,text",
+        "-q",
+    ]
     assert main(argv) == 0
     assert "into 3 shards" in capsys.readouterr().out
     first_build = {p.name for p in out.glob("build-*")}
@@ -142,13 +176,49 @@ def test_cli_ray_index_then_overwrite_and_errors(ray_session, tiny_onnx, scifact
 
     dup = tmp_path / "dup.jsonl"
     dup.write_text('{"_id": "1", "text": "a"}\n{"_id": "2", "text": "b"}\n{"_id": "1", "text": "c"}\n')
-    assert main(["index", str(dup), "-o", str(tmp_path / "dup-set"), "--ray", "--shards", "2", "--workers", "1",
-                 "--model", str(tiny_onnx), "-q"]) == 2
+    assert (
+        main(
+            [
+                "index",
+                str(dup),
+                "-o",
+                str(tmp_path / "dup-set"),
+                "--ray",
+                "--shards",
+                "2",
+                "--workers",
+                "1",
+                "--model",
+                str(tiny_onnx),
+                "-q",
+            ]
+        )
+        == 2
+    )
     assert "duplicate id" in capsys.readouterr().err
     assert not (tmp_path / "dup-set" / SHARDS_JSON).exists()
     # an input error raised inside a Ray Data task reaches the user as itself: exit 2, naming the file and field
-    assert main(["index", str(dup), "-o", str(tmp_path / "f-set"), "--ray", "--shards", "2", "--workers", "1",
-                 "--model", str(tiny_onnx), "--text-field", "body", "-q"]) == 2
+    assert (
+        main(
+            [
+                "index",
+                str(dup),
+                "-o",
+                str(tmp_path / "f-set"),
+                "--ray",
+                "--shards",
+                "2",
+                "--workers",
+                "1",
+                "--model",
+                str(tiny_onnx),
+                "--text-field",
+                "body",
+                "-q",
+            ]
+        )
+        == 2
+    )
     assert f"{dup} (id '1'): no text field 'body'" in capsys.readouterr().err
 
     assert main(["index", str(small), "-o", str(tmp_path / "x"), "--shards", "2"]) == 2
@@ -165,15 +235,17 @@ def test_cli_without_ray_says_how_to_install_it(monkeypatch, tmp_path, capsys):
     assert not (tmp_path / "set").exists()
 
 
-def test_ray_reads_csv_txt_folders_and_gzip_like_the_single_machine_reader(ray_session, tiny_onnx, scifact,
-                                                                          tmp_path):
+def test_ray_reads_csv_txt_folders_and_gzip_like_the_single_machine_reader(ray_session, tiny_onnx, scifact, tmp_path):
     import gzip
 
     from mote_rag.index.ray_build import build_ray_index
 
     csv_path = tmp_path / "docs.csv"
-    csv_path.write_text('id,title,text,year\nd1,First,"a text that spans\ntwo lines",2001\nd2,Second,plain,\n'
-                        'd3,,"with, a comma",1999\n', encoding="utf-8")
+    csv_path.write_text(
+        'id,title,text,year\nd1,First,"a text that spans\ntwo lines",2001\nd2,Second,plain,\n'
+        'd3,,"with, a comma",1999\n',
+        encoding="utf-8",
+    )
     folder = tmp_path / "notes"
     (folder / "sub").mkdir(parents=True)
     (folder / "a.txt").write_text("first note", encoding="utf-8")
@@ -196,8 +268,9 @@ def test_shard_writer_ignores_a_retried_batch_but_not_a_duplicate_id(tiny_onnx, 
     """An encoder actor that dies is retried by Ray Data and may resend rows: the shard keeps them once."""
     from mote_rag.index.ray_build import ShardWriter
 
-    writer = ShardWriter(str(tmp_path / "shard"), str(tiny_onnx), "flat", "search_document", "search_query", True,
-                         str(tiny_onnx), {})
+    writer = ShardWriter(
+        str(tmp_path / "shard"), str(tiny_onnx), "flat", "search_document", "search_query", True, str(tiny_onnx), {}
+    )
     x = np.eye(3, 32, dtype=np.float32)
     assert writer.add(["b", "a"], ["text b", "text a"], ["{}", '{"k": 1}'], x[:2]) == 2
     assert writer.add(["a", "c"], ["text a", "text c"], ['{"k": 1}', "{}"], x[1:]) == 3  # "a" again: a retry

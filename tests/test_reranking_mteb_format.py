@@ -1,4 +1,5 @@
 """mote-rag's evaluation reads MTEB's reranking JSON Lines ({"query", "positive", "negative"}) as it is."""
+
 from __future__ import annotations
 
 import json
@@ -12,10 +13,16 @@ from mote_rag.evaluation.metrics import average_precision, reciprocal_rank
 from mote_rag.tasks import TaskSet
 
 ROWS = [
-    {"query": "what causes anemia", "positive": ["anemia is caused by low iron"],
-     "negative": ["insulin treats diabetes", "flu is a virus", "iron rich food and anemia risk"]},
-    {"query": "how is diabetes treated", "positive": ["insulin treats diabetes", "diet helps diabetes"],
-     "negative": ["anemia is caused by low iron", "rest treats flu"]},
+    {
+        "query": "what causes anemia",
+        "positive": ["anemia is caused by low iron"],
+        "negative": ["insulin treats diabetes", "flu is a virus", "iron rich food and anemia risk"],
+    },
+    {
+        "query": "how is diabetes treated",
+        "positive": ["insulin treats diabetes", "diet helps diabetes"],
+        "negative": ["anemia is caused by low iron", "rest treats flu"],
+    },
     {"query": "is flu a virus", "positive": ["flu is a virus"], "negative": ["rest treats flu", "diet helps diabetes"]},
     {"query": "rest and flu", "positive": ["flu is a virus"], "negative": ["rest and flu"]},  # a negative ranks first
 ]
@@ -75,12 +82,15 @@ def test_scores_match_direct_computation_and_sides_use_their_experts(tmp_path):
     assert 0 < got["main_score"] < 100  # not a degenerate ranking
 
 
-@pytest.mark.parametrize("row,message", [
-    ({"query": ["a list"], "positive": ["p"], "negative": []}, "'query' must be a string"),
-    ({"query": "q", "positive": [], "negative": ["n"]}, "has no positive"),
-    ({"query": "q", "positive": "p", "negative": []}, "'positive' must be a list of strings"),
-    ({"query": "q", "positive": ["p"]}, "lacks field"),
-])
+@pytest.mark.parametrize(
+    "row,message",
+    [
+        ({"query": ["a list"], "positive": ["p"], "negative": []}, "'query' must be a string"),
+        ({"query": "q", "positive": [], "negative": ["n"]}, "has no positive"),
+        ({"query": "q", "positive": "p", "negative": []}, "'positive' must be a list of strings"),
+        ({"query": "q", "positive": ["p"]}, "lacks field"),
+    ],
+)
 def test_bad_rows_name_the_file_and_row(tmp_path, row, message):
     suite = load_suite(write_suite(tmp_path, [ROWS[0], row]))
     with pytest.raises(ValueError, match=message) as err:

@@ -1,4 +1,5 @@
 """A saved MoTE folder opened with sentence-transformers routes each call to the expert mote-rag uses."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,13 @@ import shutil
 import numpy as np
 import pytest
 
-TEXTS = ["how is diabetes treated?", "Insulin therapy is the main treatment for type 1 diabetes.", "great phone", "x",
-         "a longer text, with punctuation, so that the batch needs padding " * 3]
+TEXTS = [
+    "how is diabetes treated?",
+    "Insulin therapy is the main treatment for type 1 diabetes.",
+    "great phone",
+    "x",
+    "a longer text, with punctuation, so that the batch needs padding " * 3,
+]
 TOL = 1e-5
 
 
@@ -81,8 +87,15 @@ def test_folder_layout_and_card(folder, nudged):
     cfg = json.loads((folder / "config_sentence_transformers.json").read_text())
     assert cfg["prompts"]["query"] == "search_query: " and cfg["prompts"]["classification"] == "classification: "
     card = (folder / "README.md").read_text()
-    for needed in ("base_model: sentence-transformers/all-MiniLM-L6-v2", "layers [1, 3, 5]", "'search_query: '", "search_document",
-                   "trust_remote_code=True", "## Training", "## Evaluation"):
+    for needed in (
+        "base_model: sentence-transformers/all-MiniLM-L6-v2",
+        "layers [1, 3, 5]",
+        "'search_query: '",
+        "search_document",
+        "trust_remote_code=True",
+        "## Training",
+        "## Evaluation",
+    ):
         assert needed in card
     assert json.loads((folder / "mote_config.json").read_text())["default_task"] == "search_document"
 
@@ -90,9 +103,17 @@ def test_folder_layout_and_card(folder, nudged):
 def test_card_carries_training_and_evaluation_figures(folder, nudged, tmp_path):
     from mote_rag.interop.model_card import render
 
-    (tmp_path / "train_log.json").write_text(json.dumps({
-        "arm": "mote", "steps_done": 60, "finished": True, "config": {"batch_size": 16},
-        "per_task": {"search_query": {"steps": 30, "first_loss": 2.5, "last_loss": 1.25}}}))
+    (tmp_path / "train_log.json").write_text(
+        json.dumps(
+            {
+                "arm": "mote",
+                "steps_done": 60,
+                "finished": True,
+                "config": {"batch_size": 16},
+                "per_task": {"search_query": {"steps": 30, "first_loss": 2.5, "last_loss": 1.25}},
+            }
+        )
+    )
     evaluation = {"datasets": {"scifact": {"type": "retrieval", "main_metric": "ndcg@10", "main_score": 64.512}}}
     card = render(nudged, tmp_path, evaluation)
     assert "arm: `mote`, steps: 60" in card and "search_query: 30 steps, loss 2.5000 -> 1.2500" in card
@@ -119,7 +140,10 @@ def test_ic_and_plain_prompts(base_path, tmp_path, arm):
     assert prompts["search_query"] == ("search_query: " if arm == "ic" else "")
     assert prompts["document"] == ("search_document: " if arm == "ic" else "")
     st = SentenceTransformer(str(tmp_path / arm), trust_remote_code=True, device="cpu")
-    for task, got in (("search_query", st.encode_query(TEXTS)), ("classification", st.encode(TEXTS, task="classification"))):
+    for task, got in (
+        ("search_query", st.encode_query(TEXTS)),
+        ("classification", st.encode(TEXTS, task="classification")),
+    ):
         assert np.abs(got - model.encode(TEXTS, task=task)).max() <= TOL
     if arm == "ic":  # the prefix matters: an explicit empty prompt (no prefix) moves the vectors
         assert np.abs(st.encode_query(TEXTS) - st.encode(TEXTS, task="query", prompt="")).max() > 100 * TOL
@@ -150,8 +174,11 @@ def test_trainer_fine_tunes_query_and_document_experts(folder, tmp_path):
     """Stretch goal: SentenceTransformerTrainer + MultipleNegativesRankingLoss + router_mapping."""
     import torch
     from datasets import Dataset
-    from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
-                                       SentenceTransformerTrainingArguments)
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
     from mote_rag import MoTEModel
@@ -159,14 +186,24 @@ def test_trainer_fine_tunes_query_and_document_experts(folder, tmp_path):
     st = SentenceTransformer(str(folder), trust_remote_code=True, device="cpu")
     mote = st[0].mote
     before = {n: p.detach().clone() for n, p in mote.backbone.named_parameters()}
-    data = Dataset.from_dict({"anchor": ["what is insulin?", "what causes anemia?", "how to treat flu?"],
-                              "positive": ["Insulin is a hormone.", "Anemia comes from low iron.", "Rest and fluids."]})
+    data = Dataset.from_dict(
+        {
+            "anchor": ["what is insulin?", "what causes anemia?", "how to treat flu?"],
+            "positive": ["Insulin is a hormone.", "Anemia comes from low iron.", "Rest and fluids."],
+        }
+    )
     args = SentenceTransformerTrainingArguments(
-        output_dir=str(tmp_path / "run"), per_device_train_batch_size=3, max_steps=2, learning_rate=1e-3,
-        router_mapping={"anchor": "query", "positive": "document"}, report_to="none", save_strategy="no",
-        use_cpu=True, disable_tqdm=True)
-    SentenceTransformerTrainer(model=st, args=args, train_dataset=data,
-                               loss=MultipleNegativesRankingLoss(st)).train()
+        output_dir=str(tmp_path / "run"),
+        per_device_train_batch_size=3,
+        max_steps=2,
+        learning_rate=1e-3,
+        router_mapping={"anchor": "query", "positive": "document"},
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+    )
+    SentenceTransformerTrainer(model=st, args=args, train_dataset=data, loss=MultipleNegativesRankingLoss(st)).train()
     moved: dict[str, float] = {}
     for name, p in mote.backbone.named_parameters():
         group = next((e for e in mote.tasks.experts if f".experts.{e}." in name), "shared")

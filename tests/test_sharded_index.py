@@ -3,6 +3,7 @@
 These tests need no Ray and no model: shards are written from fixed random vectors, routed exactly as the Ray
 builder routes them (int_id % N). The Ray pipeline itself, on real SciFact texts, is in test_ray_index.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,16 @@ import numpy as np
 import pytest
 
 from mote_rag.index.faiss_index import EncoderMismatchError, FaissIndex, int_id
-from mote_rag.index.sharded import (SHARDS_JSON, ShardedIndex, ShardSetError, open_index, read_manifest,
-                                    shard_name, shard_of, write_manifest)
+from mote_rag.index.sharded import (
+    SHARDS_JSON,
+    ShardedIndex,
+    ShardSetError,
+    open_index,
+    read_manifest,
+    shard_name,
+    shard_of,
+    write_manifest,
+)
 
 DIM = 16
 FP = "fingerprint-A"

@@ -1,8 +1,8 @@
 """Nothing is lost when writers collide or are interrupted: two processes saving one index folder, a second writer
 meeting the lock, and an export interrupted (SIGINT, SIGKILL) just before its manifest is written."""
+
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,27 +15,29 @@ import numpy as np
 import pytest
 
 from mote_rag.atomic import FolderLockedError
-from mote_rag.index.faiss_index import INDEX_JSON, FaissIndex, IndexFormatError
+from mote_rag.index.faiss_index import FaissIndex, IndexFormatError
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 N, ROUNDS = 2000, 15
 
-SAVER = textwrap.dedent("""
+SAVER = textwrap.dedent(
+    f"""
     import os, sys, time
     import numpy as np
     from mote_rag.index.faiss_index import FaissIndex
     out, who, rounds, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     rng = np.random.default_rng(ord(who))
     index = FaissIndex(dim=32, fingerprint="fp")
-    index.add_embeddings(rng.standard_normal((%d, 32)), [f"{who}-{i}" for i in range(%d)])
+    index.add_embeddings(rng.standard_normal(({N}, 32)), [f"{{who}}-{{i}}" for i in range({N})])
     print("ready", flush=True)
     while not os.path.exists(go):
         time.sleep(0.001)
     for r in range(rounds):
-        index.delete([f"{who}-{r}"])  # every round is a distinct version of this writer's index
+        index.delete([f"{{who}}-{{r}}"])  # every round is a distinct version of this writer's index
         index.save(out)
     print("done", flush=True)
-""" % (N, N))
+"""
+)
 
 
 def _complete_version(index: FaissIndex) -> None:
@@ -53,8 +55,16 @@ def test_two_processes_saving_one_folder_lose_nothing(tmp_path):
     script = tmp_path / "saver.py"
     script.write_text(SAVER)
     out, go = tmp_path / "ix", tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, str(script), str(out), who, str(ROUNDS), str(go)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV) for who in "ab"]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(out), who, str(ROUNDS), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ENV,
+        )
+        for who in "ab"
+    ]
     try:
         for p in procs:
             assert p.stdout.readline().strip() == "ready"
@@ -157,18 +167,22 @@ def test_an_interrupted_export_leaves_the_previous_one_loadable(real_export, tmp
     import shutil
 
     import mote_rag.exporters as exporters
+    from test_bad_inputs_storage import _fake_export  # tests/ is on sys.path (rootdir import mode)
+
     from mote_rag import OnnxEncoder
     from mote_rag.runtime.manifest import Manifest
-
-    from test_bad_inputs_storage import _fake_export  # tests/ is on sys.path (rootdir import mode)
 
     out = tmp_path / "onnx"
     shutil.copytree(real_export[0], out)
     before = (out / "manifest.json").read_bytes()
     replacement = _fake_export(tmp_path / "replacement")  # a complete, different export to copy in
     ready = tmp_path / "ready"
-    proc = subprocess.Popen([sys.executable, "-c", COPYING_EXPORT, str(replacement), str(out), str(ready)],
-                            stderr=subprocess.PIPE, text=True, env=ENV)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", COPYING_EXPORT, str(replacement), str(out), str(ready)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
     try:
         deadline = time.monotonic() + 120
         while not ready.exists():

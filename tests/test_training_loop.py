@@ -1,5 +1,6 @@
 """TA-CL trainer on a tiny BERT over real data subsets: loss goes down per task, gradients reach only the
 batch's experts, GradCache equals one full-batch pass, resume equals an uninterrupted run, CLI end to end."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,9 @@ TINY_MIX = {
         {"name": "sick", "format": "pairs", "path": "nli/sick_train_pairs.jsonl", "max_examples": 24},
         {"name": "snli", "format": "triplets", "path": "nli/snli_triplets.jsonl", "max_examples": 24},
     ],
-    "clustering": [{"name": "trec", "format": "labelled", "path": "classification/trec/train.jsonl",
-                    "max_examples": 40}],
+    "clustering": [
+        {"name": "trec", "format": "labelled", "path": "classification/trec/train.jsonl", "max_examples": 40}
+    ],
 }
 
 
@@ -28,9 +30,22 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def tiny_config(tmp_path, tiny_bert_dir, data_dir, **kw):
-    raw = {"tasks": TINY_MIX, "base": str(tiny_bert_dir), "placement": "all", "steps": 30, "batch_size": 8,
-           "mini_batch_size": 5, "learning_rate": 2e-3, "warmup_ratio": 0.1, "schedule": "round_robin",
-           "max_seq_length": 32, "output_dir": str(tmp_path / "run"), "log_every": 5, "seed": 5, **kw}
+    raw = {
+        "tasks": TINY_MIX,
+        "base": str(tiny_bert_dir),
+        "placement": "all",
+        "steps": 30,
+        "batch_size": 8,
+        "mini_batch_size": 5,
+        "learning_rate": 2e-3,
+        "warmup_ratio": 0.1,
+        "schedule": "round_robin",
+        "max_seq_length": 32,
+        "output_dir": str(tmp_path / "run"),
+        "log_every": 5,
+        "seed": 5,
+        **kw,
+    }
     return parse_config(raw, data_dir=data_dir)
 
 
@@ -70,13 +85,17 @@ def test_short_run_lowers_each_tasks_loss_and_saves(tmp_path, tiny_bert_dir, dat
 
 
 @pytest.mark.parametrize("experts_only", [False, True])
-def test_gradients_reach_only_the_experts_of_the_batchs_task(tmp_path, tiny_bert_dir, data_dir, tiny_data,
-                                                           experts_only):
+def test_gradients_reach_only_the_experts_of_the_batchs_task(
+    tmp_path, tiny_bert_dir, data_dir, tiny_data, experts_only
+):
     config = tiny_config(tmp_path, tiny_bert_dir, data_dir, experts_only=experts_only)
     trainer = Trainer(config, data=tiny_data, show_progress=False)
     model = trainer.model
-    expected = {"retrieval": {"search_query", "search_document"}, "classification": {"classification"},
-                "clustering": {"clustering"}}
+    expected = {
+        "retrieval": {"search_query", "search_document"},
+        "classification": {"classification"},
+        "clustering": {"clustering"},
+    }
     shared = [p for n, p in model.backbone.named_parameters() if ".experts." not in n]
     for task, batch in _first_batches(trainer).items():
         before = {e: [p.detach().clone() for p in model.expert_parameters(e)] for e in model.tasks.experts}
@@ -150,23 +169,32 @@ def test_label_mask_removes_false_negatives():
 
 
 def test_resume_gives_the_same_next_step_loss(tmp_path, tiny_bert_dir, data_dir, tiny_data):
-    straight = Trainer(tiny_config(tmp_path / "a", tiny_bert_dir, data_dir, steps=6, checkpoint_every=3),
-                       data=tiny_data, show_progress=False)
+    straight = Trainer(
+        tiny_config(tmp_path / "a", tiny_bert_dir, data_dir, steps=6, checkpoint_every=3),
+        data=tiny_data,
+        show_progress=False,
+    )
     straight.train()
     losses = [e["loss"] for e in straight.history]
     ckpt = latest_checkpoint(straight.output_dir)
     assert ckpt is not None and ckpt.name == "step-0000003"
     assert not list(ckpt.glob("*.pt")) and not list(ckpt.glob("*.bin")) and not list(ckpt.glob("*.pkl"))
-    resumed = Trainer(tiny_config(tmp_path / "b", tiny_bert_dir, data_dir, steps=6, checkpoint_every=3),
-                      data=tiny_data, show_progress=False)
+    resumed = Trainer(
+        tiny_config(tmp_path / "b", tiny_bert_dir, data_dir, steps=6, checkpoint_every=3),
+        data=tiny_data,
+        show_progress=False,
+    )
     resumed.train(resume=ckpt)
     assert [e["loss"] for e in resumed.history[:3]] == losses[:3]  # carried over from the checkpoint
     assert resumed.history[3]["loss"] == pytest.approx(losses[3], abs=1e-6)
     assert [e["loss"] for e in resumed.history[3:]] == pytest.approx(losses[3:], abs=1e-5)
     for (n, p), q in zip(straight.model.backbone.named_parameters(), resumed.model.backbone.parameters()):
         assert torch.allclose(p, q, atol=1e-6), n
-    other = Trainer(tiny_config(tmp_path / "c", tiny_bert_dir, data_dir, steps=6, learning_rate=1e-3),
-                    data=tiny_data, show_progress=False)
+    other = Trainer(
+        tiny_config(tmp_path / "c", tiny_bert_dir, data_dir, steps=6, learning_rate=1e-3),
+        data=tiny_data,
+        show_progress=False,
+    )
     with pytest.raises(ValueError, match="another recipe"):
         other.load_checkpoint(ckpt)
 
@@ -179,8 +207,10 @@ def test_arms_share_the_recipe_and_differ_only_in_the_model(tmp_path, tiny_bert_
     assert arms["plain"].model.mote_layer_ids == [] and not arms["plain"].model.use_prefixes
     batches = {arm: [t.sampler.next_batch() for _ in range(5)] for arm, t in arms.items()}
     assert batches["mote"] == batches["ic"] == batches["plain"]
-    recipes = {arm: {k: v for k, v in t.config.to_dict().items() if k not in ("arm", "experts_only")}
-               for arm, t in arms.items()}
+    recipes = {
+        arm: {k: v for k, v in t.config.to_dict().items() if k not in ("arm", "experts_only")}
+        for arm, t in arms.items()
+    }
     assert recipes["mote"] == recipes["ic"] == recipes["plain"]
 
 
@@ -188,11 +218,34 @@ def test_cli_train_runs_and_resumes(tmp_path, tiny_bert_dir, data_dir, capsys):
     from mote_rag.cli.main import main
 
     recipe = tmp_path / "recipe.json"
-    recipe.write_text(json.dumps({"tasks": TINY_MIX, "data_dir": str(data_dir), "steps": 4, "batch_size": 4,
-                                  "checkpoint_every": 2, "max_seq_length": 32, "schedule": "round_robin"}))
+    recipe.write_text(
+        json.dumps(
+            {
+                "tasks": TINY_MIX,
+                "data_dir": str(data_dir),
+                "steps": 4,
+                "batch_size": 4,
+                "checkpoint_every": 2,
+                "max_seq_length": 32,
+                "schedule": "round_robin",
+            }
+        )
+    )
     out = tmp_path / "model"
-    code = main(["train", "--config", str(recipe), "--base", str(tiny_bert_dir), "--output-dir", str(out),
-                 "--no-progress", "--arm", "ic"])
+    code = main(
+        [
+            "train",
+            "--config",
+            str(recipe),
+            "--base",
+            str(tiny_bert_dir),
+            "--output-dir",
+            str(out),
+            "--no-progress",
+            "--arm",
+            "ic",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     text = capsys.readouterr().out
     assert "arm ic: 4 steps" in text and "saved ic model" in text
@@ -200,7 +253,22 @@ def test_cli_train_runs_and_resumes(tmp_path, tiny_bert_dir, data_dir, capsys):
     assert model.mote_layer_ids == [] and model.use_prefixes
     log = json.loads((out / "train_log.json").read_text())
     assert log["arm"] == "ic" and log["steps_done"] == 4
-    code = main(["train", "--config", str(recipe), "--base", str(tiny_bert_dir), "--output-dir", str(out),
-                 "--no-progress", "--arm", "ic", "--steps", "5", "--resume"])
+    code = main(
+        [
+            "train",
+            "--config",
+            str(recipe),
+            "--base",
+            str(tiny_bert_dir),
+            "--output-dir",
+            str(out),
+            "--no-progress",
+            "--arm",
+            "ic",
+            "--steps",
+            "5",
+            "--resume",
+        ]
+    )
     # a different step count is a different recipe: refused with a clear message, exit 2
     assert code == 2 and "another recipe" in capsys.readouterr().err

@@ -1,4 +1,5 @@
 """TA-CL recipe and sampler: invariants (hypothesis), the real default mix, and bad input caught before training."""
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,13 @@ def sampler_cases(draw):
 
 def _make(case):
     batch, tasks, schedule, seed = case
-    return TaskAwareSampler({t: ds for t, (_, ds) in tasks.items()}, batch,
-                            {t: h for t, (h, _) in tasks.items()}, schedule=schedule, seed=seed)
+    return TaskAwareSampler(
+        {t: ds for t, (_, ds) in tasks.items()},
+        batch,
+        {t: h for t, (h, _) in tasks.items()},
+        schedule=schedule,
+        seed=seed,
+    )
 
 
 def _key(b):
@@ -85,10 +91,13 @@ def test_different_seeds_give_different_batches():
 
 
 def test_proportional_schedule_follows_weights():
-    data = {"retrieval": [_dataset("retrieval", "a", 60, 50, False)],
-            "clustering": [_dataset("clustering", "b", 60, 50, False)]}
-    s = TaskAwareSampler(data, 4, {"retrieval": True, "clustering": False}, seed=0,
-                         weights={"retrieval": 3.0, "clustering": 1.0})
+    data = {
+        "retrieval": [_dataset("retrieval", "a", 60, 50, False)],
+        "clustering": [_dataset("clustering", "b", 60, 50, False)],
+    }
+    s = TaskAwareSampler(
+        data, 4, {"retrieval": True, "clustering": False}, seed=0, weights={"retrieval": 3.0, "clustering": 1.0}
+    )
     tasks = [s.next_batch().task for _ in range(800)]
     share = tasks.count("retrieval") / len(tasks)
     assert 0.70 < share < 0.80
@@ -100,13 +109,22 @@ def test_colliding_examples_are_deferred_not_lost():
     s = TaskAwareSampler({"retrieval": [TrainingDataset("a", "retrieval", ex, "<a>")]}, 1, {"retrieval": True}, seed=3)
     assert {s.next_batch().examples[0].anchor for _ in range(10)} == {f"q{i}" for i in range(10)}
     with pytest.raises(ConfigError, match="cannot fill a batch"):
-        TaskAwareSampler({"retrieval": [TrainingDataset("a", "retrieval", ex, "<a>")]}, 2,
-                         {"retrieval": True}, seed=3).next_batch()
+        TaskAwareSampler(
+            {"retrieval": [TrainingDataset("a", "retrieval", ex, "<a>")]}, 2, {"retrieval": True}, seed=3
+        ).next_batch()
 
 
 # ---------------------------------------------------------------- the real default mix
-def test_default_mix_reads_only_train_splits_and_builds_sound_examples(data_dir):
+def test_default_recipe_trains_only_the_retrieval_experts_of_a_router_only_mote(data_dir):
     config = load_config(default_config_path(), data_dir=str(data_dir))
+    assert [t.name for t in config.tasks] == ["retrieval"]
+    assert (config.arm, config.use_prefixes, config.experts_only) == ("mote", False, True)
+    mix = load_config(default_config_path().with_name("train_mix.json"), data_dir=str(data_dir))
+    assert [d.name for d in config.tasks[0].datasets] == [d.name for d in mix.tasks[0].datasets]
+
+
+def test_full_mix_reads_only_train_splits_and_builds_sound_examples(data_dir):
+    config = load_config(default_config_path().with_name("train_mix.json"), data_dir=str(data_dir))
     assert [t.name for t in config.tasks] == ["retrieval", "classification", "clustering"]
     for task in config.tasks:
         for ds in task.datasets:
@@ -148,12 +166,16 @@ def _recipe(tmp_path: Path, tasks: dict, **top) -> Path:
 
 
 def test_missing_file_is_a_clear_error(tmp_path, data_dir):
-    path = _recipe(tmp_path, {"classification": [{"name": "x", "format": "pairs", "path": "nli/nope.jsonl"}]},
-                   data_dir=str(data_dir))
+    path = _recipe(
+        tmp_path,
+        {"classification": [{"name": "x", "format": "pairs", "path": "nli/nope.jsonl"}]},
+        data_dir=str(data_dir),
+    )
     with pytest.raises(ConfigError, match=r"tasks.classification.datasets\[0\].*nope.jsonl not found"):
         load_config(path)
-    path = _recipe(tmp_path, {"retrieval": [{"name": "x", "format": "beir", "path": "retrieval/nowhere"}]},
-                   data_dir=str(data_dir))
+    path = _recipe(
+        tmp_path, {"retrieval": [{"name": "x", "format": "beir", "path": "retrieval/nowhere"}]}, data_dir=str(data_dir)
+    )
     with pytest.raises(ConfigError, match="retrieval folder .*nowhere not found"):
         load_config(path)
     with pytest.raises(ConfigError, match="config file .* not found"):
@@ -174,26 +196,41 @@ def test_unknown_task_format_or_key_is_a_clear_error(tmp_path, data_dir):
 
 def test_evaluation_splits_are_refused(tmp_path, data_dir):
     with pytest.raises(ConfigError, match="evaluation split"):
-        load_config(_recipe(tmp_path, {"retrieval": [{"name": "s", "format": "beir", "path": "retrieval/scifact",
-                                                      "split": "test"}]}, data_dir=str(data_dir)))
+        load_config(
+            _recipe(
+                tmp_path,
+                {"retrieval": [{"name": "s", "format": "beir", "path": "retrieval/scifact", "split": "test"}]},
+                data_dir=str(data_dir),
+            )
+        )
     with pytest.raises(ConfigError, match="looks like an evaluation split"):
-        load_config(_recipe(tmp_path, {"classification": [{"name": "m", "format": "labelled_pairs",
-                                                           "path": "paraphrase/mrpc_test.jsonl"}]},
-                            data_dir=str(data_dir)))
+        load_config(
+            _recipe(
+                tmp_path,
+                {"classification": [{"name": "m", "format": "labelled_pairs", "path": "paraphrase/mrpc_test.jsonl"}]},
+                data_dir=str(data_dir),
+            )
+        )
 
 
 def test_empty_dataset_and_too_large_batch_fail_before_training(tmp_path):
     from mote_rag.cli.main import main
 
     (tmp_path / "empty.jsonl").write_text("")
-    (tmp_path / "small.jsonl").write_text("".join(json.dumps({"anchor": f"a{i}", "positive": f"p{i}"}) + "\n"
-                                                  for i in range(3)))
-    empty = _recipe(tmp_path, {"classification": [{"name": "e", "format": "pairs", "path": "empty.jsonl"}]},
-                    data_dir=str(tmp_path))
+    (tmp_path / "small.jsonl").write_text(
+        "".join(json.dumps({"anchor": f"a{i}", "positive": f"p{i}"}) + "\n" for i in range(3))
+    )
+    empty = _recipe(
+        tmp_path, {"classification": [{"name": "e", "format": "pairs", "path": "empty.jsonl"}]}, data_dir=str(tmp_path)
+    )
     with pytest.raises(ConfigError, match=r"dataset 'e'.*empty"):
         load_training_data(load_config(empty))
-    small = _recipe(tmp_path, {"classification": [{"name": "s", "format": "pairs", "path": "small.jsonl"}]},
-                    data_dir=str(tmp_path), output_dir=str(tmp_path / "out"))
+    small = _recipe(
+        tmp_path,
+        {"classification": [{"name": "s", "format": "pairs", "path": "small.jsonl"}]},
+        data_dir=str(tmp_path),
+        output_dir=str(tmp_path / "out"),
+    )
     # through the CLI: exit code 2, one clear line, nothing trained or written
     import io
     from contextlib import redirect_stderr
@@ -208,7 +245,13 @@ def test_empty_dataset_and_too_large_batch_fail_before_training(tmp_path):
 
 def test_parse_config_rejects_bad_numbers(tmp_path):
     base = {"tasks": {"classification": [{"name": "x", "format": "pairs", "path": "x.jsonl"}]}}
-    for key, value in (("steps", 0), ("batch_size", -1), ("learning_rate", 0), ("warmup_ratio", 1.5),
-                       ("schedule", "random"), ("arm", "moe")):
+    for key, value in (
+        ("steps", 0),
+        ("batch_size", -1),
+        ("learning_rate", 0),
+        ("warmup_ratio", 1.5),
+        ("schedule", "random"),
+        ("arm", "moe"),
+    ):
         with pytest.raises(ConfigError, match=key if key not in ("schedule", "arm") else f"unknown {key}"):
             parse_config({**base, key: value}, data_dir=tmp_path, check_files=False)

@@ -1,4 +1,5 @@
 """`mote-rag analyze MODEL`: how far each expert moved from its dense start, and how differently tasks embed."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,12 @@ Example: mote-rag analyze runs/mote --out analysis/
 
 
 def register(sub) -> None:
-    p = sub.add_parser("analyze", help="expert drift per layer and inter-task similarity of a MoTE model",
-                       description=DESCRIPTION, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "analyze",
+        help="expert drift per layer and inter-task similarity of a MoTE model",
+        description=DESCRIPTION,
+        formatter_class=__import__("argparse").RawDescriptionHelpFormatter,
+    )
     p.add_argument("model", help="a saved MoTE model directory")
     p.add_argument("--base", help="the dense checkpoint it was upcycled from (default: the embedded base)")
     p.add_argument("--texts", help="texts for the similarity (.txt one per line, or .jsonl with 'text')")
@@ -69,7 +74,12 @@ def run(args) -> int:
     drift = expert_drift(model, MoTEModel.dense(args.base))
     similarity = task_similarity(model, texts)
     out = Path(args.out)
-    result = {"model": str(path), "fingerprint": model.fingerprint, "expert_drift": drift, "task_similarity": similarity}
+    result = {
+        "model": str(path),
+        "fingerprint": model.fingerprint,
+        "expert_drift": drift,
+        "task_similarity": similarity,
+    }
     write_json_atomic(out / "analysis.json", result)
     png = plot_analysis(drift, similarity, out / "analysis.png")
     if args.json:

@@ -1,4 +1,5 @@
 """`mote-rag eval`: score a model on an evaluation suite, or compare saved results."""
+
 from __future__ import annotations
 
 import argparse
@@ -34,17 +35,31 @@ Examples:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("eval", help="evaluate a model on an MTEB-style suite, or compare results",
-                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "eval",
+        help="evaluate a model on an MTEB-style suite, or compare results",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--model", help="MoTE dir, ONNX dir, dense checkpoint dir, or `base`")
     p.add_argument("--name", help="model name in the results (default: the model folder's name)")
-    p.add_argument("--backend", choices=["auto", "sentence-transformers"], default="auto",
-                   help="how to open --model (auto: by what the folder holds)")
+    p.add_argument(
+        "--backend",
+        choices=["auto", "sentence-transformers"],
+        default="auto",
+        help="how to open --model (auto: by what the folder holds)",
+    )
     p.add_argument("--no-prefixes", action="store_true", help="no instruction prefixes (dense/base models)")
-    p.add_argument("--suite", default="default", help="default | quick | full (default with the whole MedQuAD corpus) | a suite JSON file of your folders")
+    p.add_argument(
+        "--suite",
+        default="default",
+        help="default | quick | full (default with the whole MedQuAD corpus) | a suite JSON file of your folders",
+    )
     p.add_argument("--datasets", help="comma-separated dataset names of the suite to run")
-    p.add_argument("--tasks", help="comma-separated task types: retrieval,reranking,sts,pair_classification,"
-                                   "classification,clustering")
+    p.add_argument(
+        "--tasks",
+        help="comma-separated task types: retrieval,reranking,sts,pair_classification,classification,clustering",
+    )
     p.add_argument("--out", default="results", help="output folder (default: results/)")
     p.add_argument("--cache-dir", help="embedding cache folder (default: <out>/cache)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
@@ -54,8 +69,11 @@ def register(subparsers) -> None:
     p.add_argument("--max-rows", type=int, help="cap rows/pairs of STS, pair, classification, clustering sets")
     p.add_argument("--compare", nargs="+", metavar="RESULT_JSON", help="result JSON files to put in the table")
     p.add_argument("--baseline", help="column the deltas are computed against (default: the first column)")
-    p.add_argument("--train-config", help="TA-CL recipe whose datasets count as 'in the mix' (default: the default "
-                                          "recipe; 'none': every dataset counts as outside)")
+    p.add_argument(
+        "--train-config",
+        help="TA-CL recipe whose datasets count as 'in the mix' (default: the default "
+        "recipe; 'none': every dataset counts as outside)",
+    )
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap draws for the intervals (default 1000)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -105,13 +123,28 @@ def run(args) -> int:
         from ..evaluation.runner import encoder_name, evaluate
 
         suite = get_suite(args.suite).select(_csv(args.datasets), _csv(args.tasks))
-        limits = {k: v for k, v in (("max_corpus", args.max_corpus), ("max_queries", args.max_queries),
-                                    ("max_rows", args.max_rows)) if v is not None}
+        limits = {
+            k: v
+            for k, v in (
+                ("max_corpus", args.max_corpus),
+                ("max_queries", args.max_queries),
+                ("max_rows", args.max_rows),
+            )
+            if v is not None
+        }
         encoder = open_model(args)
         name = args.name or ("base" if args.model in ("base", "embedded", "default") else encoder_name(encoder))
         cache = None if args.no_cache else (args.cache_dir or out / "cache")
-        result = evaluate(encoder, suite, out_dir=None, cache_dir=cache, show_progress=not args.quiet, name=name,
-                          limits=limits or None, batch_size=args.batch_size)
+        result = evaluate(
+            encoder,
+            suite,
+            out_dir=None,
+            cache_dir=cache,
+            show_progress=not args.quiet,
+            name=name,
+            limits=limits or None,
+            batch_size=args.batch_size,
+        )
         results[name] = result
         seeds.setdefault(name, []).append(result)
         for ds, r in result["datasets"].items():

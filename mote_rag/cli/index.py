@@ -1,4 +1,5 @@
 """`mote-rag index`: embed a corpus file or folder with the document path and save a FAISS index directory."""
+
 from __future__ import annotations
 
 import argparse
@@ -30,33 +31,55 @@ examples:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("index", help="build a FAISS index from jsonl, CSV or a folder of .txt files",
-                              description=DESCRIPTION, epilog=EPILOG,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "index",
+        help="build a FAISS index from jsonl, CSV or a folder of .txt files",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("corpus", help="a .jsonl/.jsonl.gz or .csv/.tsv file, or a folder of .txt files")
     p.add_argument("-o", "--output", required=True, help="index directory to write (created if missing)")
-    p.add_argument("--model", default="base",
-                   help="encoder: an exported ONNX folder, a saved MoTE folder, a transformers checkpoint, or "
-                        "'base' for the embedded all-MiniLM-L6-v2 (default: base)")
-    p.add_argument("--kind", choices=["flat", "hnsw", "ivfpq"], default="flat",
-                   help="flat: exact search; hnsw: approximate, much faster on large corpora; ivfpq: compressed "
-                        "(about 1/20 of flat's memory) and approximate, for large corpora (default: flat)")
-    p.add_argument("--id-field", default=None,
-                   help="field holding the document id (default: the first of id, _id, doc_id; else the row "
-                        "number)")
-    p.add_argument("--text-field", default="text",
-                   help="field(s) holding the text; several, comma-separated, are joined with a space, e.g. "
-                        "title,text (default: text)")
-    p.add_argument("--metadata-fields", default=None,
-                   help="comma-separated fields kept as metadata (default: every field that is not the id or text)")
+    p.add_argument(
+        "--model",
+        default="base",
+        help="encoder: an exported ONNX folder, a saved MoTE folder, a transformers checkpoint, or "
+        "'base' for the embedded all-MiniLM-L6-v2 (default: base)",
+    )
+    p.add_argument(
+        "--kind",
+        choices=["flat", "hnsw", "ivfpq"],
+        default="flat",
+        help="flat: exact search; hnsw: approximate, much faster on large corpora; ivfpq: compressed "
+        "(about 1/20 of flat's memory) and approximate, for large corpora (default: flat)",
+    )
+    p.add_argument(
+        "--id-field",
+        default=None,
+        help="field holding the document id (default: the first of id, _id, doc_id; else the row number)",
+    )
+    p.add_argument(
+        "--text-field",
+        default="text",
+        help="field(s) holding the text; several, comma-separated, are joined with a space, e.g. "
+        "title,text (default: text)",
+    )
+    p.add_argument(
+        "--metadata-fields",
+        default=None,
+        help="comma-separated fields kept as metadata (default: every field that is not the id or text)",
+    )
     p.add_argument("--batch-size", type=int, default=64, help="texts embedded per batch (default: 64)")
-    p.add_argument("--no-store-text", action="store_true",
-                   help="do not keep the document texts in the index (smaller; search shows ids and metadata)")
+    p.add_argument(
+        "--no-store-text",
+        action="store_true",
+        help="do not keep the document texts in the index (smaller; search shows ids and metadata)",
+    )
     p.add_argument("--hnsw-m", type=int, default=32, help="hnsw: graph neighbours per node (default: 32)")
-    p.add_argument("--ef-search", type=int, default=256,
-                   help="hnsw: search breadth; higher = better recall, slower (default: 256)")
-    p.add_argument("--nprobe", type=int, default=16,
-                   help="ivfpq: inverted lists visited per query (default: 16)")
+    p.add_argument(
+        "--ef-search", type=int, default=256, help="hnsw: search breadth; higher = better recall, slower (default: 256)"
+    )
+    p.add_argument("--nprobe", type=int, default=16, help="ivfpq: inverted lists visited per query (default: 16)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing index in --output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     # distributed indexing (--ray, --address, --shards, ...; optional extra mote-rag[ray]): mote_rag/cli/ray_index.py
@@ -91,8 +114,11 @@ def check_options(args) -> dict:
     from mote_rag.index.params import check_int, check_kind_params
 
     flags = {"M": "--hnsw-m", "ef_search": "--ef-search", "nprobe": "--nprobe"}
-    kind_params = {"flat": {}, "hnsw": {"M": args.hnsw_m, "ef_search": args.ef_search},
-                   "ivfpq": {"nprobe": args.nprobe}}[args.kind]
+    kind_params = {
+        "flat": {},
+        "hnsw": {"M": args.hnsw_m, "ef_search": args.ef_search},
+        "ivfpq": {"nprobe": args.nprobe},
+    }[args.kind]
     try:
         check_int("--batch-size", args.batch_size, 1)
         check_kind_params(args.kind, kind_params)
@@ -100,7 +126,7 @@ def check_options(args) -> dict:
         message = str(exc)
         for name, flag in flags.items():
             if message.startswith(f"{name} "):
-                message = flag + message[len(name):]
+                message = flag + message[len(name) :]
         raise BadInput(message) from None
     return kind_params
 
@@ -131,8 +157,8 @@ def run(args) -> int:
         return run_ray(args)
     check_ray_arguments(args)
     from mote_rag.atomic import LOCK_NAME, check_writable_folder
-    from mote_rag.readers import read_corpus
     from mote_rag.index.faiss_index import INDEX_JSON, FaissIndex
+    from mote_rag.readers import read_corpus
 
     out = Path(args.output)
     if out.exists() and not out.is_dir():
@@ -146,16 +172,29 @@ def run(args) -> int:
         check_writable_folder(out, "--output")
     except OSError as exc:
         raise BadInput(str(exc)) from None
-    corpus = read_corpus(args.corpus, id_field=args.id_field, text_fields=args.text_field,
-                         metadata_fields=args.metadata_fields)
+    corpus = read_corpus(
+        args.corpus, id_field=args.id_field, text_fields=args.text_field, metadata_fields=args.metadata_fields
+    )
     check_model_files(args.model)
     encoder = open_encoder(args.model)
     start = time.perf_counter()
-    index = FaissIndex.build(encoder, corpus.texts, ids=corpus.ids, metadatas=corpus.metadatas, kind=args.kind,
-                             batch_size=args.batch_size, show_progress_bar=not args.quiet,
-                             store_text=not args.no_store_text, encoder_spec=model_spec(args.model), **kind_params)
+    index = FaissIndex.build(
+        encoder,
+        corpus.texts,
+        ids=corpus.ids,
+        metadatas=corpus.metadatas,
+        kind=args.kind,
+        batch_size=args.batch_size,
+        show_progress_bar=not args.quiet,
+        store_text=not args.no_store_text,
+        encoder_spec=model_spec(args.model),
+        **kind_params,
+    )
     index.save(out)
     took = time.perf_counter() - start
-    print(f"indexed {len(index)} documents from {corpus.source} ({args.kind}, {index.dim}-dim, model "
-          f"{args.model}, fingerprint {index.fingerprint}) in {took:.1f}s -> {out}", file=sys.stdout)
+    print(
+        f"indexed {len(index)} documents from {corpus.source} ({args.kind}, {index.dim}-dim, model "
+        f"{args.model}, fingerprint {index.fingerprint}) in {took:.1f}s -> {out}",
+        file=sys.stdout,
+    )
     return 0

@@ -4,6 +4,7 @@ Exit codes scripts can rely on: 0 success, 1 failure while running, 2 bad input 
 wrong format), 130 interrupted. A reader that closes the pipe early (`mote-rag search ... | head`) is not an
 error: the command stops quietly with 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     except (BadInput, FileNotFoundError, NotADirectoryError, ValueError, TypeError) as exc:
         print(f"mote-rag {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except Exception as exc:  # noqa: BLE001 - the CLI boundary: one line, non-zero exit
+    except Exception as exc:
         print(f"mote-rag {args.command}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     return int(result or 0)

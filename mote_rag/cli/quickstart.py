@@ -1,13 +1,16 @@
 """`mote-rag quickstart`: the whole product on the shipped sample, in minutes on a laptop CPU."""
+
 from __future__ import annotations
 
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "quickstart", help="upcycle, train, evaluate, export, index and search on the shipped sample",
+        "quickstart",
+        help="upcycle, train, evaluate, export, index and search on the shipped sample",
         description="Upcycle the embedded all-MiniLM-L6-v2 into MoTE, train it with TA-CL on the MedQuAD sample "
         "shipped with mote-rag, evaluate base vs trained on a held-out slice, export one ONNX graph per task path, "
-        "build a FAISS index of the sample corpus and answer example queries. A second run reuses what exists.")
+        "build a FAISS index of the sample corpus and answer example queries. A second run reuses what exists.",
+    )
     p.add_argument("--out", default="mote-rag-quickstart", help="output folder (default: ./mote-rag-quickstart)")
     p.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's 60)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")

@@ -1,4 +1,5 @@
 """`mote-rag train --config FILE`: TA-CL training of one arm (mote, ic or plain) from a JSON recipe."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,13 @@ def register(subparsers) -> None:
     p.add_argument("--experts-only", action="store_true", default=None, help="train only the experts (mote arm)")
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--resume", nargs="?", const="latest", default=None,
-                   help="resume from a checkpoint directory, or the latest one under output_dir/checkpoints")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        default=None,
+        help="resume from a checkpoint directory, or the latest one under output_dir/checkpoints",
+    )
     p.add_argument("--dry-run", action="store_true", help="validate the recipe and data, print the plan, stop")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -38,11 +44,24 @@ def run(args) -> int:
 
     placement = None
     if args.placement:
-        placement = args.placement if args.placement in ("every_other", "all") else \
-            [int(x) for x in args.placement.split(",") if x.strip()]
-    overrides = {"arm": args.arm, "output_dir": args.output_dir, "data_dir": args.data_dir, "base": args.base,
-                 "steps": args.steps, "batch_size": args.batch_size, "mini_batch_size": args.mini_batch_size,
-                 "placement": placement, "experts_only": args.experts_only, "seed": args.seed, "threads": args.threads}
+        placement = (
+            args.placement
+            if args.placement in ("every_other", "all")
+            else [int(x) for x in args.placement.split(",") if x.strip()]
+        )
+    overrides = {
+        "arm": args.arm,
+        "output_dir": args.output_dir,
+        "data_dir": args.data_dir,
+        "base": args.base,
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "mini_batch_size": args.mini_batch_size,
+        "placement": placement,
+        "experts_only": args.experts_only,
+        "seed": args.seed,
+        "threads": args.threads,
+    }
     path = default_config_path() if args.config == "default" else args.config
     try:
         config = load_config(path, **overrides)
@@ -58,8 +77,10 @@ def run(args) -> int:
     except ConfigError as exc:
         raise BadInput(str(exc)) from None
     plan = {t: {d.name: len(d.examples) for d in ds} for t, ds in data.items()}
-    print(f"arm {config.arm}: {config.steps} steps, schedule {config.schedule}, seed {config.seed}, "
-          f"output {config.output_dir}")
+    print(
+        f"arm {config.arm}: {config.steps} steps, schedule {config.schedule}, seed {config.seed}, "
+        f"output {config.output_dir}"
+    )
     print("examples per task/dataset: " + json.dumps(plan))
     if args.dry_run:
         return 0

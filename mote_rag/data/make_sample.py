@@ -9,6 +9,7 @@ Test rows come only from the shared test split, so the quickstart's held-out sli
 
 Run: python -m mote_rag.data.make_sample --data ../shared/data --out mote_rag/data/quickstart
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,8 +76,9 @@ def build(data_dir: Path, out: Path, n_train: int = 1000, n_test: int = 250, see
     if out.exists():
         shutil.rmtree(out)
     retrieval = out / "retrieval"
-    _write_jsonl(retrieval / "corpus.jsonl",
-                 ({"_id": d, "title": "", "text": _clip(corpus[d]["text"])} for d in doc_ids))
+    _write_jsonl(
+        retrieval / "corpus.jsonl", ({"_id": d, "title": "", "text": _clip(corpus[d]["text"])} for d in doc_ids)
+    )
     qids = [q for split in ("train", "test") for q in picked[split]]
     _write_jsonl(retrieval / "queries.jsonl", ({"_id": q, "text": queries[q]["text"]} for q in qids))
     (retrieval / "qrels").mkdir(parents=True, exist_ok=True)
@@ -84,11 +86,14 @@ def build(data_dir: Path, out: Path, n_train: int = 1000, n_test: int = 250, see
         lines = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t1" for q in qrels for d in qrels[q]]
         (retrieval / "qrels" / f"{split}.tsv").write_text("\n".join(lines) + "\n")
     for split in ("train", "test"):
-        _write_jsonl(out / "classification" / f"{split}.jsonl",
-                     ({"text": queries[q]["text"], "label": queries[q]["metadata"]["qtype"]} for q in picked[split]))
-        _write_jsonl(out / "clustering" / f"{split}.jsonl",
-                     ({"text": _clip(corpus[d]["text"]), "label": doc_source[d]}
-                      for d in doc_ids if doc_split[d] == split))
+        _write_jsonl(
+            out / "classification" / f"{split}.jsonl",
+            ({"text": queries[q]["text"], "label": queries[q]["metadata"]["qtype"]} for q in picked[split]),
+        )
+        _write_jsonl(
+            out / "clustering" / f"{split}.jsonl",
+            ({"text": _clip(corpus[d]["text"]), "label": doc_source[d]} for d in doc_ids if doc_split[d] == split),
+        )
     shutil.copy(data_dir / "licenses" / "medquad_LICENSE.txt", out / "LICENSE-MedQuAD.txt")
 
 

@@ -28,6 +28,7 @@ STS Spearman of cosine, pair classification AP of cosine, classification accurac
 clustering V-measure. Task paths: queries -> search_query, corpus -> search_document, classification ->
 classification, clustering -> clustering, STS / pair classification -> configurable (default classification).
 """
+
 from __future__ import annotations
 
 _LAZY = {

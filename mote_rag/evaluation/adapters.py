@@ -4,13 +4,14 @@ A plain model has no task paths: every task runs the same model, optionally with
 (`prompts={"search_query": "query: ", ...}`, keyed by mote-rag task names). The fingerprint hashes weights +
 prompts + max_seq_length so cached embeddings never mix models.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Mapping
 
 import numpy as np
 
@@ -21,8 +22,9 @@ from ..tasks import DEFAULT_TASKS, Task, TaskSet
 class SentenceTransformerEncoder(EncoderBase):
     """A `SentenceTransformer` (object or folder) as a mote-rag encoder; only the batch step is its own."""
 
-    def __init__(self, model, prompts: Mapping[str, str] | None = None, normalize: bool = True,
-                 device: str | None = "cpu"):
+    def __init__(
+        self, model, prompts: Mapping[str, str] | None = None, normalize: bool = True, device: str | None = "cpu"
+    ):
         from sentence_transformers import SentenceTransformer
 
         given = isinstance(model, SentenceTransformer)
@@ -50,15 +52,20 @@ class SentenceTransformerEncoder(EncoderBase):
     def fingerprint(self) -> str:
         if self._fingerprint is None:
             h = hashlib.sha256(b"sentence-transformers")
-            h.update(json.dumps({"prompts": self.prompts, "normalize": self.normalize,
-                                 "max_seq_length": self.max_seq_length}, sort_keys=True).encode())
+            h.update(
+                json.dumps(
+                    {"prompts": self.prompts, "normalize": self.normalize, "max_seq_length": self.max_seq_length},
+                    sort_keys=True,
+                ).encode()
+            )
             for key, tensor in sorted(self.model.state_dict().items()):
                 h.update(key.encode())
                 h.update(tensor.detach().cpu().contiguous().float().numpy().tobytes())
             self._fingerprint = h.hexdigest()[:32]
         return self._fingerprint
 
-    def _embed_batch(self, texts: list[str], tasks: list[Task], normalize: bool) -> np.ndarray:
-        emb = self.model.encode(texts, batch_size=len(texts), show_progress_bar=False,
-                                normalize_embeddings=normalize, convert_to_numpy=True)
+    def _embed_batch(self, texts: list[str], tasks: list[Task], normalize: bool) -> np.ndarray:  # noqa: ARG002 - encoder hook; a dense model has one path for every task
+        emb = self.model.encode(
+            texts, batch_size=len(texts), show_progress_bar=False, normalize_embeddings=normalize, convert_to_numpy=True
+        )
         return np.asarray(emb, dtype=np.float32)

@@ -3,13 +3,14 @@
 The texts hash makes a limited subset, or a changed data file, a different entry instead of a stale hit.
 Files are written atomically and read with allow_pickle=False; a file whose shape does not match is ignored.
 """
+
 from __future__ import annotations
 
 import hashlib
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -13,6 +13,7 @@ each fold is one experiment: test = the fold, train = `samples_per_label` per la
 nine folds. Same classifier and scores, and the cost is bounded by `max_rows` embeddings.
 `max_rows` on a set with a test split limits the test split (stratified).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -67,10 +68,19 @@ def fit_score(x_train, y_train, x_test, y_test, max_iter: int = 100) -> tuple[fl
 
 def _summary(accs, f1s, size, hits: np.ndarray) -> dict:
     """`hits`: per evaluated row, the share of experiments that classified it right (bootstrap units)."""
-    metrics = {"accuracy": 100 * float(np.mean(accs)), "f1_macro": 100 * float(np.mean(f1s)),
-               "accuracy_std": 100 * float(np.std(accs)), "f1_macro_std": 100 * float(np.std(f1s))}
-    return {"main_metric": "accuracy", "main_score": metrics["accuracy"], "metrics": metrics, "size": size,
-            "units": {"scores": [round(float(h), 4) for h in hits]}}
+    metrics = {
+        "accuracy": 100 * float(np.mean(accs)),
+        "f1_macro": 100 * float(np.mean(f1s)),
+        "accuracy_std": 100 * float(np.std(accs)),
+        "f1_macro_std": 100 * float(np.std(f1s)),
+    }
+    return {
+        "main_metric": "accuracy",
+        "main_score": metrics["accuracy"],
+        "metrics": metrics,
+        "size": size,
+        "units": {"scores": [round(float(h), 4) for h in hits]},
+    }
 
 
 def _labelled_file(path: Path, split: str) -> Path:
@@ -104,15 +114,26 @@ def _with_split(spec, path, embed, task, train_split, n_exp, per_label, max_iter
     y_test = np.asarray(test.labels)
     unseen = sorted(set(y_test) - set(y_train_all))
     if unseen:
-        raise ValueError(f"{_labelled_file(path, spec.split)}: label(s) {unseen[:5]} never occur in the {train_split} split")
+        raise ValueError(
+            f"{_labelled_file(path, spec.split)}: label(s) {unseen[:5]} never occur in the {train_split} split"
+        )
     accs, f1s, hits = [], [], np.zeros(len(y_test))
     for draw in draws:
         acc, f1, hit = fit_score(train_emb[[row[int(i)] for i in draw]], y_train_all[draw], test_emb, y_test, max_iter)
         accs.append(acc)
         f1s.append(f1)
         hits += hit / n_exp
-    return _summary(accs, f1s, {"test": len(y_test), "train_per_experiment": int(np.mean([len(d) for d in draws])),
-                                "experiments": n_exp, "labels": len(set(y_test))}, hits)
+    return _summary(
+        accs,
+        f1s,
+        {
+            "test": len(y_test),
+            "train_per_experiment": int(np.mean([len(d) for d in draws])),
+            "experiments": n_exp,
+            "labels": len(set(y_test)),
+        },
+        hits,
+    )
 
 
 def _cross_validated(spec, path, embed, task, per_label, max_iter) -> dict:
@@ -134,5 +155,9 @@ def _cross_validated(spec, path, embed, task, per_label, max_iter) -> dict:
         accs.append(acc)
         f1s.append(f1)
         hits[test_idx] = hit  # every row is tested in exactly one fold
-    return _summary(accs, f1s, {"rows": len(y), "folds": folds, "train_per_experiment": per_label * len(set(y)),
-                                "labels": len(set(y))}, hits)
+    return _summary(
+        accs,
+        f1s,
+        {"rows": len(y), "folds": folds, "train_per_experiment": per_label * len(set(y)), "labels": len(set(y))},
+        hits,
+    )

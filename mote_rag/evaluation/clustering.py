@@ -5,6 +5,7 @@ Follows MTEB's fast clustering protocol: `n_runs` = 10 runs, each on a seeded su
 seed per run); the score is the mean V-measure (std reported). `max_rows` caps how many documents are
 embedded at all (stratified, seed 42).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,6 +42,10 @@ def evaluate_clustering(spec, path: Path, embed) -> dict:
         run_preds.append(pred.tolist())
     metrics = {"v_measure": 100 * float(np.mean(scores)), "v_measure_std": 100 * float(np.std(scores))}
     # units: per run, the gold label and cluster of each sampled document (the same documents for every model)
-    return {"main_metric": "v_measure", "main_score": metrics["v_measure"], "metrics": metrics,
-            "size": {"docs": len(labels), "per_run": size, "runs": n_runs, "labels": len(set(labels))},
-            "units": {"labels": run_labels, "clusters": run_preds}}
+    return {
+        "main_metric": "v_measure",
+        "main_score": metrics["v_measure"],
+        "metrics": metrics,
+        "size": {"docs": len(labels), "per_run": size, "runs": n_runs, "labels": len(set(labels))},
+        "units": {"labels": run_labels, "clusters": run_preds},
+    }

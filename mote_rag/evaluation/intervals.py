@@ -13,11 +13,12 @@ model (with replacement) and averages over them, so seed-to-seed variance widens
 2.5th-97.5th percentile of the draws; the point estimate is the difference of the mean main scores. A difference
 whose interval contains 0 is a tie.
 """
+
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -39,8 +40,13 @@ class Interval:
         return self.low <= 0.0 <= self.high
 
     def to_dict(self) -> dict:
-        return {"delta": round(self.delta, 4), "low": round(self.low, 4), "high": round(self.high, 4),
-                "n_units": self.n_units, "tie": self.tie}
+        return {
+            "delta": round(self.delta, 4),
+            "low": round(self.low, 4),
+            "high": round(self.high, 4),
+            "n_units": self.n_units,
+            "tie": self.tie,
+        }
 
     def __str__(self) -> str:
         return f"{self.delta:+.2f} [{self.low:+.2f}, {self.high:+.2f}]"
@@ -145,8 +151,9 @@ def _seed_draws(rng: np.random.Generator, n_seeds: int, n_boot: int) -> np.ndarr
 class PairedBootstrap:
     """Bootstrap draws shared by every dataset and group of one comparison (model a vs model b, seeds each)."""
 
-    def __init__(self, a: Sequence[Mapping], b: Sequence[Mapping], n_boot: int = N_BOOT, seed: int = 0,
-                 level: float = LEVEL):
+    def __init__(
+        self, a: Sequence[Mapping], b: Sequence[Mapping], n_boot: int = N_BOOT, seed: int = 0, level: float = LEVEL
+    ):
         """`a`, `b`: evaluation results (one per seed) of the reference model and the compared model."""
         if not a or not b:
             raise ValueError("each model needs at least one result")
@@ -175,9 +182,11 @@ class PairedBootstrap:
         for r in self.a + self.b:
             m = unit_count(r["datasets"][dataset]["units"])
             if m != n:
-                raise ValueError(f"{dataset}: results were scored on different units ({n} vs {m}); "
-                                 "compare results of the same suite and limits")
-        rng = np.random.default_rng([zlib.crc32(dataset.encode()), int(self.rng.integers(2 ** 32))])
+                raise ValueError(
+                    f"{dataset}: results were scored on different units ({n} vs {m}); "
+                    "compare results of the same suite and limits"
+                )
+        rng = np.random.default_rng([zlib.crc32(dataset.encode()), int(self.rng.integers(2**32))])
         idx = rng.integers(0, n, size=(self.n_boot, n))
         sa, sb = self._stats(ua, idx), self._stats(ub, idx)  # (n_boot, seeds)
         rows = np.arange(self.n_boot)[:, None]

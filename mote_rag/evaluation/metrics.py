@@ -7,10 +7,11 @@
 Relevant means grade > 0. Rankings sort by score descending, ties by doc id descending (trec_eval's order).
 Scores are averaged over the queries in qrels; a query with no ranking scores 0.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

@@ -1,17 +1,23 @@
 """Results out: one JSON per model, a Markdown table comparing models (datasets and per-type averages as
 rows, models as columns, deltas against a baseline column), and a PNG bar chart of per-type averages."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from ..atomic import atomic_path, write_bytes_atomic, write_json_atomic
 from .suite import TASK_TYPES
 
-TYPE_LABELS = {"retrieval": "Retrieval (nDCG@10)", "reranking": "Reranking (MAP)", "sts": "STS (Spearman)",
-               "pair_classification": "PairClassification (AP)", "classification": "Classification (accuracy)",
-               "clustering": "Clustering (V-measure)"}
+TYPE_LABELS = {
+    "retrieval": "Retrieval (nDCG@10)",
+    "reranking": "Reranking (MAP)",
+    "sts": "STS (Spearman)",
+    "pair_classification": "PairClassification (AP)",
+    "classification": "Classification (accuracy)",
+    "clustering": "Clustering (V-measure)",
+}
 
 
 def load_result(path: str | os.PathLike) -> dict:
@@ -102,7 +108,9 @@ def save_figure(fig, path: str | os.PathLike) -> Path:
     return out
 
 
-def write_report(results: Mapping[str, dict], out_dir: str | os.PathLike, baseline: str | None = None) -> dict[str, Path]:
+def write_report(
+    results: Mapping[str, dict], out_dir: str | os.PathLike, baseline: str | None = None
+) -> dict[str, Path]:
     """<out_dir>/<model>.json for each model, table.md (compare) and averages.png."""
     from .runner import safe_name, strip_private
 

@@ -12,6 +12,7 @@ own id is excluded when `ignore_identical_ids`. The encoder scores candidates by
 (search_query) and document (search_document) embeddings. Metrics as MTEB's RerankingEvaluator: MAP
 (average precision over each candidate list, the main score) and MRR@10.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,8 +23,13 @@ from .metrics import average_precision, reciprocal_rank
 from .retrieval import load
 
 
-def lexical_candidates(corpus_texts: list[str], query_texts: list[str], positives: list[set[int]],
-                       negatives: int, exclude: list[int | None]) -> list[list[int]]:
+def lexical_candidates(
+    corpus_texts: list[str],
+    query_texts: list[str],
+    positives: list[set[int]],
+    negatives: int,
+    exclude: list[int | None],
+) -> list[list[int]]:
     """Positives + top-`negatives` TF-IDF hard negatives per query, as corpus indices (deterministic)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -32,7 +38,7 @@ def lexical_candidates(corpus_texts: list[str], query_texts: list[str], positive
     queries = vec.transform(query_texts)
     out = []
     for start in range(0, len(query_texts), 256):
-        sims = (queries[start:start + 256] @ docs.T).toarray()
+        sims = (queries[start : start + 256] @ docs.T).toarray()
         for row, qi in zip(sims, range(start, start + 256)):
             banned = set(positives[qi])
             if exclude[qi] is not None:
@@ -85,8 +91,13 @@ def evaluate_reranking(spec, path: Path, embed) -> dict:
     # Same cache entry as the retrieval task on this folder: the corpus is embedded once per model.
     doc_emb = embed(corpus_texts, spec.option("doc_task"), f"{path.name}-corpus")
     query_emb = embed(query_texts, spec.option("query_task"), f"{path.name}-queries-{spec.split}")
-    return score_candidates(doc_emb, query_emb, candidates, positives,
-                            f"{path}: no query of split {spec.split!r} has a relevant document in the corpus")
+    return score_candidates(
+        doc_emb,
+        query_emb,
+        candidates,
+        positives,
+        f"{path}: no query of split {spec.split!r} has a relevant document in the corpus",
+    )
 
 
 def score_candidates(doc_emb, query_emb, candidates: list[list[int]], positives: list[set[int]], empty: str) -> dict:
@@ -102,6 +113,10 @@ def score_candidates(doc_emb, query_emb, candidates: list[list[int]], positives:
     if not aps:
         raise ValueError(empty)
     metrics = {"map": 100 * float(np.mean(aps)), "mrr@10": 100 * float(np.mean(rrs))}
-    return {"main_metric": "map", "main_score": metrics["map"], "metrics": metrics,
-            "size": {"queries": len(aps), "candidates_per_query": float(np.mean([len(c) for c in candidates]))},
-            "units": {"scores": [round(a, 6) for a in aps]}}
+    return {
+        "main_metric": "map",
+        "main_score": metrics["map"],
+        "metrics": metrics,
+        "size": {"queries": len(aps), "candidates_per_query": float(np.mean([len(c) for c in candidates]))},
+        "units": {"scores": [round(a, 6) for a in aps]},
+    }

@@ -5,6 +5,7 @@ search with FAISS (IndexFlatIP on L2-normalised vectors = cosine), then nDCG@10,
 Limits for short runs: `max_queries` (seeded sample of the split's queries) and `max_corpus` (every
 relevant doc of the kept queries plus a seeded sample of the rest).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,7 +31,9 @@ def limit_beir(ds: BeirDataset, max_queries: int | None, max_corpus: int | None,
         extra = max(0, max_corpus - len(keep))
         keep.update(rng.choice(rest, size=min(extra, len(rest)), replace=False).tolist())
         corpus_ids = [d for d in corpus_ids if d in keep]
-    return BeirDataset(ds.name, {d: ds.corpus[d] for d in corpus_ids}, {q: ds.queries[q] for q in qids}, qrels, ds.split)
+    return BeirDataset(
+        ds.name, {d: ds.corpus[d] for d in corpus_ids}, {q: ds.queries[q] for q in qids}, qrels, ds.split
+    )
 
 
 def load(spec, path: Path) -> BeirDataset:
@@ -49,8 +52,14 @@ def search(query_emb: np.ndarray, doc_emb: np.ndarray, k: int) -> tuple[np.ndarr
     return index.search(np.ascontiguousarray(query_emb, dtype=np.float32), min(k, doc_emb.shape[0]))
 
 
-def build_run(ds: BeirDataset, scores: np.ndarray, indices: np.ndarray, doc_ids: list[str], qids: list[str],
-              ignore_identical_ids: bool, k: int) -> dict[str, dict[str, float]]:
+def build_run(
+    scores: np.ndarray,
+    indices: np.ndarray,
+    doc_ids: list[str],
+    qids: list[str],
+    ignore_identical_ids: bool,
+    k: int,
+) -> dict[str, dict[str, float]]:
     run = {}
     for qi, q in enumerate(qids):
         ranked = {}
@@ -74,10 +83,15 @@ def evaluate_retrieval(spec, path: Path, embed) -> dict:
     query_emb = embed([ds.queries[q] for q in qids], spec.option("query_task"), f"{path.name}-queries-{spec.split}")
     ignore = bool(spec.option("ignore_identical_ids", False))
     scores, indices = search(query_emb, doc_emb, TOP_K + (1 if ignore else 0))
-    run = build_run(ds, scores, indices, doc_ids, qids, ignore, TOP_K)
+    run = build_run(scores, indices, doc_ids, qids, ignore, TOP_K)
     per_query = per_query_metrics(ds.qrels, run)
     metrics = {m: 100 * float(np.mean([p[m] for p in per_query])) for m in per_query[0]}
-    return {"main_metric": "ndcg@10", "main_score": metrics["ndcg@10"], "metrics": metrics,
-            "size": {"queries": len(qids), "corpus": len(doc_ids)},
-            "units": {"scores": [round(p["ndcg@10"], 6) for p in per_query]},  # per query, for intervals
-            "_run": run, "_qrels": ds.qrels}
+    return {
+        "main_metric": "ndcg@10",
+        "main_score": metrics["ndcg@10"],
+        "metrics": metrics,
+        "size": {"queries": len(qids), "corpus": len(doc_ids)},
+        "units": {"scores": [round(p["ndcg@10"], 6) for p in per_query]},  # per query, for intervals
+        "_run": run,
+        "_qrels": ds.qrels,
+    }

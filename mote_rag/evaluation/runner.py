@@ -5,6 +5,7 @@ Every task type only sees `embed(texts, task, key) -> L2-normalised float32 rows
 mote_rag.encoders.Encoder protocol can be evaluated and figures are comparable across backends (MoTE, ONNX,
 dense, sentence-transformers).
 """
+
 from __future__ import annotations
 
 import logging
@@ -12,8 +13,8 @@ import os
 import platform
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -42,8 +43,9 @@ CHUNK = 512  # texts per encode() call: bounds memory and drives the progress ba
 class Embedder:
     """Deduplicates texts, serves repeats from memory or the disk cache, encodes the rest longest-first."""
 
-    def __init__(self, encoder: Encoder, cache: EmbeddingCache | None = None, batch_size: int = 64,
-                 show_progress: bool = True):
+    def __init__(
+        self, encoder: Encoder, cache: EmbeddingCache | None = None, batch_size: int = 64, show_progress: bool = True
+    ):
         self.encoder = check_encoder(encoder)
         self.fingerprint = encoder.fingerprint
         self.cache = cache if self.fingerprint else None
@@ -84,9 +86,13 @@ class Embedder:
         out = None
         with tqdm(total=len(texts), desc=desc, unit="text", disable=not self.show_progress, leave=False) as bar:
             for s in range(0, len(texts), CHUNK):
-                idx = order[s:s + CHUNK]
-                emb = np.asarray(self.encoder.encode([texts[i] for i in idx], task=task, batch_size=self.batch_size,
-                                                     show_progress_bar=False), dtype=np.float32)
+                idx = order[s : s + CHUNK]
+                emb = np.asarray(
+                    self.encoder.encode(
+                        [texts[i] for i in idx], task=task, batch_size=self.batch_size, show_progress_bar=False
+                    ),
+                    dtype=np.float32,
+                )
                 if emb.ndim != 2 or emb.shape[0] != len(idx):
                     raise ValueError(f"encoder returned shape {emb.shape} for {len(idx)} texts")
                 if out is None:
@@ -113,9 +119,17 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
 
 
-def evaluate(encoder, suite: "str | Suite | Sequence[str]" = "default", out_dir: str | os.PathLike | None = None,
-             cache_dir: str | os.PathLike | None = None, show_progress: bool = True, name: str | None = None,
-             limits: dict | None = None, batch_size: int = 64, keep_runs: bool = False) -> dict:
+def evaluate(
+    encoder,
+    suite: str | Suite | Sequence[str] = "default",
+    out_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    show_progress: bool = True,
+    name: str | None = None,
+    limits: dict | None = None,
+    batch_size: int = 64,
+    keep_runs: bool = False,
+) -> dict:
     """Evaluate `encoder` on every dataset of `suite`; write <out_dir>/<name>.json when out_dir is given.
 
     `limits` (max_corpus, max_queries, max_rows) shrink every dataset for short runs. Returns the result dict
@@ -152,8 +166,7 @@ def evaluate(encoder, suite: "str | Suite | Sequence[str]" = "default", out_dir:
         "average_of_types": float(np.mean(list(averages.values()))),
         "seconds": round(time.perf_counter() - started, 2),
         "embedding": {k: round(v, 2) if isinstance(v, float) else v for k, v in embed.stats.items()},
-        "settings": {"batch_size": batch_size, "limits": limits or {},
-                     "specs": [s.to_dict() for s in chosen.datasets]},
+        "settings": {"batch_size": batch_size, "limits": limits or {}, "specs": [s.to_dict() for s in chosen.datasets]},
         "host": {"python": platform.python_version(), "cpus": os.cpu_count()},
     }
     if out_dir is not None:

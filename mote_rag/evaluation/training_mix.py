@@ -4,10 +4,11 @@ An evaluation dataset is *in the mix* when the recipe trains on any split of the
 (`banking77_clustering` and `banking77` share the Banking77 rows; `sickr` is SICK, trained on as NLI pairs).
 Out-of-mix datasets show what fine-tuning does to data it never saw: forgetting, or transfer.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 # Evaluation or training dataset name -> the source it was drawn from (names not listed are their own source).
 SOURCES = {"sickr": "sick", "trec_fine": "trec"}

@@ -44,13 +44,14 @@ again, the graph is rebuilt from the stored vectors.
 Threads: searches may run concurrently (FAISS releases the GIL); the encoder is called under a lock because
 tokenizers and some runtimes are not thread safe; add/delete/save wait for running searches.
 """
+
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -58,13 +59,33 @@ from ..inputs import check_batch_size, progress, validate_texts
 from ..schema import check_str
 from .header import FORMAT_VERSION, INDEX_JSON, IndexFormatError, IndexHeader
 from .ids import DocRecord, check_delete_ids, check_metadatas, check_new_ids, int_id
-from .params import DEFAULT_PARAMS, KINDS, METRIC, check_k, check_kind, check_kind_params, check_search_overrides
-from .params import new_faiss_index
+from .params import (
+    DEFAULT_PARAMS,
+    KINDS,
+    METRIC,
+    check_k,
+    check_kind,
+    check_kind_params,
+    check_search_overrides,
+    new_faiss_index,
+)
 from .persistence import EncoderMismatchError, load_index, save_index
 from .rwlock import ReadWriteLock
 
-__all__ = ["FaissIndex", "Hit", "DocRecord", "IndexFormatError", "EncoderMismatchError", "int_id", "INDEX_JSON",
-           "KINDS", "DEFAULT_PARAMS", "METRIC", "FORMAT_VERSION", "COMPACT_FRACTION"]
+__all__ = [
+    "FaissIndex",
+    "Hit",
+    "DocRecord",
+    "IndexFormatError",
+    "EncoderMismatchError",
+    "int_id",
+    "INDEX_JSON",
+    "KINDS",
+    "DEFAULT_PARAMS",
+    "METRIC",
+    "FORMAT_VERSION",
+    "COMPACT_FRACTION",
+]
 
 COMPACT_FRACTION = 0.25
 
@@ -79,7 +100,7 @@ class Hit:
     text: str | None = None
 
     @classmethod
-    def of(cls, record: DocRecord, score: float = float("nan")) -> "Hit":
+    def of(cls, record: DocRecord, score: float = float("nan")) -> Hit:
         return cls(record.id, float(score), dict(record.metadata), record.text)
 
     def to_dict(self) -> dict:
@@ -98,8 +119,10 @@ def _normalised(vectors, dim: int, what: str) -> np.ndarray:
         raise ValueError(f"{what} contain NaN or infinite values")
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     if (norms == 0).any():
-        raise ValueError(f"{what} contain an all-zero vector (row {int(np.flatnonzero(norms[:, 0] == 0)[0])}): "
-                         "it has no direction, so no cosine")
+        raise ValueError(
+            f"{what} contain an all-zero vector (row {int(np.flatnonzero(norms[:, 0] == 0)[0])}): "
+            "it has no direction, so no cosine"
+        )
     return np.ascontiguousarray(x / norms, dtype=np.float32)
 
 
@@ -112,9 +135,19 @@ def _faiss():
 class FaissIndex:
     """Cosine search over documents embedded with one encoder's document path (see the module docstring)."""
 
-    def __init__(self, encoder=None, *, dim: int | None = None, kind: str = "flat", fingerprint: str | None = None,
-                 document_task: str = "search_document", query_task: str = "search_query",
-                 store_text: bool = True, encoder_spec: str | None = None, **kind_params):
+    def __init__(
+        self,
+        encoder=None,
+        *,
+        dim: int | None = None,
+        kind: str = "flat",
+        fingerprint: str | None = None,
+        document_task: str = "search_document",
+        query_task: str = "search_query",
+        store_text: bool = True,
+        encoder_spec: str | None = None,
+        **kind_params,
+    ):
         check_kind(kind)
         if encoder is not None:
             enc_dim = int(encoder.dim)
@@ -157,14 +190,31 @@ class FaissIndex:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def build(cls, encoder, texts: Sequence[str], ids: Sequence[str] | None = None,
-              metadatas: Sequence[dict] | None = None, kind: str = "flat",
-              document_task: str = "search_document", query_task: str = "search_query", batch_size: int = 64,
-              show_progress_bar: bool = True, store_text: bool = True, encoder_spec: str | None = None,
-              **kind_params) -> "FaissIndex":
+    def build(
+        cls,
+        encoder,
+        texts: Sequence[str],
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[dict] | None = None,
+        kind: str = "flat",
+        document_task: str = "search_document",
+        query_task: str = "search_query",
+        batch_size: int = 64,
+        show_progress_bar: bool = True,
+        store_text: bool = True,
+        encoder_spec: str | None = None,
+        **kind_params,
+    ) -> FaissIndex:
         """Embed `texts` with the encoder's document path and index them."""
-        index = cls(encoder, kind=kind, document_task=document_task, query_task=query_task,
-                    store_text=store_text, encoder_spec=encoder_spec, **kind_params)
+        index = cls(
+            encoder,
+            kind=kind,
+            document_task=document_task,
+            query_task=query_task,
+            store_text=store_text,
+            encoder_spec=encoder_spec,
+            **kind_params,
+        )
         index.add(texts, ids=ids, metadatas=metadatas, batch_size=batch_size, show_progress_bar=show_progress_bar)
         return index
 
@@ -204,10 +254,17 @@ class FaissIndex:
 
     def info(self) -> dict:
         return {
-            "kind": self.kind, "dim": self.dim, "count": len(self), "metric": "cosine (inner product of "
-            "L2-normalised vectors)", "params": dict(self.params), "fingerprint": self.fingerprint,
-            "encoder_spec": self.encoder_spec, "document_task": self.document_task, "query_task": self.query_task,
-            "store_text": self.store_text, "tombstones": len(self._tombstones),
+            "kind": self.kind,
+            "dim": self.dim,
+            "count": len(self),
+            "metric": "cosine (inner product of L2-normalised vectors)",
+            "params": dict(self.params),
+            "fingerprint": self.fingerprint,
+            "encoder_spec": self.encoder_spec,
+            "document_task": self.document_task,
+            "query_task": self.query_task,
+            "store_text": self.store_text,
+            "tombstones": len(self._tombstones),
         }
 
     def __repr__(self) -> str:
@@ -218,8 +275,14 @@ class FaissIndex:
         record = self._records.get(key)
         return None if record is None else record.id
 
-    def add(self, texts: Sequence[str], ids: Sequence[str] | None = None, metadatas: Sequence[dict] | None = None,
-            batch_size: int = 64, show_progress_bar: bool = False) -> list[str]:
+    def add(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[dict] | None = None,
+        batch_size: int = 64,
+        show_progress_bar: bool = False,
+    ) -> list[str]:
         """Embed texts with the document path and add them; returns their ids (uuid4 hex when not given)."""
         items, _ = validate_texts(texts)
         for i, text in enumerate(items):
@@ -233,8 +296,9 @@ class FaissIndex:
         self._add_vectors(vectors, ids, metas, items)
         return ids
 
-    def add_embeddings(self, vectors, ids: Sequence[str], metadatas: Sequence[dict] | None = None,
-                       texts: Sequence[str] | None = None) -> list[str]:
+    def add_embeddings(
+        self, vectors, ids: Sequence[str], metadatas: Sequence[dict] | None = None, texts: Sequence[str] | None = None
+    ) -> list[str]:
         """Add vectors embedded elsewhere (with this index's encoder fingerprint and document task)."""
         x = _normalised(vectors, self.dim, "vectors")
         ids = check_new_ids(ids, len(x), self._known)
@@ -310,16 +374,18 @@ class FaissIndex:
     # ------------------------------------------------------------------ search
     def _encode(self, texts: list[str], task: str, batch_size: int, show: bool, desc: str) -> np.ndarray:
         if self.encoder is None:
-            raise RuntimeError("this index has no encoder: pass one to FaissIndex.load(dir, encoder=...) "
-                               "or use search_vectors / add_embeddings")
+            raise RuntimeError(
+                "this index has no encoder: pass one to FaissIndex.load(dir, encoder=...) "
+                "or use search_vectors / add_embeddings"
+            )
         chunk = max(batch_size * 16, 256)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         with progress(len(texts), show, desc) as bar:
             for start in range(0, len(texts), chunk):
-                part = texts[start:start + chunk]
+                part = texts[start : start + chunk]
                 with self._encode_lock:
                     emb = self.encoder.encode(part, task=task, batch_size=batch_size, show_progress_bar=False)
-                out[start:start + len(part)] = _normalised(emb, self.dim, "encoder output")
+                out[start : start + len(part)] = _normalised(emb, self.dim, "encoder output")
                 bar.update(len(part))
         return out
 
@@ -340,8 +406,7 @@ class FaissIndex:
             params._keep = sel  # the C++ params hold a raw pointer: keep the selector alive with them
         return params
 
-    def search_vectors(self, queries, k: int = 10, *, ef_search: int | None = None,
-                       nprobe: int | None = None):
+    def search_vectors(self, queries, k: int = 10, *, ef_search: int | None = None, nprobe: int | None = None):
         """Search with query vectors: (dim,) -> list[Hit]; (n, dim) -> list[list[Hit]]. k is capped at len(self)."""
         single = np.asarray(queries).ndim == 1
         q = _normalised(queries, self.dim, "query vectors")
@@ -354,12 +419,21 @@ class FaissIndex:
                 params = self.search_parameters(k, ef_search, nprobe)
                 scores, labels = self._faiss_index.search(q, k, params=params)
                 records = self._records
-                results = [[Hit.of(records[j], s) for s, j in zip(srow.tolist(), lrow.tolist()) if j in records]
-                           for srow, lrow in zip(scores, labels)]
+                results = [
+                    [Hit.of(records[j], s) for s, j in zip(srow.tolist(), lrow.tolist()) if j in records]
+                    for srow, lrow in zip(scores, labels)
+                ]
         return results[0] if single else results
 
-    def search(self, queries: str | Sequence[str], k: int = 10, *, batch_size: int = 64,
-               ef_search: int | None = None, nprobe: int | None = None):
+    def search(
+        self,
+        queries: str | Sequence[str],
+        k: int = 10,
+        *,
+        batch_size: int = 64,
+        ef_search: int | None = None,
+        nprobe: int | None = None,
+    ):
         """Embed queries with the query path and search: str -> list[Hit]; list[str] -> list[list[Hit]]."""
         items, single = validate_texts(queries)
         check_k(k, len(self))
@@ -381,19 +455,27 @@ class FaissIndex:
         return IndexHeader.read(directory)
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, encoder=None, *, check_fingerprint: bool = True) -> "FaissIndex":
+    def load(cls, directory: str | os.PathLike, encoder=None, *, check_fingerprint: bool = True) -> FaissIndex:
         """Open a saved index; with an encoder, refuse one whose dimension or fingerprint differs."""
         return load_index(cls, directory, encoder, check_fingerprint=check_fingerprint)
 
     @classmethod
-    def _restore(cls, header: IndexHeader, findex, encoder) -> "FaissIndex":
+    def _restore(cls, header: IndexHeader, findex, encoder) -> FaissIndex:
         """An index around a verified header and its deserialised faiss index (called by index.persistence)."""
         from .header import EXTERNAL
 
         stored_fp = None if header.fingerprint == EXTERNAL else header.fingerprint
-        index = cls(None, dim=header.dim, kind=header.kind, fingerprint=stored_fp,
-                    document_task=header.document_task, query_task=header.query_task,
-                    store_text=header.store_text, encoder_spec=header.encoder_spec, **header.params)
+        index = cls(
+            None,
+            dim=header.dim,
+            kind=header.kind,
+            fingerprint=stored_fp,
+            document_task=header.document_task,
+            query_task=header.query_task,
+            store_text=header.store_text,
+            encoder_spec=header.encoder_spec,
+            **header.params,
+        )
         if encoder is not None:
             tasks = getattr(encoder, "tasks", None)
             if tasks is not None and hasattr(tasks, "get"):

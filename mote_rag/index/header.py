@@ -9,6 +9,7 @@
     edited id no longer matches a stored vector).
 Format 1 (before content hashes and required fingerprints) is refused with a "rebuild" message.
 """
+
 from __future__ import annotations
 
 import os
@@ -88,19 +89,21 @@ class IndexHeader:
 
     # ------------------------------------------------------------------ reading
     @classmethod
-    def from_json(cls, data: Any, source: str | os.PathLike = INDEX_JSON) -> "IndexHeader":
+    def from_json(cls, data: Any, source: str | os.PathLike = INDEX_JSON) -> IndexHeader:
         try:
             return cls._from_json(data, source)
         except SchemaError as exc:
             raise IndexFormatError(str(exc)) from None
 
     @classmethod
-    def _from_json(cls, data: Any, source) -> "IndexHeader":
+    def _from_json(cls, data: Any, source) -> IndexHeader:
         f = Fields(data, source)
-        version = f.value("format_version", lambda v: True, "")
+        version = f.value("format_version", lambda _: True, "")
         if version == 1:
-            raise SchemaError(f"{source} is format_version 1, written by an older mote-rag without content hashes; "
-                              "rebuild the index (mote-rag index ... --overwrite)")
+            raise SchemaError(
+                f"{source} is format_version 1, written by an older mote-rag without content hashes; "
+                "rebuild the index (mote-rag index ... --overwrite)"
+            )
         if version != FORMAT_VERSION:
             raise f.fail("format_version", f"unsupported version {version!r} (this mote-rag reads {FORMAT_VERSION})")
         kind = f.str("kind", choices=KINDS)
@@ -126,8 +129,9 @@ class IndexHeader:
         faiss_bytes = f.int("faiss_bytes", lo=1)
         hashes = f.obj("content_sha256")
         ids = f.str_list("ids")
-        texts = f.list("texts", nullable=True, item=lambda x: isinstance(x, str) or x is None,
-                       item_expected="a string or null")
+        texts = f.list(
+            "texts", nullable=True, item=lambda x: isinstance(x, str) or x is None, item_expected="a string or null"
+        )
         metas = f.list("metadatas", item=lambda x: isinstance(x, dict), item_expected="a JSON object")
         for name, column in (("ids", ids), ("texts", texts), ("metadatas", metas)):
             if column is not None and len(column) != count:
@@ -138,19 +142,33 @@ class IndexHeader:
         for name in ("ids", "texts", "metadatas"):
             expected = hashes.value(name, lambda v: v is None or is_sha256(v), "a sha256 hex digest or null")
             if expected != actual[name]:
-                raise SchemaError(f"{source}: the {name} column was edited after the index was saved (its sha256 "
-                                  f"differs from content_sha256.{name}); rebuild the index, or restore the file")
+                raise SchemaError(
+                    f"{source}: the {name} column was edited after the index was saved (its sha256 "
+                    f"differs from content_sha256.{name}); rebuild the index, or restore the file"
+                )
         if len(set(ids)) != len(ids):
             dup = next(d for i, d in enumerate(ids) if d in ids[:i])
             raise f.fail("ids", f"id {dup!r:.60} is listed twice")
         records = [DocRecord(i, t, m) for i, t, m in zip(ids, texts or [None] * count, metas)]
-        return cls(kind=kind, dim=dim, params=params, fingerprint=fingerprint, document_task=document_task,
-                   query_task=query_task, records=records, faiss_file=faiss_file, faiss_sha256=faiss_sha256,
-                   faiss_bytes=faiss_bytes, store_text=store_text, encoder_spec=spec, encoder_class=enc_class,
-                   deleted_int_ids=list(deleted))
+        return cls(
+            kind=kind,
+            dim=dim,
+            params=params,
+            fingerprint=fingerprint,
+            document_task=document_task,
+            query_task=query_task,
+            records=records,
+            faiss_file=faiss_file,
+            faiss_sha256=faiss_sha256,
+            faiss_bytes=faiss_bytes,
+            store_text=store_text,
+            encoder_spec=spec,
+            encoder_class=enc_class,
+            deleted_int_ids=list(deleted),
+        )
 
     @classmethod
-    def read(cls, directory: str | os.PathLike) -> "IndexHeader":
+    def read(cls, directory: str | os.PathLike) -> IndexHeader:
         """index.json of an index directory, fully validated; clear errors for anything else."""
         directory = Path(directory)
         if not directory.exists():
@@ -168,5 +186,8 @@ class IndexHeader:
 
 
 def content_hashes(ids: list, texts: list | None, metadatas: list) -> dict:
-    return {"ids": canonical_sha256(ids), "texts": None if texts is None else canonical_sha256(texts),
-            "metadatas": canonical_sha256(metadatas)}
+    return {
+        "ids": canonical_sha256(ids),
+        "texts": None if texts is None else canonical_sha256(texts),
+        "metadatas": canonical_sha256(metadatas),
+    }

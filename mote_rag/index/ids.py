@@ -4,12 +4,14 @@ User ids are strings. Each maps to a stable non-negative int64 `int_id(id)` (bla
 same document has the same FAISS id in every process and shard, and a `faiss.IndexShards(successive_ids=False)`
 over several indexes returns ids that any shard's record table resolves.
 """
+
 from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ..schema import check_json_value, check_str
 
@@ -60,8 +62,9 @@ def check_new_ids(ids: Any, n: int, known: Callable[[int], str | None]) -> list[
         if stored == doc_id:
             raise ValueError(f"ids[{i}] {doc_id!r:.60} is already in the index (delete it first to replace it)")
         if stored is not None:
-            raise ValueError(f"ids[{i}] {doc_id!r:.60} collides with the stored id {stored!r:.60} (same 63-bit "
-                             "hash); rename it")
+            raise ValueError(
+                f"ids[{i}] {doc_id!r:.60} collides with the stored id {stored!r:.60} (same 63-bit hash); rename it"
+            )
     return ids
 
 

@@ -12,6 +12,7 @@ kind builds.
 Ranges (FAISS aborts, segfaults or exhausts memory outside them): M 2..512, ef_construction / ef_search / nprobe
 1..65536, nlist 1..1,048,576, pq_m 1..dim and a divisor of dim, nbits 1..16; bools and floats are refused.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,8 +27,15 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "hnsw": {"M": 32, "ef_construction": 200, "ef_search": 256},
     "ivfpq": {"nlist": None, "pq_m": None, "nbits": None, "nprobe": 16},
 }
-RANGES = {"M": (2, 512), "ef_construction": (1, 65536), "ef_search": (1, 65536), "nprobe": (1, 65536),
-          "nlist": (1, 1 << 20), "pq_m": (1, 1 << 16), "nbits": (1, 16)}
+RANGES = {
+    "M": (2, 512),
+    "ef_construction": (1, 65536),
+    "ef_search": (1, 65536),
+    "nprobe": (1, 65536),
+    "nlist": (1, 1 << 20),
+    "pq_m": (1, 1 << 16),
+    "nbits": (1, 16),
+}
 AUTO = ("nlist", "pq_m", "nbits")  # None: sized from the training set
 
 
@@ -56,8 +64,9 @@ def check_kind_params(kind: str, params: dict, dim: int | None = None) -> dict:
     check_kind(kind)
     unknown = set(params) - set(DEFAULT_PARAMS[kind])
     if unknown:
-        raise ValueError(f"unknown option(s) {sorted(unknown)} for a {kind} index; "
-                         f"valid: {sorted(DEFAULT_PARAMS[kind]) or 'none'}")
+        raise ValueError(
+            f"unknown option(s) {sorted(unknown)} for a {kind} index; valid: {sorted(DEFAULT_PARAMS[kind]) or 'none'}"
+        )
     out = {**DEFAULT_PARAMS[kind], **params}
     for name, value in out.items():
         if value is None and name in AUTO:
@@ -103,10 +112,12 @@ def new_faiss_index(kind: str, dim: int, params: dict, n_train: int | None = Non
         hnsw.hnsw.efSearch = int(p["ef_search"])
         return faiss.IndexIDMap2(hnsw)
     n = int(n_train or 0)
-    nbits = int(p["nbits"]) if p["nbits"] else next((b for b in (8, 7, 6, 5, 4) if n >= 39 * 2 ** b), 4)
-    if n < 2 ** nbits:
-        raise ValueError(f"an IVF-PQ index with nbits={nbits} needs at least {2 ** nbits} vectors to train its "
-                         f"codebooks (got {n}); use kind='flat' for small collections")
+    nbits = int(p["nbits"]) if p["nbits"] else next((b for b in (8, 7, 6, 5, 4) if n >= 39 * 2**b), 4)
+    if n < 2**nbits:
+        raise ValueError(
+            f"an IVF-PQ index with nbits={nbits} needs at least {2**nbits} vectors to train its "
+            f"codebooks (got {n}); use kind='flat' for small collections"
+        )
     nlist = int(p["nlist"] or max(1, min(int(4 * math.sqrt(n)), n // 39)))
     pq_m = int(p["pq_m"] or auto_pq_m(dim))
     if dim % pq_m:

@@ -12,6 +12,7 @@ new one, never a mix. Load validates every header field, the content hashes of t
 file's size (truncation) and sha256 (corruption), dimension, vector count and, with an encoder, its
 fingerprint, before FAISS reads a byte. A load racing a save re-reads index.json when its faiss file vanished.
 """
+
 from __future__ import annotations
 
 import os
@@ -44,11 +45,22 @@ def save_index(index, directory: str | os.PathLike, lock_timeout: float | None =
         tombstones = sorted(index._tombstones)
     sha = sha256_bytes(data)
     name = f"index.{sha[:16]}.faiss"
-    header = IndexHeader(kind=index.kind, dim=index.dim, params=dict(index.params),
-                         fingerprint=index.fingerprint or EXTERNAL, document_task=index.document_task,
-                         query_task=index.query_task, records=records, faiss_file=name, faiss_sha256=sha,
-                         faiss_bytes=len(data), store_text=index.store_text, encoder_spec=index.encoder_spec,
-                         encoder_class=index.encoder_class, deleted_int_ids=tombstones)
+    header = IndexHeader(
+        kind=index.kind,
+        dim=index.dim,
+        params=dict(index.params),
+        fingerprint=index.fingerprint or EXTERNAL,
+        document_task=index.document_task,
+        query_task=index.query_task,
+        records=records,
+        faiss_file=name,
+        faiss_sha256=sha,
+        faiss_bytes=len(data),
+        store_text=index.store_text,
+        encoder_spec=index.encoder_spec,
+        encoder_class=index.encoder_class,
+        deleted_int_ids=tombstones,
+    )
     payload = header.to_json()  # checks that everything is strict JSON before a byte is written
     directory.mkdir(parents=True, exist_ok=True)
     with folder_lock(directory / LOCK_NAME, f"index directory {directory}", lock_timeout):
@@ -76,8 +88,9 @@ def read_faiss_bytes(directory: Path, retries: int = 3) -> tuple[IndexHeader, by
         except FileNotFoundError:
             if attempt + 1 < retries and IndexHeader.read(directory).faiss_file != header.faiss_file:
                 continue  # a concurrent save replaced index.json and removed the old faiss file
-            raise IndexFormatError(f"{directory}: index file {header.faiss_file} named by {INDEX_JSON} is missing") \
-                from None
+            raise IndexFormatError(
+                f"{directory}: index file {header.faiss_file} named by {INDEX_JSON} is missing"
+            ) from None
         if len(data) != header.faiss_bytes:
             raise IndexFormatError(f"{fpath} is truncated or altered: {len(data)} bytes, expected {header.faiss_bytes}")
         if sha256_bytes(data) != header.faiss_sha256:
@@ -91,16 +104,19 @@ def check_encoder(header: IndexHeader, encoder, where: str) -> None:
     if int(encoder.dim) != header.dim:
         raise EncoderMismatchError(
             f"index {where} holds {header.dim}-dim vectors but the encoder gives {int(encoder.dim)}-dim ones: "
-            f"it was built with another model (fingerprint {header.fingerprint})")
+            f"it was built with another model (fingerprint {header.fingerprint})"
+        )
     if header.fingerprint == EXTERNAL:
         raise EncoderMismatchError(
             f"index {where} records no encoder fingerprint (its vectors were embedded outside mote-rag), so the "
-            "encoder given cannot be vouched for; load it without an encoder, or with check_fingerprint=False")
+            "encoder given cannot be vouched for; load it without an encoder, or with check_fingerprint=False"
+        )
     if str(encoder.fingerprint) != header.fingerprint:
         raise EncoderMismatchError(
             f"index {where} was built with encoder fingerprint {header.fingerprint}, but the encoder given has "
             f"fingerprint {encoder.fingerprint}; its query vectors would not be comparable. Load the same "
-            f"model (index spec: {header.encoder_spec}) or rebuild the index")
+            f"model (index spec: {header.encoder_spec}) or rebuild the index"
+        )
 
 
 def load_index(cls, directory: str | os.PathLike, encoder=None, *, check_fingerprint: bool = True):
@@ -124,8 +140,10 @@ def load_index(cls, directory: str | os.PathLike, encoder=None, *, check_fingerp
         raise IndexFormatError(f"{fpath} holds {findex.d}-dim vectors but {INDEX_JSON} says {header.dim}")
     tombstones = set(header.deleted_int_ids)
     if findex.ntotal != header.count + len(tombstones):
-        raise IndexFormatError(f"{fpath} holds {findex.ntotal} vectors but {INDEX_JSON} lists "
-                               f"{header.count} ids (+{len(tombstones)} deleted)")
+        raise IndexFormatError(
+            f"{fpath} holds {findex.ntotal} vectors but {INDEX_JSON} lists "
+            f"{header.count} ids (+{len(tombstones)} deleted)"
+        )
     _check_ids_match(findex, header, directory / INDEX_JSON)
     return cls._restore(header, findex, encoder)
 
@@ -138,8 +156,9 @@ def _check_ids_match(findex, header: IndexHeader, path: Path) -> None:
         stored = faiss.vector_to_array(findex.id_map).astype(np.int64)
     elif hasattr(findex, "invlists"):
         inv = findex.invlists
-        parts = [faiss.rev_swig_ptr(inv.get_ids(i), inv.list_size(i)).copy() for i in range(inv.nlist)
-                 if inv.list_size(i)]
+        parts = [
+            faiss.rev_swig_ptr(inv.get_ids(i), inv.list_size(i)).copy() for i in range(inv.nlist) if inv.list_size(i)
+        ]
         stored = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
     else:
         return
@@ -147,5 +166,7 @@ def _check_ids_match(findex, header: IndexHeader, path: Path) -> None:
     missing = ~np.isin(wanted, stored)
     if missing.any():
         doc_id = header.ids[int(np.flatnonzero(missing)[0])]
-        raise IndexFormatError(f"{path}: id {doc_id!r:.60} has no vector in the faiss file; the id list was edited "
-                               "after the save. Rebuild the index, or restore the file")
+        raise IndexFormatError(
+            f"{path}: id {doc_id!r:.60} has no vector in the faiss file; the id list was edited "
+            "after the save. Rebuild the index, or restore the file"
+        )

@@ -26,6 +26,7 @@ every node reaches (NFS, a shared volume), as for any Ray Data write.
 
 Ray is optional (`pip install 'mote-rag[ray]'`); `require_ray()` says so when it is missing.
 """
+
 from __future__ import annotations
 
 import csv
@@ -35,8 +36,8 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -58,24 +59,30 @@ def require_ray():
     """Import ray and ray.data, or fail with the command that installs them."""
     try:
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError as exc:
-        raise RayNotInstalled(f"distributed indexing needs Ray, which is not installed ({exc}). Install the extra: "
-                              f"{INSTALL_HINT}") from None
+        raise RayNotInstalled(
+            f"distributed indexing needs Ray, which is not installed ({exc}). Install the extra: {INSTALL_HINT}"
+        ) from None
     return ray
 
 
 # ---------------------------------------------------------------------------------------------- reading
-def _documents(rows: list[dict], where: str, id_field: str, text_fields: list[str],
-               metadata_fields: list[str] | None) -> dict:
+def _documents(
+    rows: list[dict], where: str, id_field: str, text_fields: list[str], metadata_fields: list[str] | None
+) -> dict:
     """Rows -> columns id, text, metadata (JSON), with the single-machine reader's checks and rules."""
     if not rows:
         empty = np.array([], dtype=object)
         return {"id": empty, "text": empty, "metadata": empty}
-    corpus = rows_to_corpus(((f"{where} (id {r.get(id_field)!r})", r) for r in rows), where, id_field,
-                             text_fields, metadata_fields)
-    return {"id": np.array(corpus.ids, dtype=object), "text": np.array(corpus.texts, dtype=object),
-            "metadata": np.array([json.dumps(m, ensure_ascii=False) for m in corpus.metadatas], dtype=object)}
+    corpus = rows_to_corpus(
+        ((f"{where} (id {r.get(id_field)!r})", r) for r in rows), where, id_field, text_fields, metadata_fields
+    )
+    return {
+        "id": np.array(corpus.ids, dtype=object),
+        "text": np.array(corpus.texts, dtype=object),
+        "metadata": np.array([json.dumps(m, ensure_ascii=False) for m in corpus.metadatas], dtype=object),
+    }
 
 
 def _parse_jsonl(batch: dict, id_field: str, text_fields: list[str], metadata_fields) -> dict:
@@ -111,9 +118,13 @@ def _first_jsonl_row(path: Path) -> dict:
     raise ValueError(f"{path} holds no documents")
 
 
-def read_corpus_dataset(path: str | os.PathLike, id_field: str | None = None,
-                        text_fields: str | Sequence[str] = "text",
-                        metadata_fields: str | Sequence[str] | None = None, parse_cpus: float = 0.0):
+def read_corpus_dataset(
+    path: str | os.PathLike,
+    id_field: str | None = None,
+    text_fields: str | Sequence[str] = "text",
+    metadata_fields: str | Sequence[str] | None = None,
+    parse_cpus: float = 0.0,
+):
     """A Ray Dataset of documents (columns id, text, metadata as JSON) from the formats `mote-rag index` reads.
 
     The id field is fixed up front (`id_field`, else the first of id, _id, doc_id in the first row): row
@@ -143,8 +154,10 @@ def read_corpus_dataset(path: str | os.PathLike, id_field: str | None = None,
     if id_field is None:
         id_field = next((f for f in ID_FIELD_GUESSES if f in columns), None)
         if id_field is None:
-            raise ValueError(f"{p}: no id field ({', '.join(ID_FIELD_GUESSES)}) in the first row (fields: "
-                             f"{columns[:12]}); the distributed indexer needs stable ids: pass --id-field")
+            raise ValueError(
+                f"{p}: no id field ({', '.join(ID_FIELD_GUESSES)}) in the first row (fields: "
+                f"{columns[:12]}); the distributed indexer needs stable ids: pass --id-field"
+            )
     kwargs = {"id_field": id_field, "text_fields": fields, "metadata_fields": meta}
     if fmt == "jsonl":
         # lines parsed by json.loads, as the single-machine reader does (Arrow's JSON reader would infer and
@@ -155,10 +168,13 @@ def read_corpus_dataset(path: str | os.PathLike, id_field: str | None = None,
     import pyarrow.csv as pacsv
 
     ds = ray.data.read_csv(
-        str(p), parse_options=pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",", newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in columns},
-                                             strings_can_be_null=False, quoted_strings_can_be_null=False),
-        **remote)
+        str(p),
+        parse_options=pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",", newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in columns}, strings_can_be_null=False, quoted_strings_can_be_null=False
+        ),
+        **remote,
+    )
     return ds.map_batches(_parse_table, fn_kwargs={**kwargs, "source": str(p)}, batch_format="numpy", **remote)
 
 
@@ -193,22 +209,45 @@ class DocumentEmbedder:
         sent = []
         for k in np.unique(shards).tolist():
             rows = np.flatnonzero(shards == k)
-            sent.append(self.writers[k].add.remote([ids[i] for i in rows], [texts[i] for i in rows],
-                                                   [str(batch["metadata"][i]) for i in rows], vectors[rows]))
+            sent.append(
+                self.writers[k].add.remote(
+                    [ids[i] for i in rows],
+                    [texts[i] for i in rows],
+                    [str(batch["metadata"][i]) for i in rows],
+                    vectors[rows],
+                )
+            )
         ray.get(sent)  # wait for the writers: back-pressure, and their errors surface here
-        return {"id": np.array(ids, dtype=object), "shard": shards,
-                "encode_cpu_s": np.full(len(ids), cpu / max(len(ids), 1), dtype=np.float64)}
+        return {
+            "id": np.array(ids, dtype=object),
+            "shard": shards,
+            "encode_cpu_s": np.full(len(ids), cpu / max(len(ids), 1), dtype=np.float64),
+        }
 
 
 # ---------------------------------------------------------------------------------------------- writing
-def _new_shard_index(model_dir: str, kind: str, document_task: str, query_task: str, store_text: bool,
-                     encoder_spec: str, kind_params: dict) -> FaissIndex:
+def _new_shard_index(
+    model_dir: str,
+    kind: str,
+    document_task: str,
+    query_task: str,
+    store_text: bool,
+    encoder_spec: str,
+    kind_params: dict,
+) -> FaissIndex:
     """An empty shard index whose header names the encoder exactly as a single-machine build does."""
     from ..runtime.onnx_encoder import OnnxEncoder
 
     encoder = OnnxEncoder(model_dir)  # graphs load lazily: only the manifest and tokenizer are read here
-    return FaissIndex(encoder, kind=kind, document_task=document_task, query_task=query_task,
-                      store_text=store_text, encoder_spec=encoder_spec, **kind_params)
+    return FaissIndex(
+        encoder,
+        kind=kind,
+        document_task=document_task,
+        query_task=query_task,
+        store_text=store_text,
+        encoder_spec=encoder_spec,
+        **kind_params,
+    )
 
 
 class ShardWriter:
@@ -220,8 +259,17 @@ class ShardWriter:
     reach the driver through the encoder actor wrapped beyond recognition.
     """
 
-    def __init__(self, path: str, model_dir: str, kind: str, document_task: str, query_task: str,
-                 store_text: bool, encoder_spec: str, kind_params: dict):
+    def __init__(
+        self,
+        path: str,
+        model_dir: str,
+        kind: str,
+        document_task: str,
+        query_task: str,
+        store_text: bool,
+        encoder_spec: str,
+        kind_params: dict,
+    ):
         self.path = path
         self.index_args = (model_dir, kind, document_task, query_task, store_text, encoder_spec, kind_params)
         self.rows: dict[str, tuple[str, str]] = {}  # id -> (text, metadata JSON)
@@ -251,11 +299,14 @@ class ShardWriter:
             order = sorted(range(len(self.ids)), key=self.ids.__getitem__)
             vectors = np.concatenate(self.vectors)[order]
             ids = [self.ids[i] for i in order]
-            index.add_embeddings(vectors, ids, metadatas=[json.loads(self.rows[d][1]) for d in ids],
-                                 texts=[self.rows[d][0] for d in ids])
+            index.add_embeddings(
+                vectors, ids, metadatas=[json.loads(self.rows[d][1]) for d in ids], texts=[self.rows[d][0] for d in ids]
+            )
         elif index.kind == "ivfpq":
-            raise ValueError(f"shard {Path(self.path).name} received no documents; an IVF-PQ shard is trained on "
-                             "its own vectors: use fewer shards or kind flat/hnsw")
+            raise ValueError(
+                f"shard {Path(self.path).name} received no documents; an IVF-PQ shard is trained on "
+                "its own vectors: use fewer shards or kind flat/hnsw"
+            )
         index.save(self.path)
         return {"path": self.path, "count": len(index)}
 
@@ -296,8 +347,9 @@ def configure_ray_data(ray, show_progress: bool) -> None:
     logging.getLogger("ray.data").setLevel(logging.INFO if show_progress else logging.WARNING)
 
 
-def check_build_arguments(model: str | os.PathLike, shards, threads, workers, batch_size, rows_per_call, kind: str,
-                          kind_params: dict) -> Path:
+def check_build_arguments(
+    model: str | os.PathLike, shards, threads, workers, batch_size, rows_per_call, kind: str, kind_params: dict
+) -> Path:
     """Every argument checked before Ray starts; returns the resolved exported-model folder."""
     from ..encoders import encoder_kind
 
@@ -317,26 +369,64 @@ def check_build_arguments(model: str | os.PathLike, shards, threads, workers, ba
         raise ValueError(f"unknown option(s) {sorted(unknown)} for a {kind} index")
     model_dir = Path(model).resolve()
     if encoder_kind(model_dir) != "onnx":
-        raise ValueError(f"--model {model}: distributed indexing runs the exported ONNX graphs on the workers; "
-                         f"export the model first (`mote-rag export {model} {model}-onnx`) and pass that folder")
+        raise ValueError(
+            f"--model {model}: distributed indexing runs the exported ONNX graphs on the workers; "
+            f"export the model first (`mote-rag export {model} {model}-onnx`) and pass that folder"
+        )
     return model_dir
 
 
-def embed_into_shards(ray, corpus, build_dir: Path, model_dir: Path, shards: int, workers: int, threads: int, *,
-                      kind: str, kind_params: dict, document_task: str, query_task: str, store_text: bool,
-                      read_options: dict, batch_size: int, rows_per_call: int) -> tuple[np.ndarray, float, list]:
+def embed_into_shards(
+    ray,
+    corpus,
+    build_dir: Path,
+    model_dir: Path,
+    shards: int,
+    workers: int,
+    threads: int,
+    *,
+    kind: str,
+    kind_params: dict,
+    document_task: str,
+    query_task: str,
+    store_text: bool,
+    read_options: dict,
+    batch_size: int,
+    rows_per_call: int,
+) -> tuple[np.ndarray, float, list]:
     """Run the pipeline (read -> embed -> route -> write); returns (rows per shard, encoder CPU seconds, what
     each ShardWriter saved). A worker's input error is raised as itself (`worker_error`)."""
     # shard holders reserve no CPU (they hold memory; the encoders need the cores) and spread over nodes
     writer_cls = ray.remote(num_cpus=0, scheduling_strategy="SPREAD")(ShardWriter)
-    writers = [writer_cls.remote(str(build_dir / shard_name(k, shards)), str(model_dir), kind, document_task,
-                                 query_task, store_text, str(model_dir), kind_params) for k in range(shards)]
+    writers = [
+        writer_cls.remote(
+            str(build_dir / shard_name(k, shards)),
+            str(model_dir),
+            kind,
+            document_task,
+            query_task,
+            store_text,
+            str(model_dir),
+            kind_params,
+        )
+        for k in range(shards)
+    ]
     try:
         ds = read_corpus_dataset(corpus, **read_options)
-        ds = ds.map_batches(DocumentEmbedder, batch_size=rows_per_call, batch_format="numpy",
-                            fn_constructor_kwargs={"model_dir": str(model_dir), "document_task": document_task,
-                                                   "writers": writers, "threads": threads, "batch_size": batch_size},
-                            compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=threads)
+        ds = ds.map_batches(
+            DocumentEmbedder,
+            batch_size=rows_per_call,
+            batch_format="numpy",
+            fn_constructor_kwargs={
+                "model_dir": str(model_dir),
+                "document_task": document_task,
+                "writers": writers,
+                "threads": threads,
+                "batch_size": batch_size,
+            },
+            compute=ray.data.ActorPoolStrategy(size=workers),
+            num_cpus=threads,
+        )
         routed = np.zeros(shards, dtype=np.int64)
         encode_cpu_s = 0.0
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
@@ -345,7 +435,7 @@ def embed_into_shards(ray, corpus, build_dir: Path, model_dir: Path, shards: int
         if not routed.sum():
             raise ValueError(f"{corpus} holds no documents")
         return routed, encode_cpu_s, ray.get([w.save.remote() for w in writers])
-    except Exception as exc:  # noqa: BLE001 - a worker's input error is raised as itself
+    except Exception as exc:
         cause = worker_error(exc)
         if cause is exc:
             raise
@@ -355,24 +445,47 @@ def embed_into_shards(ray, corpus, build_dir: Path, model_dir: Path, shards: int
             ray.kill(w)
 
 
-def build_record(ray, corpus, routed: np.ndarray, encode_cpu_s: float, seconds: float, workers: int,
-                 threads: int) -> dict:
+def build_record(
+    ray, corpus, routed: np.ndarray, encode_cpu_s: float, seconds: float, workers: int, threads: int
+) -> dict:
     """The `build` entry of shards.json: engine, workers, throughput (wall and per encoder CPU-second)."""
     total = int(routed.sum())
-    return {"engine": "ray", "ray_version": ray.__version__, "workers": workers, "threads_per_worker": threads,
-            "seconds": round(seconds, 3), "documents_per_second": round(total / seconds, 2) if seconds else None,
-            "encode_cpu_seconds": round(encode_cpu_s, 3),
-            "documents_per_encode_cpu_second": round(total / encode_cpu_s, 2) if encode_cpu_s else None,
-            "corpus": str(Path(corpus).resolve()), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return {
+        "engine": "ray",
+        "ray_version": ray.__version__,
+        "workers": workers,
+        "threads_per_worker": threads,
+        "seconds": round(seconds, 3),
+        "documents_per_second": round(total / seconds, 2) if seconds else None,
+        "encode_cpu_seconds": round(encode_cpu_s, 3),
+        "documents_per_encode_cpu_second": round(total / encode_cpu_s, 2) if encode_cpu_s else None,
+        "corpus": str(Path(corpus).resolve()),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
-def build_ray_index(corpus: str | os.PathLike, output: str | os.PathLike, model: str | os.PathLike, *,
-                    shards: int, workers: int | None = None, threads: int = 1, address: str | None = None,
-                    kind: str = "flat", id_field: str | None = None, text_fields: str | Sequence[str] = "text",
-                    metadata_fields: str | Sequence[str] | None = None, batch_size: int = 64,
-                    rows_per_call: int = 256, store_text: bool = True, overwrite: bool = False,
-                    document_task: str = "search_document", query_task: str = "search_query",
-                    show_progress: bool = False, **kind_params) -> dict:
+def build_ray_index(
+    corpus: str | os.PathLike,
+    output: str | os.PathLike,
+    model: str | os.PathLike,
+    *,
+    shards: int,
+    workers: int | None = None,
+    threads: int = 1,
+    address: str | None = None,
+    kind: str = "flat",
+    id_field: str | None = None,
+    text_fields: str | Sequence[str] = "text",
+    metadata_fields: str | Sequence[str] | None = None,
+    batch_size: int = 64,
+    rows_per_call: int = 256,
+    store_text: bool = True,
+    overwrite: bool = False,
+    document_task: str = "search_document",
+    query_task: str = "search_query",
+    show_progress: bool = False,
+    **kind_params,
+) -> dict:
     """Index `corpus` into `shards` shard indexes on Ray; returns the shards.json manifest it wrote.
 
     model    an exported ONNX folder (`mote-rag export`); every worker opens it, so on a multi-host
@@ -402,14 +515,28 @@ def build_ray_index(corpus: str | os.PathLike, output: str | os.PathLike, model:
         out.mkdir(parents=True, exist_ok=True)
         try:
             routed, encode_cpu_s, written = embed_into_shards(
-                ray, corpus, build_dir, model_dir, shards, workers, threads, kind=kind, kind_params=kind_params,
-                document_task=document_task, query_task=query_task, store_text=store_text,
+                ray,
+                corpus,
+                build_dir,
+                model_dir,
+                shards,
+                workers,
+                threads,
+                kind=kind,
+                kind_params=kind_params,
+                document_task=document_task,
+                query_task=query_task,
+                store_text=store_text,
                 read_options={"id_field": id_field, "text_fields": text_fields, "metadata_fields": metadata_fields},
-                batch_size=batch_size, rows_per_call=rows_per_call)
+                batch_size=batch_size,
+                rows_per_call=rows_per_call,
+            )
             counts = [int(r["count"]) for r in written]
             if counts != routed.tolist():  # the tally counts each row the pipeline produced once, retries or not
-                raise ValueError(f"{corpus}: {int(routed.sum()) - sum(counts)} document(s) repeat an earlier id with "
-                                 "the same text; ids must be unique")
+                raise ValueError(
+                    f"{corpus}: {int(routed.sum()) - sum(counts)} document(s) repeat an earlier id with "
+                    "the same text; ids must be unique"
+                )
         except BaseException:
             shutil.rmtree(build_dir, ignore_errors=True)
             raise

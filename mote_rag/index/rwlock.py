@@ -1,6 +1,7 @@
 """The in-process readers-writer lock of an index: many searches at once, or one add/delete/save.
 
 (The one-writer-per-folder lock between processes is `mote_rag.atomic.folder_lock`.)"""
+
 from __future__ import annotations
 
 import threading

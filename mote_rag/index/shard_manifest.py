@@ -6,6 +6,7 @@
      "build": {...free-form record of how the set was built}}
 Shard paths are relative paths inside the set's folder (no '..', not absolute).
 """
+
 from __future__ import annotations
 
 import os
@@ -72,26 +73,29 @@ class ShardManifest:
             "encoder": self.encoder,
             "document_task": self.document_task,
             "query_task": self.query_task,
-            "shards": [{"index": s.index, "path": s.path, "count": s.count, "faiss_sha256": s.faiss_sha256}
-                       for s in self.shards],
+            "shards": [
+                {"index": s.index, "path": s.path, "count": s.count, "faiss_sha256": s.faiss_sha256}
+                for s in self.shards
+            ],
             "build": self.build,
         }
 
     @classmethod
-    def from_json(cls, data: Any, source: str | os.PathLike = SHARDS_JSON) -> "ShardManifest":
+    def from_json(cls, data: Any, source: str | os.PathLike = SHARDS_JSON) -> ShardManifest:
         try:
             return cls._from_json(data, source)
         except SchemaError as exc:
             raise ShardSetError(str(exc)) from None
 
     @classmethod
-    def _from_json(cls, data: Any, source) -> "ShardManifest":
+    def _from_json(cls, data: Any, source) -> ShardManifest:
         f = Fields(data, source)
         f.str("format", choices=(SHARD_SET_FORMAT,))
-        version = f.value("format_version", lambda v: True, "")
+        version = f.value("format_version", lambda _: True, "")
         if version != SHARD_SET_VERSION:
-            raise f.fail("format_version", f"unsupported shard-set version {version!r} (this mote-rag reads "
-                                           f"{SHARD_SET_VERSION})")
+            raise f.fail(
+                "format_version", f"unsupported shard-set version {version!r} (this mote-rag reads {SHARD_SET_VERSION})"
+            )
         num = f.int("num_shards", lo=1)
         f.str("routing", choices=(ROUTING,))
         count = f.int("count", lo=0)
@@ -109,10 +113,12 @@ class ShardManifest:
         shards, seen = [], set()
         for i, item in enumerate(raw):
             s = Fields(item, source, f"shards[{i}]")
-            entry = ShardEntry(index=s.int("index", lo=0, hi=num - 1),
-                               path=relative_path(s.value("path", lambda v: True, ""),
-                                                  f"{source} field 'shards[{i}].path'"),
-                               count=s.int("count", lo=0), faiss_sha256=s.sha256("faiss_sha256"))
+            entry = ShardEntry(
+                index=s.int("index", lo=0, hi=num - 1),
+                path=relative_path(s.value("path", lambda _: True, ""), f"{source} field 'shards[{i}].path'"),
+                count=s.int("count", lo=0),
+                faiss_sha256=s.sha256("faiss_sha256"),
+            )
             if entry.index != i:
                 raise s.fail("index", f"is {entry.index} but the entry is number {i}")
             if entry.path in seen:
@@ -122,19 +128,31 @@ class ShardManifest:
         if sum(e.count for e in shards) != count:
             raise f.fail("count", f"is {count} but the shards hold {sum(e.count for e in shards)}")
         build = f.dict("build", optional=True) or {}
-        return cls(kind=kind, dim=dim, fingerprint=fingerprint, document_task=document_task, query_task=query_task,
-                   shards=shards, encoder_spec=spec, encoder_class=enc_class, build=build)
+        return cls(
+            kind=kind,
+            dim=dim,
+            fingerprint=fingerprint,
+            document_task=document_task,
+            query_task=query_task,
+            shards=shards,
+            encoder_spec=spec,
+            encoder_class=enc_class,
+            build=build,
+        )
 
     @classmethod
-    def read(cls, directory: str | os.PathLike) -> "ShardManifest":
+    def read(cls, directory: str | os.PathLike) -> ShardManifest:
         """shards.json of a shard set, fully validated; clear errors otherwise."""
         directory = Path(directory)
         if not directory.is_dir():
             raise FileNotFoundError(f"shard-set directory {directory} does not exist")
         path = directory / SHARDS_JSON
         if not path.is_file():
-            hint = " (it holds a single index: open it with FaissIndex.load)" if (directory / "index.json").is_file() \
+            hint = (
+                " (it holds a single index: open it with FaissIndex.load)"
+                if (directory / "index.json").is_file()
                 else ""
+            )
             raise FileNotFoundError(f"{directory} is not a shard set: no {SHARDS_JSON} inside{hint}")
         try:
             data = read_json_file(path, "shard-set manifest")

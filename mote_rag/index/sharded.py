@@ -21,12 +21,13 @@ faiss sha256 differs), or an id stored in two shards.
     index.search("query", k=10) / index.search([q1, q2], k=10) / index.search_vectors(vectors, k=10)
     open_index(directory, encoder=None) -> FaissIndex | ShardedIndex   # whichever the directory holds
 """
+
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -36,12 +37,34 @@ from .faiss_index import INDEX_JSON, EncoderMismatchError, FaissIndex, Hit, Inde
 from .header import IndexHeader
 from .params import check_k, check_search_overrides
 from .persistence import check_encoder
-from .shard_manifest import (ROUTING, SHARD_SET_FORMAT, SHARD_SET_VERSION, SHARDS_JSON, ShardEntry, ShardManifest,
-                             ShardSetError)
+from .shard_manifest import (
+    ROUTING,
+    SHARD_SET_FORMAT,
+    SHARD_SET_VERSION,
+    SHARDS_JSON,
+    ShardEntry,
+    ShardManifest,
+    ShardSetError,
+)
 
-__all__ = ["ShardedIndex", "ShardManifest", "ShardEntry", "ShardSetError", "SHARDS_JSON", "SHARD_SET_FORMAT",
-           "SHARD_SET_VERSION", "ROUTING", "shard_of", "shard_name", "is_shard_set", "write_manifest",
-           "read_manifest", "read_any_header", "open_index", "IndexFormatError"]
+__all__ = [
+    "ShardedIndex",
+    "ShardManifest",
+    "ShardEntry",
+    "ShardSetError",
+    "SHARDS_JSON",
+    "SHARD_SET_FORMAT",
+    "SHARD_SET_VERSION",
+    "ROUTING",
+    "shard_of",
+    "shard_name",
+    "is_shard_set",
+    "write_manifest",
+    "read_manifest",
+    "read_any_header",
+    "open_index",
+    "IndexFormatError",
+]
 
 
 def shard_of(doc_id: str, num_shards: int) -> int:
@@ -57,8 +80,9 @@ def is_shard_set(directory: str | os.PathLike) -> bool:
     return (Path(directory) / SHARDS_JSON).is_file()
 
 
-def write_manifest(directory: str | os.PathLike, shard_dirs: Sequence[str | os.PathLike],
-                   build: dict | None = None) -> dict:
+def write_manifest(
+    directory: str | os.PathLike, shard_dirs: Sequence[str | os.PathLike], build: dict | None = None
+) -> dict:
     """Write `<directory>/shards.json` (atomically) for shards already saved under `directory`; returns its JSON.
 
     The manifest copies the encoder, dim, kind and tasks from the shards (which must agree) and records each
@@ -80,9 +104,17 @@ def write_manifest(directory: str | os.PathLike, shard_dirs: Sequence[str | os.P
         raise ValueError("a shard set needs at least one shard")
     _check_consistent(headers)
     first = headers[0][1]
-    manifest = ShardManifest(kind=first.kind, dim=first.dim, fingerprint=first.fingerprint,
-                             document_task=first.document_task, query_task=first.query_task, shards=entries,
-                             encoder_spec=first.encoder_spec, encoder_class=first.encoder_class, build=build or {})
+    manifest = ShardManifest(
+        kind=first.kind,
+        dim=first.dim,
+        fingerprint=first.fingerprint,
+        document_task=first.document_task,
+        query_task=first.query_task,
+        shards=entries,
+        encoder_spec=first.encoder_spec,
+        encoder_class=first.encoder_class,
+        build=build or {},
+    )
     data = manifest.to_json()
     write_json_atomic(directory / SHARDS_JSON, data)
     return data
@@ -105,11 +137,14 @@ def _check_consistent(named: Sequence[tuple[str, object]]) -> None:
         if h.fingerprint != h0.fingerprint:
             raise ShardSetError(
                 f"shard {name} was built with another encoder: {_describe_encoder(h)}, but shard {name0} with "
-                f"{_describe_encoder(h0)}; its vectors are not comparable. Rebuild it with the same model")
+                f"{_describe_encoder(h0)}; its vectors are not comparable. Rebuild it with the same model"
+            )
         for key in ("dim", "kind", "document_task", "query_task"):
             if getattr(h, key) != getattr(h0, key):
-                raise ShardSetError(f"shard {name} has {key}={getattr(h, key)!r} but shard {name0} has "
-                                    f"{key}={getattr(h0, key)!r}; the shards do not belong to one set")
+                raise ShardSetError(
+                    f"shard {name} has {key}={getattr(h, key)!r} but shard {name0} has "
+                    f"{key}={getattr(h0, key)!r}; the shards do not belong to one set"
+                )
 
 
 class ShardedIndex:
@@ -119,8 +154,13 @@ class ShardedIndex:
     save, rewrite the manifest with `write_manifest`, then open the set again.
     """
 
-    def __init__(self, shards: Sequence[FaissIndex], encoder=None, names: Sequence[str] | None = None,
-                 manifest: ShardManifest | None = None):
+    def __init__(
+        self,
+        shards: Sequence[FaissIndex],
+        encoder=None,
+        names: Sequence[str] | None = None,
+        manifest: ShardManifest | None = None,
+    ):
         shards = list(shards)
         if not shards:
             raise ValueError("a sharded index needs at least one shard")
@@ -131,8 +171,10 @@ class ShardedIndex:
             for doc_id in shard.ids:  # ids live in one shard only, or merged results would repeat them
                 other = seen.setdefault(int_id(doc_id), name)
                 if other != name:
-                    raise ShardSetError(f"id {doc_id!r} is stored in shard {other} and in shard "
-                                        f"{name}; a shard set holds each document once")
+                    raise ShardSetError(
+                        f"id {doc_id!r} is stored in shard {other} and in shard "
+                        f"{name}; a shard set holds each document once"
+                    )
         self.shards = shards
         self.names = names
         self.manifest = manifest
@@ -145,7 +187,7 @@ class ShardedIndex:
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def load(cls, directory: str | os.PathLike, encoder=None, *, check_fingerprint: bool = True) -> "ShardedIndex":
+    def load(cls, directory: str | os.PathLike, encoder=None, *, check_fingerprint: bool = True) -> ShardedIndex:
         """Open the shard set in `directory`; every shard its manifest names must be there and match."""
         directory = Path(directory)
         manifest = read_manifest(directory)
@@ -159,25 +201,33 @@ class ShardedIndex:
             if not (shard_dir / INDEX_JSON).is_file():
                 raise ShardSetError(
                     f"shard {label} is missing from {directory}: the set is incomplete and a search would miss "
-                    f"about 1/{n} of the documents. Copy the shard back or rebuild the set")
+                    f"about 1/{n} of the documents. Copy the shard back or rebuild the set"
+                )
             header = IndexHeader.read(shard_dir)
             if header.faiss_sha256 != entry.faiss_sha256 or header.count != entry.count:
-                raise ShardSetError(f"shard {label} differs from the one {SHARDS_JSON} lists (count/sha256): it was "
-                                    "replaced after the set was built, so the set may mix two builds. Rebuild it")
+                raise ShardSetError(
+                    f"shard {label} differs from the one {SHARDS_JSON} lists (count/sha256): it was "
+                    "replaced after the set was built, so the set may mix two builds. Rebuild it"
+                )
             headers.append((label, header))
         if headers[0][1].fingerprint != manifest.fingerprint:
-            raise ShardSetError(f"shard {headers[0][0]} has {_describe_encoder(headers[0][1])} but {SHARDS_JSON} "
-                                f"records {_describe_encoder(manifest)}")
+            raise ShardSetError(
+                f"shard {headers[0][0]} has {_describe_encoder(headers[0][1])} but {SHARDS_JSON} "
+                f"records {_describe_encoder(manifest)}"
+            )
         _check_consistent(headers)
         if encoder is not None and check_fingerprint:
             check_encoder(headers[0][1], encoder, str(directory))
-        shards = [FaissIndex.load(directory / e.path, encoder=encoder, check_fingerprint=check_fingerprint)
-                  for e in manifest.shards]
+        shards = [
+            FaissIndex.load(directory / e.path, encoder=encoder, check_fingerprint=check_fingerprint)
+            for e in manifest.shards
+        ]
         return cls(shards, encoder=encoder, names=[label for label, _ in headers], manifest=manifest)
 
     @classmethod
-    def from_directories(cls, directories: Sequence[str | os.PathLike], encoder=None, *,
-                         check_fingerprint: bool = True) -> "ShardedIndex":
+    def from_directories(
+        cls, directories: Sequence[str | os.PathLike], encoder=None, *, check_fingerprint: bool = True
+    ) -> ShardedIndex:
         """Open shard index directories gathered without a manifest (e.g. copied from several hosts)."""
         directories = [Path(d) for d in directories]
         for d in directories:
@@ -205,10 +255,17 @@ class ShardedIndex:
         raise KeyError(f"id {doc_id!r} is in none of the {self.num_shards} shards")
 
     def info(self) -> dict:
-        return {"kind": self.kind, "dim": self.dim, "count": len(self), "num_shards": self.num_shards,
-                "shard_counts": [len(s) for s in self.shards], "fingerprint": self.fingerprint,
-                "document_task": self.document_task, "query_task": self.query_task,
-                "encoder_spec": self.shards[0].encoder_spec}
+        return {
+            "kind": self.kind,
+            "dim": self.dim,
+            "count": len(self),
+            "num_shards": self.num_shards,
+            "shard_counts": [len(s) for s in self.shards],
+            "fingerprint": self.fingerprint,
+            "document_task": self.document_task,
+            "query_task": self.query_task,
+            "encoder_spec": self.shards[0].encoder_spec,
+        }
 
     @property
     def faiss_index(self):
@@ -258,30 +315,42 @@ class ShardedIndex:
             # per-shard settings (HNSW efSearch, IVF nprobe, deletion filters) cannot pass through IndexShards:
             # search each shard with its own parameters, then let faiss merge the lists
             per = [s.faiss_index.search(q, k, params=p) for s, p in zip(live, params)]
-            scores, labels = faiss.merge_knn_results(np.stack([d for d, _ in per]), np.stack([i for _, i in per]),
-                                                     keep_max=True)
+            scores, labels = faiss.merge_knn_results(
+                np.stack([d for d, _ in per]), np.stack([i for _, i in per]), keep_max=True
+            )
         results = []
         for srow, lrow in zip(scores.tolist(), labels.tolist()):
             hits = [self._lookup(j, s) for s, j in zip(srow, lrow) if j >= 0]
             results.append([h for h in hits if h is not None])
         return results[0] if single else results
 
-    def search(self, queries: str | Sequence[str], k: int = 10, *, batch_size: int = 64,
-               ef_search: int | None = None, nprobe: int | None = None):
+    def search(
+        self,
+        queries: str | Sequence[str],
+        k: int = 10,
+        *,
+        batch_size: int = 64,
+        ef_search: int | None = None,
+        nprobe: int | None = None,
+    ):
         """Embed queries with the query path once and search every shard: str -> list[Hit]; list -> lists."""
         if self.encoder is None:
-            raise RuntimeError("this sharded index has no encoder: pass one to ShardedIndex.load(dir, encoder=...) "
-                               "or use search_vectors")
+            raise RuntimeError(
+                "this sharded index has no encoder: pass one to ShardedIndex.load(dir, encoder=...) "
+                "or use search_vectors"
+            )
         items, single = validate_texts(queries)
         check_k(k, len(self))
         check_search_overrides(ef_search, nprobe)
         if not items:
             return []
         with self._encode_lock:
-            q = self.encoder.encode(items, task=self.query_task, batch_size=check_batch_size(batch_size),
-                                    show_progress_bar=False)
-        results = self.search_vectors(np.asarray(q, dtype=np.float32).reshape(len(items), -1), k,
-                                      ef_search=ef_search, nprobe=nprobe)
+            q = self.encoder.encode(
+                items, task=self.query_task, batch_size=check_batch_size(batch_size), show_progress_bar=False
+            )
+        results = self.search_vectors(
+            np.asarray(q, dtype=np.float32).reshape(len(items), -1), k, ef_search=ef_search, nprobe=nprobe
+        )
         return results[0] if single else results
 
 

@@ -3,6 +3,7 @@ matter (library, tags, base model, pipeline) then what the model is, how to load
 and the training and evaluation figures when they are known (train_log.json, which mote-rag's trainer writes
 into the folder; an `evaluate` result passed to `save_pretrained(..., evaluation=...)`).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,9 @@ def _training_lines(folder: Path) -> list[str]:
     if cfg:
         lines.append(f"- batch size {cfg.get('batch_size')}, learning rate {cfg.get('learning_rate', cfg.get('lr'))}")
     for task, s in (log.get("per_task") or {}).items():
-        lines.append(f"- {task}: {s.get('steps')} steps, loss {s.get('first_loss', 0):.4f} -> {s.get('last_loss', 0):.4f}")
+        lines.append(
+            f"- {task}: {s.get('steps')} steps, loss {s.get('first_loss', 0):.4f} -> {s.get('last_loss', 0):.4f}"
+        )
     for task, n in (log.get("datasets") or {}).items():
         lines.append(f"- {task} data: " + ", ".join(f"{k} ({v} examples)" for k, v in n.items()))
     return lines
@@ -51,49 +54,54 @@ def render(model, folder: str | Path, evaluation: dict | None = None) -> str:
     rows = ["| task | aliases | prefix | expert |", "|---|---|---|---|"]
     for t in model.tasks:
         prefix = repr(t.prefix) if model.use_prefixes else "(none: prefixes off)"
-        rows.append(f"| {t.name} | {', '.join(t.aliases) or '-'} | {prefix} | {t.expert if model.mote_layer_ids else '-'} |")
-    return "\n".join([
-        "---",
-        "library_name: sentence-transformers",
-        "pipeline_tag: sentence-similarity",
-        "tags: [sentence-transformers, feature-extraction, mote-rag, mixture-of-task-experts]",
-        f"base_model: {base}",
-        "---",
-        "",
-        f"# {folder.name or 'MoTE model'}",
-        "",
-        f"A mote-rag {arch} embedding model, upcycled from `{base}`: {model.dim}-dimensional, mean pooled,"
-        f" {'L2-normalised' if model.normalize else 'not normalised'}, max sequence length {model.max_seq_length}.",
-        "",
-        f"- placement: experts in layers {model.mote_layer_ids or 'none'}",
-        f"- parameters: {report['total']:,} in all; active per task path: "
-        + ", ".join(f"{k} {v:,}" for k, v in report["active_per_task"].items()),
-        f"- `encode` with no task uses `{DEFAULT_TASK}`",
-        "",
-        "## Usage",
-        "",
-        "```python",
-        "from sentence_transformers import SentenceTransformer",
-        "",
-        "model = SentenceTransformer(\"path/to/this/folder\", trust_remote_code=True)  # needs `pip install mote-rag`",
-        "q = model.encode_query([\"how is diabetes treated?\"])            # search_query expert",
-        "d = model.encode_document([\"Insulin therapy ...\"])              # search_document expert",
-        "c = model.encode([\"great phone\"], task=\"classification\")       # any task or alias",
-        "",
-        "from mote_rag import MoTEModel",
-        "model = MoTEModel.from_pretrained(\"path/to/this/folder\")       # the same folder, mote-rag's own class",
-        "```",
-        "",
-        "## Tasks and prefixes",
-        "",
-        *rows,
-        "",
-        "## Training",
-        "",
-        *_training_lines(folder),
-        "",
-        "## Evaluation",
-        "",
-        *_evaluation_lines(evaluation),
-        "",
-    ])
+        rows.append(
+            f"| {t.name} | {', '.join(t.aliases) or '-'} | {prefix} | {t.expert if model.mote_layer_ids else '-'} |"
+        )
+    return "\n".join(
+        [
+            "---",
+            "library_name: sentence-transformers",
+            "pipeline_tag: sentence-similarity",
+            "tags: [sentence-transformers, feature-extraction, mote-rag, mixture-of-task-experts]",
+            f"base_model: {base}",
+            "---",
+            "",
+            f"# {folder.name or 'MoTE model'}",
+            "",
+            f"A mote-rag {arch} embedding model, upcycled from `{base}`: {model.dim}-dimensional, mean pooled,"
+            f" {'L2-normalised' if model.normalize else 'not normalised'}, max sequence length {model.max_seq_length}.",
+            "",
+            f"- placement: experts in layers {model.mote_layer_ids or 'none'}",
+            f"- parameters: {report['total']:,} in all; active per task path: "
+            + ", ".join(f"{k} {v:,}" for k, v in report["active_per_task"].items()),
+            f"- `encode` with no task uses `{DEFAULT_TASK}`",
+            "",
+            "## Usage",
+            "",
+            "```python",
+            "from sentence_transformers import SentenceTransformer",
+            "",
+            'model = SentenceTransformer("path/to/this/folder", trust_remote_code=True)'
+            "  # needs `pip install mote-rag`",
+            'q = model.encode_query(["how is diabetes treated?"])            # search_query expert',
+            'd = model.encode_document(["Insulin therapy ..."])              # search_document expert',
+            'c = model.encode(["great phone"], task="classification")       # any task or alias',
+            "",
+            "from mote_rag import MoTEModel",
+            'model = MoTEModel.from_pretrained("path/to/this/folder")       # the same folder, mote-rag\'s own class',
+            "```",
+            "",
+            "## Tasks and prefixes",
+            "",
+            *rows,
+            "",
+            "## Training",
+            "",
+            *_training_lines(folder),
+            "",
+            "## Evaluation",
+            "",
+            *_evaluation_lines(evaluation),
+            "",
+        ]
+    )

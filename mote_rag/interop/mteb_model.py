@@ -14,6 +14,7 @@ Classification -> classification; Clustering -> clustering; Retrieval and Rerank
 search_document when mteb gives no side). The task's instruction prompt is not added: MoTE's prefixes are the
 encoder's own.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -46,18 +47,20 @@ class MTEBEncoder:
         source = str(encoder.source or "model").rstrip("/")
         framework = ["ONNX"] if type(encoder).__name__ == "OnnxEncoder" else ["PyTorch"]
         report = encoder.parameter_report() if hasattr(encoder, "parameter_report") else None
-        self._meta = ModelMeta.create_empty(overwrites=dict(
-            name=name or f"mote-rag/{source.split('/')[-1] or 'model'}",
-            revision=encoder.fingerprint,
-            embed_dim=int(encoder.dim),
-            max_tokens=int(encoder.max_seq_length) or None,
-            n_parameters=report["total"] if report else None,
-            framework=framework,
-            similarity_fn_name="cosine",
-            use_instructions=False,
-            open_weights=True,
-            modalities=["text"],
-        ))
+        self._meta = ModelMeta.create_empty(
+            overwrites=dict(
+                name=name or f"mote-rag/{source.split('/')[-1] or 'model'}",
+                revision=encoder.fingerprint,
+                embed_dim=int(encoder.dim),
+                max_tokens=int(encoder.max_seq_length) or None,
+                n_parameters=report["total"] if report else None,
+                framework=framework,
+                similarity_fn_name="cosine",
+                use_instructions=False,
+                open_weights=True,
+                modalities=["text"],
+            )
+        )
 
     @property
     def mteb_model_meta(self):
@@ -71,8 +74,17 @@ class MTEBEncoder:
             return PROMPT_TYPE_TO_TASK[side]
         return TYPE_TO_TASK.get(task_type, "search_document")
 
-    def encode(self, inputs, *, task_metadata, hf_split: str, hf_subset: str, prompt_type=None,
-               **kwargs) -> np.ndarray:
+    # MTEB's EncoderProtocol passes hf_split/hf_subset/**kwargs; the experts do not depend on them.
+    def encode(
+        self,
+        inputs,
+        *,
+        task_metadata,
+        hf_split: str,  # noqa: ARG002
+        hf_subset: str,  # noqa: ARG002
+        prompt_type=None,
+        **kwargs,
+    ) -> np.ndarray:
         texts = [text for batch in inputs for text in batch["text"]]
         task = self.task_for(task_metadata.type, prompt_type)
         batch_size = int(kwargs.get("batch_size") or self.batch_size)

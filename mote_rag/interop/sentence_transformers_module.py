@@ -20,9 +20,11 @@ Why `trust_remote_code=True`: since sentence-transformers 6.0 any module class o
 `sentence_transformers.*` namespace is refused without it, however it was installed. This class comes from the
 installed mote-rag package: nothing is downloaded or read from the model folder as code.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from sentence_transformers.base.modules import InputModule
@@ -69,8 +71,13 @@ class MoTETransformer(InputModule):
             task = ST_TASK_NAMES[task]
         return tasks.get(task).name
 
-    def preprocess(self, inputs: Sequence[str], prompt: str | None = None, task: str | None = None,
-                   **kwargs: Any) -> dict[str, torch.Tensor]:
+    def preprocess(
+        self,
+        inputs: Sequence[str],
+        prompt: str | None = None,
+        task: str | None = None,
+        **kwargs: Any,  # noqa: ARG002 - sentence-transformers InputModule.preprocess signature
+    ) -> dict[str, torch.Tensor]:
         """Prefix (the resolved prompt, else the task's prefix), tokenize, and record each row's expert."""
         bad = [type(x).__name__ for x in inputs if not isinstance(x, str)]
         if bad:
@@ -81,12 +88,13 @@ class MoTETransformer(InputModule):
         features[EXPERT_IDS] = torch.full((len(texts),), self.mote.tasks.expert_index(name), dtype=torch.long)
         return features
 
-    def forward(self, features: dict[str, Any], task: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    def forward(self, features: dict[str, Any], task: str | None = None, **kwargs: Any) -> dict[str, Any]:  # noqa: ARG002 - ST module signature
         ids = features.get(EXPERT_IDS)
         input_ids = features["input_ids"]
         if ids is None:
-            ids = torch.full((input_ids.shape[0],), self.mote.tasks.expert_index(self.task_name(task)),
-                             dtype=torch.long)
+            ids = torch.full(
+                (input_ids.shape[0],), self.mote.tasks.expert_index(self.task_name(task)), dtype=torch.long
+            )
         inputs = {k: features[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in features}
         with routing(ids.to(input_ids.device)):
             hidden = self.mote.backbone(**inputs).last_hidden_state
@@ -94,17 +102,30 @@ class MoTETransformer(InputModule):
         return features
 
     # ------------------------------------------------------------------ persistence
-    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
+    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:  # noqa: ARG002 - ST Module.save signature; always safetensors
         """Weights, mote_config.json and tokenizer (sentence-transformers writes its own files around them)."""
         self.mote.refresh_fingerprint()  # training may have changed the weights
         self.mote.save_weights_and_config(output_path)
 
     @classmethod
-    def load(cls, model_name_or_path: str, subfolder: str = "", token: bool | str | None = None,
-             cache_folder: str | None = None, revision: str | None = None, local_files_only: bool = False,
-             **kwargs) -> "MoTETransformer":
-        path = cls.load_dir_path(model_name_or_path, subfolder=subfolder, token=token, cache_folder=cache_folder,
-                                 revision=revision, local_files_only=local_files_only)
+    def load(
+        cls,
+        model_name_or_path: str,
+        subfolder: str = "",
+        token: bool | str | None = None,
+        cache_folder: str | None = None,
+        revision: str | None = None,
+        local_files_only: bool = False,
+        **kwargs,  # noqa: ARG003 - ST Module.load signature (trust_remote_code, model_kwargs, ...)
+    ) -> MoTETransformer:
+        path = cls.load_dir_path(
+            model_name_or_path,
+            subfolder=subfolder,
+            token=token,
+            cache_folder=cache_folder,
+            revision=revision,
+            local_files_only=local_files_only,
+        )
         return cls(MoTEModel.from_pretrained(path), default_task=read_default_task(path))
 
     def __repr__(self) -> str:

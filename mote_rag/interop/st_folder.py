@@ -1,6 +1,7 @@
 """The sentence-transformers layout of a saved MoTE folder (written without importing sentence-transformers).
 
-    modules.json                       0: MoTETransformer (this folder's root, kwargs ["task"]), 1: Pooling, 2: Normalize
+    modules.json                       0: MoTETransformer (this folder's root, kwargs ["task"]), 1: Pooling,
+                                       2: Normalize
     config_sentence_transformers.json  prompts: every task name and alias -> its prefix ("" when prefixes are off),
                                        so encode_query / encode_document / prompt_name add what mote-rag adds
     1_Pooling/config.json              masked mean, as MoTEModel
@@ -10,6 +11,7 @@
 The weights, mote_config.json and the tokenizer stay where `MoTEModel.from_pretrained` reads them, so one folder
 opens both ways. `MOTE_MODULE` is the class sentence-transformers imports for module 0.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,21 +38,33 @@ def prompts(model) -> dict[str, str]:
 def write_st_files(model, path: str | Path, card: str) -> None:
     """Write the sentence-transformers files of `model` (a MoTEModel) into its saved folder `path`."""
     out = Path(path)
-    modules = [{"idx": 0, "name": "0", "path": "", "type": MOTE_MODULE, "kwargs": ["task"]},
-               {"idx": 1, "name": "1", "path": "1_Pooling", "type": POOLING}]
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": MOTE_MODULE, "kwargs": ["task"]},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": POOLING},
+    ]
     if model.normalize:
         modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": NORMALIZE})
     write_json_atomic(out / "modules.json", modules)
-    write_json_atomic(out / "config_sentence_transformers.json", {
-        "model_type": "SentenceTransformer", "prompts": prompts(model), "default_prompt_name": None,
-        "similarity_fn_name": "cosine"})
+    write_json_atomic(
+        out / "config_sentence_transformers.json",
+        {
+            "model_type": "SentenceTransformer",
+            "prompts": prompts(model),
+            "default_prompt_name": None,
+            "similarity_fn_name": "cosine",
+        },
+    )
     (out / "1_Pooling").mkdir(exist_ok=True)
-    write_json_atomic(out / "1_Pooling" / "config.json",
-                      {"embedding_dimension": model.dim, "pooling_mode": "mean", "include_prompt": True})
+    write_json_atomic(
+        out / "1_Pooling" / "config.json",
+        {"embedding_dimension": model.dim, "pooling_mode": "mean", "include_prompt": True},
+    )
     if model.normalize:
         (out / "2_Normalize").mkdir(exist_ok=True)
-        write_json_atomic(out / "2_Normalize" / "config.json",
-                          {"module_input_name": "sentence_embedding", "module_output_name": "sentence_embedding"})
+        write_json_atomic(
+            out / "2_Normalize" / "config.json",
+            {"module_input_name": "sentence_embedding", "module_output_name": "sentence_embedding"},
+        )
     write_bytes_atomic(out / "README.md", card.encode("utf-8"))
 
 

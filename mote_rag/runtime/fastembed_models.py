@@ -15,10 +15,11 @@ normalisation (both are inside the graph; its `sentence_embedding` output is rea
 graph and the tokenizer files are checked against the manifest's sha256 (`verify=False` skips it). fastembed
 does not know MoTE's task prefixes, so `FastEmbedTask.embed` adds the task's prefix as OnnxEncoder does.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -37,17 +38,31 @@ def _register(manifest: Manifest, graph: str) -> str:
     if name.lower() not in {m["model"].lower() for m in TextEmbedding.list_supported_models()}:
         spec = manifest.spec.fastembed or {}
         TextEmbedding.add_custom_model(
-            model=name, pooling=PoolingType.DISABLED, normalization=False, sources=ModelSource(hf=name),
-            dim=manifest.spec.dim, model_file=graph, output_name=spec.get("output_name", "sentence_embedding"),
-            description=f"mote-rag task graph {graph} (pooling and normalisation inside the graph)")
+            model=name,
+            pooling=PoolingType.DISABLED,
+            normalization=False,
+            sources=ModelSource(hf=name),
+            dim=manifest.spec.dim,
+            model_file=graph,
+            output_name=spec.get("output_name", "sentence_embedding"),
+            description=f"mote-rag task graph {graph} (pooling and normalisation inside the graph)",
+        )
     return name
 
 
 class FastEmbedTask:
     """One task graph of an export as a fastembed TextEmbedding, plus the task's prefix."""
 
-    def __init__(self, path: str | os.PathLike, task: str, variant: str = "fp32", threads: int | None = None,
-                 providers: Sequence[str] | None = None, verify: bool = True, **fastembed_kwargs):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        task: str,
+        variant: str = "fp32",
+        threads: int | None = None,
+        providers: Sequence[str] | None = None,
+        verify: bool = True,
+        **fastembed_kwargs,
+    ):
         from fastembed import TextEmbedding
 
         manifest = Manifest.read(path)
@@ -61,15 +76,20 @@ class FastEmbedTask:
         self.prefix = self.task.prefix_for(manifest.spec.use_prefixes)
         self.dim = manifest.spec.dim
         self.model_name = _register(manifest, self.graph)
-        self.model = TextEmbedding(self.model_name, specific_model_path=str(manifest.root), threads=threads,
-                                   providers=list(providers) if providers else ["CPUExecutionProvider"],
-                                   **fastembed_kwargs)
+        self.model = TextEmbedding(
+            self.model_name,
+            specific_model_path=str(manifest.root),
+            threads=threads,
+            providers=list(providers) if providers else ["CPUExecutionProvider"],
+            **fastembed_kwargs,
+        )
 
     def embed(self, texts: str | Iterable[str], batch_size: int = 256, **kwargs) -> list[np.ndarray]:
         """Embeddings (float32, unit length) of `texts`, in order, with the task's prefix added."""
         items, _ = validate_texts(texts)
-        return list(self.model.embed([self.prefix + t for t in items], batch_size=check_batch_size(batch_size),
-                                     **kwargs))
+        return list(
+            self.model.embed([self.prefix + t for t in items], batch_size=check_batch_size(batch_size), **kwargs)
+        )
 
 
 def fastembed_task_model(path: str | os.PathLike, task: str, **kwargs) -> FastEmbedTask:
@@ -80,8 +100,13 @@ def fastembed_task_model(path: str | os.PathLike, task: str, **kwargs) -> FastEm
 class FastEmbedPair:
     """The (query graph, document graph) pair of an export as fastembed models, with fastembed's method names."""
 
-    def __init__(self, path: str | os.PathLike, query_task: str = "search_query",
-                 document_task: str = "search_document", **kwargs):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        query_task: str = "search_query",
+        document_task: str = "search_document",
+        **kwargs,
+    ):
         self.query = FastEmbedTask(path, query_task, **kwargs)
         self.document = FastEmbedTask(path, document_task, **kwargs)
 

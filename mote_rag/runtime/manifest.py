@@ -24,6 +24,7 @@ the encoder's output (COVERED) is therefore sealed at export in `covered` (a dig
 load: a hand-edited `use_prefixes` or `max_seq_length` is refused, naming the field, instead of silently
 producing vectors the fingerprint does not describe. File names are plain names inside the export folder.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,21 +32,60 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..schema import (Fields, SchemaError, canonical_sha256, is_sha256, plain_name, read_json_file, sha256_bytes,
-                      sha256_file)
+from ..schema import (
+    Fields,
+    SchemaError,
+    canonical_sha256,
+    is_sha256,
+    plain_name,
+    read_json_file,
+    sha256_bytes,
+    sha256_file,
+)
 from ..tasks import Task, TaskSet
 
-__all__ = ["Manifest", "OnnxManifest", "MANIFEST_NAME", "FORMAT", "FORMAT_VERSION", "VARIANTS", "COVERED",
-           "sha256_bytes", "sha256_file"]
+__all__ = [
+    "Manifest",
+    "OnnxManifest",
+    "MANIFEST_NAME",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "VARIANTS",
+    "COVERED",
+    "sha256_bytes",
+    "sha256_file",
+]
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "mote-rag-onnx"
 FORMAT_VERSION = 1
 VARIANTS = ("fp32", "optimized", "int8")
-REQUIRED_KEYS = ("fingerprint", "dim", "max_seq_length", "opset", "inputs", "outputs", "tokenizer",
-                 "variants", "tasks", "files", "covered")
-COVERED = ("dim", "max_seq_length", "pooling", "normalize", "use_prefixes", "inputs", "outputs", "tokenizer",
-           "tasks", "variants", "mote_layers")  # the fields the fingerprint stands for at runtime
+REQUIRED_KEYS = (
+    "fingerprint",
+    "dim",
+    "max_seq_length",
+    "opset",
+    "inputs",
+    "outputs",
+    "tokenizer",
+    "variants",
+    "tasks",
+    "files",
+    "covered",
+)
+COVERED = (
+    "dim",
+    "max_seq_length",
+    "pooling",
+    "normalize",
+    "use_prefixes",
+    "inputs",
+    "outputs",
+    "tokenizer",
+    "tasks",
+    "variants",
+    "mote_layers",
+)  # the fields the fingerprint stands for at runtime
 SIDES = ("left", "right")
 
 
@@ -81,11 +121,24 @@ class OnnxManifest:
         return {k: canonical_sha256(values[k])[:16] for k in COVERED}
 
     def _values(self) -> dict:
-        out = {"format": FORMAT, "format_version": FORMAT_VERSION, "fingerprint": self.fingerprint, "dim": self.dim,
-               "max_seq_length": self.max_seq_length, "opset": self.opset, "exporter": self.exporter,
-               "source": self.source, "architecture": self.architecture, "mote_layers": list(self.mote_layers),
-               "pooling": self.pooling, "normalize": self.normalize, "use_prefixes": self.use_prefixes,
-               "inputs": list(self.inputs), "outputs": dict(self.outputs), "tokenizer": dict(self.tokenizer)}
+        out = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "fingerprint": self.fingerprint,
+            "dim": self.dim,
+            "max_seq_length": self.max_seq_length,
+            "opset": self.opset,
+            "exporter": self.exporter,
+            "source": self.source,
+            "architecture": self.architecture,
+            "mote_layers": list(self.mote_layers),
+            "pooling": self.pooling,
+            "normalize": self.normalize,
+            "use_prefixes": self.use_prefixes,
+            "inputs": list(self.inputs),
+            "outputs": dict(self.outputs),
+            "tokenizer": dict(self.tokenizer),
+        }
         if self.fastembed is not None:
             out["fastembed"] = self.fastembed
         out.update(variants=self.variants, tasks=self.tasks)
@@ -95,48 +148,66 @@ class OnnxManifest:
         return {**self._values(), "covered": self.covered(), "files": dict(self.files)}
 
     @classmethod
-    def from_json(cls, data: Any, source: str | os.PathLike = MANIFEST_NAME) -> "OnnxManifest":
+    def from_json(cls, data: Any, source: str | os.PathLike = MANIFEST_NAME) -> OnnxManifest:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             found = data.get("format") if isinstance(data, dict) else None
             raise SchemaError(f"{source} is not a mote-rag ONNX manifest (format {found!r})")
         version = data.get("format_version")
         if version != FORMAT_VERSION:
-            raise SchemaError(f"{source}: unknown format_version {version!r}; this mote-rag reads version "
-                              f"{FORMAT_VERSION} (re-export the model with this version, or upgrade mote-rag)")
+            raise SchemaError(
+                f"{source}: unknown format_version {version!r}; this mote-rag reads version "
+                f"{FORMAT_VERSION} (re-export the model with this version, or upgrade mote-rag)"
+            )
         missing = [k for k in REQUIRED_KEYS if k not in data]
         if missing:
-            raise SchemaError(f"{source} lacks required keys {missing}" + (
-                " (exported by an older mote-rag: export it again)" if missing == ["covered"] else ""))
+            raise SchemaError(
+                f"{source} lacks required keys {missing}"
+                + (" (exported by an older mote-rag: export it again)" if missing == ["covered"] else "")
+            )
         f = Fields(data, source)
         files = cls._files(f)
         tok = f.obj("tokenizer")
-        tokenizer = {"file": tok.file("file"), "pad_id": tok.int("pad_id", lo=0), "pad_token": tok.str("pad_token"),
-                     "pad_type_id": tok.int("pad_type_id", lo=0, optional=True, default=0),
-                     "padding_side": tok.str("padding_side", choices=SIDES, optional=True, default="right"),
-                     "truncation_side": tok.str("truncation_side", choices=SIDES, optional=True, default="right")}
+        tokenizer = {
+            "file": tok.file("file"),
+            "pad_id": tok.int("pad_id", lo=0),
+            "pad_token": tok.str("pad_token"),
+            "pad_type_id": tok.int("pad_type_id", lo=0, optional=True, default=0),
+            "padding_side": tok.str("padding_side", choices=SIDES, optional=True, default="right"),
+            "truncation_side": tok.str("truncation_side", choices=SIDES, optional=True, default="right"),
+        }
         if tokenizer["file"] not in files:
             raise tok.fail("file", f"tokenizer file {tokenizer['file']} has no sha256 in 'files'")
         out = f.obj("outputs")
         outputs = {"normalized": out.str("normalized", nonempty=True), "pooled": out.str("pooled", nonempty=True)}
         variants = cls._variants(f)
         manifest = cls(
-            fingerprint=f.str("fingerprint", nonempty=True), dim=f.int("dim", lo=1, hi=1 << 16),
-            max_seq_length=f.int("max_seq_length", lo=1, hi=1 << 20), opset=f.int("opset", lo=1, hi=1000),
-            inputs=cls._inputs(f), outputs=outputs, tokenizer=tokenizer, variants=variants,
-            tasks=cls._tasks(f, variants, files), files=files, pooling=f.str("pooling", choices=("mean",),
-                                                                             optional=True, default="mean"),
+            fingerprint=f.str("fingerprint", nonempty=True),
+            dim=f.int("dim", lo=1, hi=1 << 16),
+            max_seq_length=f.int("max_seq_length", lo=1, hi=1 << 20),
+            opset=f.int("opset", lo=1, hi=1000),
+            inputs=cls._inputs(f),
+            outputs=outputs,
+            tokenizer=tokenizer,
+            variants=variants,
+            tasks=cls._tasks(f, variants, files),
+            files=files,
+            pooling=f.str("pooling", choices=("mean",), optional=True, default="mean"),
             normalize=f.bool("normalize", optional=True, default=True),
             use_prefixes=f.bool("use_prefixes", optional=True, default=True),
             architecture=f.str("architecture", choices=("mote", "dense"), optional=True, default="mote"),
             mote_layers=f.int_list("mote_layers", optional=True, default=[]),
-            source=f.str("source", optional=True, default=""), exporter=f.dict("exporter", optional=True) or {},
-            fastembed=cls._fastembed(f, files))
+            source=f.str("source", optional=True, default=""),
+            exporter=f.dict("exporter", optional=True) or {},
+            fastembed=cls._fastembed(f, files),
+        )
         sealed = f.obj("covered")
         for key, digest in manifest.covered().items():
             if sealed.value(key, lambda v: isinstance(v, str), "a digest") != digest:
-                raise SchemaError(f"{source} field {key!r} was edited after export: the fingerprint "
-                                  f"{manifest.fingerprint} no longer describes the model it configures (covered."
-                                  f"{key} differs); export the model again instead of editing the manifest")
+                raise SchemaError(
+                    f"{source} field {key!r} was edited after export: the fingerprint "
+                    f"{manifest.fingerprint} no longer describes the model it configures (covered."
+                    f"{key} differs); export the model again instead of editing the manifest"
+                )
         return manifest
 
     @staticmethod
@@ -213,7 +284,7 @@ class Manifest:
 
     # ------------------------------------------------------------------ reading
     @classmethod
-    def read(cls, root: str | os.PathLike) -> "Manifest":
+    def read(cls, root: str | os.PathLike) -> Manifest:
         root = Path(root)
         if not root.exists():
             raise FileNotFoundError(f"ONNX export folder {root} does not exist")
@@ -241,16 +312,24 @@ class Manifest:
 
     def check_variant(self, variant: str) -> str:
         if variant not in self.spec.variants:
-            raise ValueError(f"variant {variant!r} is not in {self.root / MANIFEST_NAME}; available: "
-                             f"{', '.join(self.variants)} (export with optimize=/quantize= to add more)")
+            raise ValueError(
+                f"variant {variant!r} is not in {self.root / MANIFEST_NAME}; available: "
+                f"{', '.join(self.variants)} (export with optimize=/quantize= to add more)"
+            )
         return variant
 
     def task_set(self) -> TaskSet:
         tasks = []
         for name, entry in self.spec.tasks.items():
-            tasks.append(Task(name=name, prefix=entry.get("prefix", ""),
-                              temperature=float(entry.get("temperature", 0.05)),
-                              expert=entry.get("expert", name), aliases=tuple(entry.get("aliases", ()))))
+            tasks.append(
+                Task(
+                    name=name,
+                    prefix=entry.get("prefix", ""),
+                    temperature=float(entry.get("temperature", 0.05)),
+                    expert=entry.get("expert", name),
+                    aliases=tuple(entry.get("aliases", ())),
+                )
+            )
         return TaskSet(tasks)
 
     def graph_name(self, task: str, variant: str) -> str:
@@ -270,8 +349,10 @@ class Manifest:
         data = path.read_bytes()
         actual = sha256_bytes(data)
         if actual != expected:
-            raise ValueError(f"{path} failed its integrity check: sha256 {actual[:16]}... but the manifest says "
-                             f"{expected[:16]}... (the file was modified or corrupted; re-export)")
+            raise ValueError(
+                f"{path} failed its integrity check: sha256 {actual[:16]}... but the manifest says "
+                f"{expected[:16]}... (the file was modified or corrupted; re-export)"
+            )
         return data
 
     def verify_files(self) -> dict[str, str]:
@@ -289,5 +370,7 @@ class Manifest:
         """Raise, naming the first bad file, unless every listed file is present and intact."""
         for name, status in self.verify_files().items():
             if status != "ok":
-                raise ValueError(f"{self.root / name} failed its integrity check ({status}): the export in "
-                                 f"{self.root} was modified or is incomplete; export it again")
+                raise ValueError(
+                    f"{self.root / name} failed its integrity check ({status}): the export in "
+                    f"{self.root} was modified or is incomplete; export it again"
+                )

@@ -12,12 +12,13 @@ rounding, so an index built with the torch model can be queried through them) an
 normalised inside the graph) and `pooled_embedding` (the same before normalisation, for
 `normalize_embeddings=False`).
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -84,8 +85,12 @@ class OnnxEncoder(EncoderBase):
         tok = Tokenizer.from_str(raw.decode("utf-8"))
         # the torch model's HF tokenizer: truncate at max_seq_length, pad right to the longest in the batch
         tok.enable_truncation(max_length=self.max_seq_length, direction=spec.get("truncation_side", "right"))
-        tok.enable_padding(pad_id=int(spec["pad_id"]), pad_token=spec["pad_token"],
-                           pad_type_id=int(spec.get("pad_type_id", 0)), direction=spec.get("padding_side", "right"))
+        tok.enable_padding(
+            pad_id=int(spec["pad_id"]),
+            pad_token=spec["pad_token"],
+            pad_type_id=int(spec.get("pad_type_id", 0)),
+            direction=spec.get("padding_side", "right"),
+        )
         return tok
 
     def _session_options(self):
@@ -145,5 +150,7 @@ class OnnxEncoder(EncoderBase):
         return emb
 
     def __repr__(self) -> str:
-        return (f"OnnxEncoder(path={str(self.path)!r}, variant={self.variant!r}, tasks={self.tasks.names}, "
-                f"dim={self.dim}, loaded={self.loaded_graphs})")
+        return (
+            f"OnnxEncoder(path={str(self.path)!r}, variant={self.variant!r}, tasks={self.tasks.names}, "
+            f"dim={self.dim}, loaded={self.loaded_graphs})"
+        )

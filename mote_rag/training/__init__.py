@@ -1,5 +1,6 @@
 """TA-CL training: recipe (config), examples (data), task-aware batches (sampler), InfoNCE + GradCache (loss),
 the three arms (arms) and the trainer. `train(load_config(path))` is what `mote-rag train --config` runs."""
+
 from __future__ import annotations
 
 from .config import ConfigError, TrainConfig, default_config_path, load_config, parse_config

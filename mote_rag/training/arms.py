@@ -6,6 +6,7 @@
 - `ic`: the dense base with instruction prefixes (instruction-conditioning).
 - `plain`: the dense base without prefixes.
 """
+
 from __future__ import annotations
 
 from ..model import MoTEModel
@@ -18,8 +19,9 @@ def build_model(config: TrainConfig) -> MoTEModel:
         raise ValueError(f"unknown arm {config.arm!r}; use one of {', '.join(ARMS)}")
     placement = list(config.placement) if isinstance(config.placement, (list, tuple)) else config.placement
     if config.arm == "mote":
-        model = MoTEModel.upcycle(config.base, placement=placement, use_prefixes=config.prefixes,
-                                  expert_rank=config.expert_rank)
+        model = MoTEModel.upcycle(
+            config.base, placement=placement, use_prefixes=config.prefixes, expert_rank=config.expert_rank
+        )
     else:
         model = MoTEModel.dense(config.base, use_prefixes=config.prefixes)
     check_tasks(model, config)
@@ -31,8 +33,10 @@ def check_tasks(model: MoTEModel, config: TrainConfig) -> None:
     for task in config.tasks:
         for name in (task.anchor_task, task.candidate_task):
             if name not in model.tasks:
-                raise ValueError(f"{config.source}: tasks.{task.name} routes to {name!r}, which the model's task "
-                                 f"set does not define ({', '.join(model.tasks.names)})")
+                raise ValueError(
+                    f"{config.source}: tasks.{task.name} routes to {name!r}, which the model's task "
+                    f"set does not define ({', '.join(model.tasks.names)})"
+                )
 
 
 def set_trainable(model: MoTEModel, experts_only: bool) -> None:

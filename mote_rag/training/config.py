@@ -13,13 +13,14 @@ expands to `data_dir` (default: `mote_rag.readers.default_data_dir()`); relative
       }
     }
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,9 @@ class TrainConfig:
     base: str | None = None  # None: the embedded all-MiniLM-L6-v2
     placement: Any = "every_other"
     experts_only: bool = False  # mote: the shared trunk is frozen, a task path changes only through its expert
-    use_prefixes: bool | None = None  # None: the arm's default (mote, ic: prefixes; plain: none); mote + False = router-only
+    use_prefixes: bool | None = (
+        None  # None: the arm's default (mote, ic: prefixes; plain: none); mote + False = router-only
+    )
     expert_rank: int | None = None  # mote: each expert = dense block + trainable rank-r delta (mote_rag.low_rank)
     expert_lr_multiplier: float = 1.0  # mote: learning rate of expert parameters = learning_rate x this
     output_dir: str = "runs/mote-rag"
@@ -119,7 +122,7 @@ class TrainConfig:
         """Whether the arm's model prepends instruction prefixes."""
         return self.use_prefixes if self.use_prefixes is not None else self.arm != "plain"
 
-    def with_arm(self, arm: str, output_dir: str | None = None) -> "TrainConfig":
+    def with_arm(self, arm: str, output_dir: str | None = None) -> TrainConfig:
         """The same recipe for another arm: only the model (and where it is saved) differs.
 
         Options that only a MoTE model has (experts_only, expert_rank, expert_lr_multiplier, use_prefixes) are
@@ -127,10 +130,15 @@ class TrainConfig:
         if arm not in ARMS:
             raise ConfigError(f"unknown arm {arm!r}: use one of {', '.join(ARMS)}")
         mote = arm == "mote"
-        return replace(self, arm=arm, output_dir=output_dir or self.output_dir,
-                       experts_only=self.experts_only and mote, expert_rank=self.expert_rank if mote else None,
-                       expert_lr_multiplier=self.expert_lr_multiplier if mote else 1.0,
-                       use_prefixes=self.use_prefixes if mote else None)
+        return replace(
+            self,
+            arm=arm,
+            output_dir=output_dir or self.output_dir,
+            experts_only=self.experts_only and mote,
+            expert_rank=self.expert_rank if mote else None,
+            expert_lr_multiplier=self.expert_lr_multiplier if mote else 1.0,
+            use_prefixes=self.use_prefixes if mote else None,
+        )
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -146,8 +154,16 @@ class TrainConfig:
 
 
 _TOP_KEYS = {f.name for f in fields(TrainConfig)} - {"tasks", "source"}
-_TASK_KEYS = {"datasets", "anchor_task", "candidate_task", "homogeneous", "batch_size", "temperature", "weight",
-              "temperatures"}
+_TASK_KEYS = {
+    "datasets",
+    "anchor_task",
+    "candidate_task",
+    "homogeneous",
+    "batch_size",
+    "temperature",
+    "weight",
+    "temperatures",
+}
 _DATASET_KEYS = {f.name for f in fields(DatasetConfig)}
 
 
@@ -167,16 +183,31 @@ def _positive_float(value, where: str, allow_zero: bool = False) -> float:
     return float(value)
 
 
-def parse_config(raw: dict, source: str = "<config>", data_dir: str | os.PathLike | None = None,
-                 check_files: bool = True) -> TrainConfig:
+def parse_config(
+    raw: dict, source: str = "<config>", data_dir: str | os.PathLike | None = None, check_files: bool = True
+) -> TrainConfig:
     """Validate a recipe dict (from JSON) and return a TrainConfig; every problem is a ConfigError."""
+    top = _parse_top_keys(raw, source)
+    data_path = _resolve_data_dir(top, source, data_dir, check_files)
+    _check_top_values(top, source)
+    temps = _parse_temperatures(raw, source)
+    tasks = _parse_tasks(raw, source, top.get("batch_size", 32), temps, data_path, check_files)
+    return TrainConfig(tasks=tasks, source=source, **top)
+
+
+def _parse_top_keys(raw, source: str) -> dict:
+    """The top-level keys that are TrainConfig fields (refusing a non-object and unknown keys)."""
     if not isinstance(raw, dict):
         raise _err(source, f"expected a JSON object, got {type(raw).__name__}")
     unknown = set(raw) - _TOP_KEYS - {"tasks", "temperatures", "comment", "_comment"}
     if unknown:
         raise _err(source, f"unknown key(s) {sorted(unknown)}; valid keys: {sorted(_TOP_KEYS | {'tasks'})}")
-    top = {k: v for k, v in raw.items() if k in _TOP_KEYS}
+    return {k: v for k, v in raw.items() if k in _TOP_KEYS}
 
+
+def _resolve_data_dir(top: dict, source: str, data_dir, check_files: bool) -> Path:
+    """The data folder (argument, else the recipe's, else the default), relative to the recipe file; sets
+    top["data_dir"] to it."""
     if data_dir is None:
         data_dir = top.get("data_dir") or None
     if data_dir is None:
@@ -188,17 +219,27 @@ def parse_config(raw: dict, source: str = "<config>", data_dir: str | os.PathLik
             raise _err(source, f"no data_dir given and {exc}") from None
     data_path = Path(os.path.expanduser(str(data_dir)))
     if not data_path.is_absolute() and source not in ("<config>",) and Path(source).is_file():
-        data_path = (Path(source).resolve().parent / data_path)
+        data_path = Path(source).resolve().parent / data_path
     top["data_dir"] = str(data_path)
     if check_files and not data_path.is_dir():
         raise _err(source, f"data_dir {data_path} is not a directory")
+    return data_path
 
+
+def _check_top_values(top: dict, source: str) -> None:
+    """Validate the top-level values in place (placement lists become tuples)."""
     arm = top.get("arm", "mote")
     if arm not in ARMS:
         raise _err(source, f"unknown arm {arm!r}; use one of {', '.join(ARMS)}")
     schedule = top.get("schedule", "proportional")
     if schedule not in SCHEDULES:
         raise _err(source, f"unknown schedule {schedule!r}; use one of {', '.join(SCHEDULES)}")
+    _check_top_numbers(top, source)
+    _check_arm_options(top, source, arm)
+    _check_placement(top, source)
+
+
+def _check_top_numbers(top: dict, source: str) -> None:
     for key in ("steps", "batch_size", "mini_batch_size", "keep_checkpoints", "log_every"):
         if key in top:
             _positive_int(top[key], f"{source}: {key}")
@@ -216,6 +257,10 @@ def parse_config(raw: dict, source: str = "<config>", data_dir: str | os.PathLik
     warmup = _positive_float(top.get("warmup_ratio", 0.0), f"{source}: warmup_ratio", allow_zero=True)
     if warmup >= 1:
         raise _err(source, f"warmup_ratio must be < 1, got {warmup}")
+
+
+def _check_arm_options(top: dict, source: str, arm: str) -> None:
+    """Expert options only for the mote arm; use_prefixes consistent with the arm."""
     for key in ("experts_only", "expert_rank"):
         if top.get(key) and arm != "mote":
             raise _err(source, f"{key} applies to the mote arm only (arm is {arm!r}: it has no experts)")
@@ -228,69 +273,109 @@ def parse_config(raw: dict, source: str = "<config>", data_dir: str | os.PathLik
     if prefixes is not None and not isinstance(prefixes, bool):
         raise _err(source, f"use_prefixes must be true, false or null, got {prefixes!r}")
     if arm != "mote" and prefixes is not None and prefixes != (arm == "ic"):
-        raise _err(source, f"use_prefixes={str(prefixes).lower()} contradicts arm {arm!r} (ic has prefixes, plain has "
-                           "none); leave it null for the dense arms")
+        raise _err(
+            source,
+            f"use_prefixes={str(prefixes).lower()} contradicts arm {arm!r} (ic has prefixes, plain has "
+            "none); leave it null for the dense arms",
+        )
+
+
+def _check_placement(top: dict, source: str) -> None:
     placement = top.get("placement", "every_other")
-    if not (placement in ("every_other", "alternate", "all", "every") or
-            (isinstance(placement, list) and placement and all(isinstance(i, int) and i >= 0 for i in placement))):
-        raise _err(source, f"placement must be 'every_other', 'all' or a non-empty list of layer indices, got {placement!r}")
+    if not (
+        placement in ("every_other", "alternate", "all", "every")
+        or (isinstance(placement, list) and placement and all(isinstance(i, int) and i >= 0 for i in placement))
+    ):
+        raise _err(
+            source, f"placement must be 'every_other', 'all' or a non-empty list of layer indices, got {placement!r}"
+        )
     if isinstance(placement, list):
         top["placement"] = tuple(placement)
 
+
+def _parse_temperatures(raw: dict, source: str) -> dict:
     temps = raw.get("temperatures") or {}
     if not isinstance(temps, dict):
         raise _err(source, "temperatures must be an object {task: temperature}")
+    return temps
 
+
+def _parse_tasks(
+    raw: dict, source: str, default_batch, temps: dict, data_path: Path, check_files: bool
+) -> tuple[TaskConfig, ...]:
     tasks_raw = raw.get("tasks")
     if not isinstance(tasks_raw, dict) or not tasks_raw:
         raise _err(source, "tasks must be a non-empty object {task name: {datasets: [...]}}")
-    default_batch = top.get("batch_size", 32)
-    tasks = []
-    for tname, traw in tasks_raw.items():
-        where = f"{source}: tasks.{tname}"
-        if isinstance(traw, list):
-            traw = {"datasets": traw}
-        if not isinstance(traw, dict):
-            raise _err(where, "must be an object with a 'datasets' list")
-        bad = set(traw) - _TASK_KEYS
-        if bad:
-            raise _err(where, f"unknown key(s) {sorted(bad)}; valid: {sorted(_TASK_KEYS)}")
-        routing = TRAINING_TASKS.get(tname)
-        if routing is None and not ("anchor_task" in traw and "candidate_task" in traw):
-            raise _err(where, f"unknown task {tname!r}; known tasks: {', '.join(TRAINING_TASKS)} "
-                              "(or give anchor_task and candidate_task for a custom one)")
-        anchor_task = traw.get("anchor_task", routing[0] if routing else None)
-        candidate_task = traw.get("candidate_task", routing[1] if routing else None)
-        homogeneous = traw.get("homogeneous", routing[2] if routing else False)
-        if not isinstance(homogeneous, bool):
-            raise _err(where, f"homogeneous must be true or false, got {homogeneous!r}")
-        batch_size = _positive_int(traw.get("batch_size", default_batch), f"{where}.batch_size")
-        temperature = traw.get("temperature", temps.get(tname))
-        if temperature is not None:
-            temperature = _positive_float(temperature, f"{where}.temperature")
-        weight = traw.get("weight")
-        if weight is not None:
-            weight = _positive_float(weight, f"{where}.weight")
-        ds_raw = traw.get("datasets")
-        if not isinstance(ds_raw, list) or not ds_raw:
-            raise _err(where, "datasets must be a non-empty list")
-        datasets = []
-        names = set()
-        for i, draw in enumerate(ds_raw):
-            dwhere = f"{where}.datasets[{i}]"
-            datasets.append(_parse_dataset(draw, dwhere, data_path, check_files))
-            if datasets[-1].name in names:
-                raise _err(dwhere, f"dataset name {datasets[-1].name!r} is used twice in task {tname!r}")
-            names.add(datasets[-1].name)
-        tasks.append(TaskConfig(tname, tuple(datasets), anchor_task, candidate_task, homogeneous, batch_size,
-                                temperature, weight))
+    tasks = tuple(
+        _parse_task(tname, traw, f"{source}: tasks.{tname}", default_batch, temps, data_path, check_files)
+        for tname, traw in tasks_raw.items()
+    )
     unknown_temps = set(temps) - set(tasks_raw)
     if unknown_temps:
         raise _err(source, f"temperatures name task(s) {sorted(unknown_temps)} that the recipe does not train")
-    return TrainConfig(tasks=tuple(tasks), source=source, **top)
+    return tasks
+
+
+def _parse_task(
+    tname: str, traw, where: str, default_batch, temps: dict, data_path: Path, check_files: bool
+) -> TaskConfig:
+    """One entry of `tasks` (an object, or a bare list of datasets)."""
+    if isinstance(traw, list):
+        traw = {"datasets": traw}
+    if not isinstance(traw, dict):
+        raise _err(where, "must be an object with a 'datasets' list")
+    bad = set(traw) - _TASK_KEYS
+    if bad:
+        raise _err(where, f"unknown key(s) {sorted(bad)}; valid: {sorted(_TASK_KEYS)}")
+    routing = TRAINING_TASKS.get(tname)
+    if routing is None and not ("anchor_task" in traw and "candidate_task" in traw):
+        raise _err(
+            where,
+            f"unknown task {tname!r}; known tasks: {', '.join(TRAINING_TASKS)} "
+            "(or give anchor_task and candidate_task for a custom one)",
+        )
+    anchor_task = traw.get("anchor_task", routing[0] if routing else None)
+    candidate_task = traw.get("candidate_task", routing[1] if routing else None)
+    homogeneous = traw.get("homogeneous", routing[2] if routing else False)
+    if not isinstance(homogeneous, bool):
+        raise _err(where, f"homogeneous must be true or false, got {homogeneous!r}")
+    batch_size = _positive_int(traw.get("batch_size", default_batch), f"{where}.batch_size")
+    temperature = traw.get("temperature", temps.get(tname))
+    if temperature is not None:
+        temperature = _positive_float(temperature, f"{where}.temperature")
+    weight = traw.get("weight")
+    if weight is not None:
+        weight = _positive_float(weight, f"{where}.weight")
+    datasets = _parse_task_datasets(traw.get("datasets"), where, tname, data_path, check_files)
+    return TaskConfig(tname, datasets, anchor_task, candidate_task, homogeneous, batch_size, temperature, weight)
+
+
+def _parse_task_datasets(ds_raw, where: str, tname: str, data_path: Path, check_files: bool) -> tuple:
+    if not isinstance(ds_raw, list) or not ds_raw:
+        raise _err(where, "datasets must be a non-empty list")
+    datasets = []
+    names = set()
+    for i, draw in enumerate(ds_raw):
+        dwhere = f"{where}.datasets[{i}]"
+        datasets.append(_parse_dataset(draw, dwhere, data_path, check_files))
+        if datasets[-1].name in names:
+            raise _err(dwhere, f"dataset name {datasets[-1].name!r} is used twice in task {tname!r}")
+        names.add(datasets[-1].name)
+    return tuple(datasets)
 
 
 def _parse_dataset(draw, where: str, data_dir: Path, check_files: bool) -> DatasetConfig:
+    ds = DatasetConfig(**_dataset_values(draw, where))
+    path = ds.resolved_path(data_dir)
+    if ds.format == "beir":
+        _check_beir_dataset(ds, path, where, check_files)
+    else:
+        _check_file_dataset(ds, path, where, check_files)
+    return ds
+
+
+def _dataset_values(draw, where: str) -> dict:
+    """The checked DatasetConfig keyword arguments of one dataset entry."""
     if not isinstance(draw, dict):
         raise _err(where, f"expected an object, got {type(draw).__name__}")
     bad = set(draw) - _DATASET_KEYS
@@ -309,29 +394,33 @@ def _parse_dataset(draw, where: str, data_dir: Path, check_files: bool) -> Datas
         _positive_int(values["max_examples"], f"{where}.max_examples")
     if "negatives_per_example" in values:
         _positive_int(values["negatives_per_example"], f"{where}.negatives_per_example", allow_zero=True)
-    ds = DatasetConfig(**values)
-    path = ds.resolved_path(data_dir)
-    if ds.format == "beir":
-        if _EVAL_SPLIT.search(ds.split) or ds.split != "train" and not ds.split.startswith("train"):
-            raise _err(where, f"split {ds.split!r} is an evaluation split; only training splits may feed training")
-        if check_files:
-            if not path.is_dir():
-                raise _err(where, f"retrieval folder {path} not found")
-            qrels = path / "qrels" / f"{ds.split}.tsv"
-            if not qrels.is_file():
-                raise _err(where, f"qrels file {qrels} not found")
-    else:
-        if _EVAL_SPLIT.search(Path(ds.path).name.split(".")[0]):
-            raise _err(where, f"{ds.path} looks like an evaluation split (test/dev/validation); "
-                              "only training files may feed training")
-        if check_files:
-            from ..readers import resolve_file
+    return values
 
-            try:
-                resolve_file(path)
-            except FileNotFoundError:
-                raise _err(where, f"data file {path} not found") from None
-    return ds
+
+def _check_beir_dataset(ds: DatasetConfig, path: Path, where: str, check_files: bool) -> None:
+    if _EVAL_SPLIT.search(ds.split) or ds.split != "train" and not ds.split.startswith("train"):
+        raise _err(where, f"split {ds.split!r} is an evaluation split; only training splits may feed training")
+    if check_files:
+        if not path.is_dir():
+            raise _err(where, f"retrieval folder {path} not found")
+        qrels = path / "qrels" / f"{ds.split}.tsv"
+        if not qrels.is_file():
+            raise _err(where, f"qrels file {qrels} not found")
+
+
+def _check_file_dataset(ds: DatasetConfig, path: Path, where: str, check_files: bool) -> None:
+    if _EVAL_SPLIT.search(Path(ds.path).name.split(".")[0]):
+        raise _err(
+            where,
+            f"{ds.path} looks like an evaluation split (test/dev/validation); only training files may feed training",
+        )
+    if check_files:
+        from ..readers import resolve_file
+
+        try:
+            resolve_file(path)
+        except FileNotFoundError:
+            raise _err(where, f"data file {path} not found") from None
 
 
 def load_config(path: str | os.PathLike, **overrides) -> TrainConfig:

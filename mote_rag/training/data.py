@@ -10,6 +10,7 @@
   (false negatives): this keeps every batch usable for sets with few labels (SST-2 has two), where
   one-example-per-label batches would be impossible.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -61,7 +62,8 @@ def build_examples(ds: DatasetConfig, data_dir: Path, seed: int) -> list[Example
         beir = load_beir(path, split=ds.split)
         examples = [
             Example(beir.queries[q], beir.corpus[d])
-            for q in sorted(beir.qrels) for d, score in sorted(beir.qrels[q].items())
+            for q in sorted(beir.qrels)
+            for d, score in sorted(beir.qrels[q].items())
             if score > 0 and _usable(beir.queries.get(q)) and _usable(beir.corpus.get(d))
         ]
         return _subsample(examples, ds.max_examples, rng)
@@ -76,13 +78,19 @@ def build_examples(ds: DatasetConfig, data_dir: Path, seed: int) -> list[Example
         return _subsample(out, ds.max_examples, rng)
     if ds.format == "pairs":
         rows = read_jsonl(path, (ds.anchor_field, ds.positive_field))
-        out = [Example(r[ds.anchor_field], r[ds.positive_field]) for r in rows
-               if _usable(r[ds.anchor_field]) and _usable(r[ds.positive_field])]
+        out = [
+            Example(r[ds.anchor_field], r[ds.positive_field])
+            for r in rows
+            if _usable(r[ds.anchor_field]) and _usable(r[ds.positive_field])
+        ]
         return _subsample(out, ds.max_examples, rng)
     if ds.format == "labelled_pairs":
         rows = read_jsonl(path, ("sentence1", "sentence2", ds.label_field))
-        out = [Example(r["sentence1"], r["sentence2"]) for r in rows
-               if r[ds.label_field] == ds.positive_label and _usable(r["sentence1"]) and _usable(r["sentence2"])]
+        out = [
+            Example(r["sentence1"], r["sentence2"])
+            for r in rows
+            if r[ds.label_field] == ds.positive_label and _usable(r["sentence1"]) and _usable(r["sentence2"])
+        ]
         return _subsample(out, ds.max_examples, rng)
     if ds.format == "labelled":
         rows = read_jsonl(path, (ds.text_field, ds.label_field))
@@ -100,8 +108,10 @@ def _label_aware_examples(rows: list[dict], ds: DatasetConfig, rng: np.random.Ge
             by_label[str(r[ds.label_field])].append(text)
     labels = sorted(lab for lab, texts in by_label.items() if len(texts) >= 2)
     if len(labels) < 2:
-        raise ConfigError(f"{where}: a labelled dataset needs at least two labels with two texts each "
-                          f"(found {len(labels)} usable label(s))")
+        raise ConfigError(
+            f"{where}: a labelled dataset needs at least two labels with two texts each "
+            f"(found {len(labels)} usable label(s))"
+        )
     anchors = [(lab, i) for lab in labels for i in range(len(by_label[lab]))]
     anchors = _subsample(anchors, ds.max_examples, rng)
     out = []

@@ -9,9 +9,10 @@ The loss and gradients equal those of one full-batch pass, while activations are
 Activation checkpointing is deliberately not used: it would recompute layers outside the MoTE routing
 context; step 3 re-runs whole forward passes through `embed_batch`, which sets the route itself.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -51,10 +52,12 @@ def info_nce(
 
 def _same_label_mask(anchor_labels, candidate_labels, device) -> torch.Tensor:
     """True where candidate j shares anchor i's label and is not its own positive (j != i)."""
-    n, m = len(anchor_labels), len(candidate_labels)
+    n = len(anchor_labels)
     ids: dict[str, int] = {}
     a = torch.tensor([ids.setdefault(x, len(ids)) if x is not None else -1 - i for i, x in enumerate(anchor_labels)])
-    c = torch.tensor([ids.setdefault(x, len(ids)) if x is not None else -(n + 1) - j for j, x in enumerate(candidate_labels)])
+    c = torch.tensor(
+        [ids.setdefault(x, len(ids)) if x is not None else -(n + 1) - j for j, x in enumerate(candidate_labels)]
+    )
     mask = a[:, None] == c[None, :]
     mask[torch.arange(n), torch.arange(n)] = False
     return mask.to(device)
@@ -90,7 +93,7 @@ SORT_CHUNK = 16  # texts per forward when a batch fits one graph: length-sorted 
 def _length_chunks(texts: Sequence[str], size: int) -> list[list[int]]:
     """Row indices in chunks of `size`, shortest texts first: each chunk pads only to its own longest text."""
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    return [order[i:i + size] for i in range(0, len(order), size)]
+    return [order[i : i + size] for i in range(0, len(order), size)]
 
 
 def _embed_sorted(embed: EmbedFn, texts: list[str], tasks: list[str], chunks: list[list[int]]) -> torch.Tensor:
@@ -118,8 +121,10 @@ def cached_contrastive_step(
     total = sum(len(texts) for texts, _ in groups)
     if total <= mini_batch_size:
         # small enough for one graph: no recomputation, only length-sorted chunks
-        embs = [_embed_sorted(embed, texts, tasks, _length_chunks(texts, min(SORT_CHUNK, mini_batch_size)))
-                for texts, tasks in groups]
+        embs = [
+            _embed_sorted(embed, texts, tasks, _length_chunks(texts, min(SORT_CHUNK, mini_batch_size)))
+            for texts, tasks in groups
+        ]
         loss = loss_fn(*embs)
         loss.backward()
         return float(loss.detach())

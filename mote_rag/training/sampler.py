@@ -12,11 +12,12 @@ All randomness comes from one seeded generator consumed in a fixed order, so the
 (seed, batches drawn): resuming replays the draws (cheap index work) and gives the same batches, without
 storing permutations or pickles.
 """
+
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -62,8 +63,10 @@ class _Pool:
         while len(chosen) < size:
             tries += 1
             if tries > limit:
-                raise ConfigError(f"{where}: cannot fill a batch of {size} examples without repeating a text "
-                                  f"(too few distinct texts); lower the batch size")
+                raise ConfigError(
+                    f"{where}: cannot fill a batch of {size} examples without repeating a text "
+                    f"(too few distinct texts); lower the batch size"
+                )
             i = retry.popleft() if retry else self._next_index()
             texts = self.items[i][1].texts()
             if len(set(texts)) != len(texts):  # an example that repeats itself can never be used
@@ -120,11 +123,15 @@ class TaskAwareSampler:
                 anchors = len({ex.anchor for d in group for ex in d.examples})
                 label = " + ".join(repr(d.name) for d in group)
                 if n < size:
-                    raise ConfigError(f"task {t!r}: batch size {size} is larger than dataset {label} "
-                                      f"({n} examples, {group[0].source})")
+                    raise ConfigError(
+                        f"task {t!r}: batch size {size} is larger than dataset {label} "
+                        f"({n} examples, {group[0].source})"
+                    )
                 if anchors < size:
-                    raise ConfigError(f"task {t!r}: batch size {size} exceeds the {anchors} distinct anchors "
-                                      f"of dataset {label}: a batch would repeat texts")
+                    raise ConfigError(
+                        f"task {t!r}: batch size {size} exceeds the {anchors} distinct anchors "
+                        f"of dataset {label}: a batch would repeat texts"
+                    )
 
     def reset(self) -> None:
         """Back to the first batch for this seed."""
@@ -149,7 +156,11 @@ class TaskAwareSampler:
         if self.homogeneous[task]:
             datasets = self.data[task]
             sizes = np.array([len(d.examples) for d in datasets], dtype=np.float64)
-            d = datasets[int(self.rng.choice(len(datasets), p=sizes / sizes.sum()))] if len(datasets) > 1 else datasets[0]
+            d = (
+                datasets[int(self.rng.choice(len(datasets), p=sizes / sizes.sum()))]
+                if len(datasets) > 1
+                else datasets[0]
+            )
             pool = self.pools[(task, d.name)]
         else:
             pool = self.pools[(task, "*")]
@@ -167,8 +178,10 @@ class TaskAwareSampler:
 
     def load_state_dict(self, state: Mapping) -> None:
         if int(state["seed"]) != self.seed or state.get("schedule", self.schedule) != self.schedule:
-            raise ValueError(f"sampler state is for seed {state['seed']} / schedule {state.get('schedule')}, "
-                             f"this sampler has seed {self.seed} / schedule {self.schedule}")
+            raise ValueError(
+                f"sampler state is for seed {state['seed']} / schedule {state.get('schedule')}, "
+                f"this sampler has seed {self.seed} / schedule {self.schedule}"
+            )
         self.reset()
         for _ in range(int(state["batches_drawn"])):
             self.next_batch()

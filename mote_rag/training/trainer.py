@@ -5,6 +5,7 @@ RNG state in `optimizer.safetensors`, and every scalar (optimizer groups, schedu
 `trainer_state.json`. The sampler is restored by replaying its seeded draws, so a resumed run sees exactly the
 batches an uninterrupted run would.
 """
+
 from __future__ import annotations
 
 import functools
@@ -14,9 +15,9 @@ import math
 import re
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import torch
 
@@ -50,10 +51,12 @@ def build_sampler(config: TrainConfig, data: Mapping[str, list[TrainingDataset]]
 
 def warmup_linear(total_steps: int, warmup_steps: int):
     """LR multiplier: linear warmup to 1, then linear decay to 0 at `total_steps`."""
+
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / max(1, warmup_steps)
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
     return factor
 
 
@@ -70,8 +73,13 @@ class StepResult:
 class Trainer:
     """Everything is checked (config, data, batch sizes) in the constructor, before the model is built."""
 
-    def __init__(self, config: TrainConfig, model: MoTEModel | None = None,
-                 data: Mapping[str, list[TrainingDataset]] | None = None, show_progress: bool = True):
+    def __init__(
+        self,
+        config: TrainConfig,
+        model: MoTEModel | None = None,
+        data: Mapping[str, list[TrainingDataset]] | None = None,
+        show_progress: bool = True,
+    ):
         self.config = config
         if config.threads:
             torch.set_num_threads(config.threads)
@@ -84,7 +92,9 @@ class Trainer:
         self.train_max_seq_length = min(self.model.max_seq_length, config.max_seq_length or self.model.max_seq_length)
         self.show_progress = show_progress
         self.temperatures = {
-            t.name: float(t.temperature if t.temperature is not None else self.model.tasks.get(t.anchor_task).temperature)
+            t.name: float(
+                t.temperature if t.temperature is not None else self.model.tasks.get(t.anchor_task).temperature
+            )
             for t in config.tasks
         }
         self.routes = {t.name: (t.anchor_task, t.candidate_task) for t in config.tasks}
@@ -108,8 +118,17 @@ class Trainer:
             groups.setdefault((id(p) in expert_ids, decays), []).append(p)
         order = [(False, True), (False, False), (True, True), (True, False)]  # stable: checkpoints index groups
         return torch.optim.AdamW(
-            [{"params": groups[k], "weight_decay": self.config.weight_decay if k[1] else 0.0,
-              "lr": lr * (self.config.expert_lr_multiplier if k[0] else 1.0)} for k in order if k in groups], lr=lr)
+            [
+                {
+                    "params": groups[k],
+                    "weight_decay": self.config.weight_decay if k[1] else 0.0,
+                    "lr": lr * (self.config.expert_lr_multiplier if k[0] else 1.0),
+                }
+                for k in order
+                if k in groups
+            ],
+            lr=lr,
+        )
 
     def loss_for_batch(self, batch: Batch, backward: bool = True) -> float:
         """Loss of one batch; with `backward`, gradients are accumulated into the weights (GradCache)."""
@@ -122,8 +141,14 @@ class Trainer:
         temperature = self.temperatures[batch.task]
 
         def loss_fn(a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-            return info_nce(a, c, temperature, anchor_labels if labelled else None,
-                            cand_labels if labelled else None, symmetric=self.config.symmetric)
+            return info_nce(
+                a,
+                c,
+                temperature,
+                anchor_labels if labelled else None,
+                cand_labels if labelled else None,
+                symmetric=self.config.symmetric,
+            )
 
         groups = [(anchors, [anchor_task] * len(anchors)), (cands, [cand_task] * len(cands))]
         embed = functools.partial(self.model.embed_batch, max_length=self.train_max_seq_length)
@@ -131,7 +156,9 @@ class Trainer:
             return cached_contrastive_step(embed, groups, loss_fn, self.config.mini_batch_size)
         size = self.config.mini_batch_size
         with torch.no_grad():
-            embs = [torch.cat([embed(t[i:i + size], k[i:i + size]) for i in range(0, len(t), size)]) for t, k in groups]
+            embs = [
+                torch.cat([embed(t[i : i + size], k[i : i + size]) for i in range(0, len(t), size)]) for t, k in groups
+            ]
             return float(loss_fn(*embs))
 
     def train_step(self, batch: Batch) -> StepResult:
@@ -164,24 +191,41 @@ class Trainer:
             logger.info("resumed from %s at step %d", ckpt, self.step_count)
         ema: dict[str, float] = {}
         for entry in self.history:
-            ema[entry["task"]] = entry["loss"] if entry["task"] not in ema else 0.9 * ema[entry["task"]] + 0.1 * entry["loss"]
-        bar = tqdm(total=self.config.steps, initial=self.step_count, disable=not self.show_progress,
-                   desc=f"train {self.config.arm}", unit="step")
+            ema[entry["task"]] = (
+                entry["loss"] if entry["task"] not in ema else 0.9 * ema[entry["task"]] + 0.1 * entry["loss"]
+            )
+        bar = tqdm(
+            total=self.config.steps,
+            initial=self.step_count,
+            disable=not self.show_progress,
+            desc=f"train {self.config.arm}",
+            unit="step",
+        )
         started = time.perf_counter()
         try:
             while self.step_count < self.config.steps:
                 batch = self.sampler.next_batch()
                 result = self.train_step(batch)
-                self.history.append({"step": result.step, "task": result.task, "loss": round(result.loss, 6),
-                                     "lr": result.lr, "seconds": round(result.seconds, 4),
-                                     "datasets": sorted(set(result.datasets))})
+                self.history.append(
+                    {
+                        "step": result.step,
+                        "task": result.task,
+                        "loss": round(result.loss, 6),
+                        "lr": result.lr,
+                        "seconds": round(result.seconds, 4),
+                        "datasets": sorted(set(result.datasets)),
+                    }
+                )
                 ema[result.task] = result.loss if result.task not in ema else 0.9 * ema[result.task] + 0.1 * result.loss
                 bar.update(1)
                 bar.set_postfix({t: f"{v:.3f}" for t, v in ema.items()}, refresh=False)
                 if self.step_count % self.config.log_every == 0:
                     self.write_log(finished=False)
-                if self.config.checkpoint_every and self.step_count % self.config.checkpoint_every == 0 \
-                        and self.step_count < self.config.steps:
+                if (
+                    self.config.checkpoint_every
+                    and self.step_count % self.config.checkpoint_every == 0
+                    and self.step_count < self.config.steps
+                ):
                     self.save_checkpoint()
         finally:
             bar.close()
@@ -201,8 +245,11 @@ class Trainer:
         out = {}
         for t, v in per_task.items():
             k = max(1, len(v["losses"]) // 10)
-            out[t] = {"steps": v["steps"], "first_loss": sum(v["losses"][:k]) / k,
-                      "last_loss": sum(v["losses"][-k:]) / k}
+            out[t] = {
+                "steps": v["steps"],
+                "first_loss": sum(v["losses"][:k]) / k,
+                "last_loss": sum(v["losses"][-k:]) / k,
+            }
         times = sorted(e["seconds"] for e in self.history)
         return {"per_task": out, "median_step_seconds": times[len(times) // 2] if times else None}
 
@@ -276,13 +323,17 @@ class Trainer:
             raise FileNotFoundError(f"{ckpt} is not a complete checkpoint ({STATE_NAME} missing)")
         state = json.loads(state_file.read_text())
         if state["recipe_hash"] != self.config.recipe_hash() or state["arm"] != self.config.arm:
-            raise ValueError(f"{ckpt} was written by another recipe or arm (recipe {state['recipe_hash']}, arm "
-                             f"{state['arm']}); resume needs the same config")
+            raise ValueError(
+                f"{ckpt} was written by another recipe or arm (recipe {state['recipe_hash']}, arm "
+                f"{state['arm']}); resume needs the same config"
+            )
         weights = load_file(str(ckpt / WEIGHTS_NAME))
         missing, unexpected = self.model.backbone.load_state_dict(weights, strict=False)
         missing = [k for k in missing if not k.endswith("position_ids")]
         if missing or unexpected:
-            raise ValueError(f"{ckpt}: weights do not fit this model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+            raise ValueError(
+                f"{ckpt}: weights do not fit this model (missing {missing[:3]}, unexpected {unexpected[:3]})"
+            )
         tensors = load_file(str(ckpt / OPTIMIZER_NAME))
         opt_state: dict[int, dict] = {}
         for name, value in tensors.items():

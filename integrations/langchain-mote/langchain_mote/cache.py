@@ -7,28 +7,38 @@ first wins for both. With a MoTE model the search_query and search_document expe
 for the same text, and retrieval silently degrades. `cache_backed` builds the same wrapper with two stores
 over one ByteStore: keys `<namespace>mote:<fingerprint>:<task>:<hash of text>`.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Literal, Union
+from collections.abc import Callable
+from typing import Literal
 
 from langchain_core.stores import ByteStore
 
 from langchain_mote.embeddings import MoTEEmbeddings
 
-KeyEncoder = Union[Callable[[str], str], Literal["sha1", "blake2b", "sha256", "sha512"]]
+KeyEncoder = Callable[[str], str] | Literal["sha1", "blake2b", "sha256", "sha512"]
 
 
 def _cache_class():
     try:
         from langchain_classic.embeddings import CacheBackedEmbeddings
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("cache_backed needs langchain-classic (LangChain's CacheBackedEmbeddings): "
-                          "pip install 'langchain-mote[cache]'") from exc
+        raise ImportError(
+            "cache_backed needs langchain-classic (LangChain's CacheBackedEmbeddings): "
+            "pip install 'langchain-mote[cache]'"
+        ) from exc
     return CacheBackedEmbeddings
 
 
-def cache_backed(embeddings: MoTEEmbeddings, store: ByteStore, namespace: str = "", *,
-                 batch_size: int | None = None, key_encoder: KeyEncoder = "sha256"):
+def cache_backed(
+    embeddings: MoTEEmbeddings,
+    store: ByteStore,
+    namespace: str = "",
+    *,
+    batch_size: int | None = None,
+    key_encoder: KeyEncoder = "sha256",
+):
     """A `CacheBackedEmbeddings` over `embeddings` whose document and query caches live in `store` under
     separate namespaces, `f"{namespace}mote:{fingerprint}:{task}:"` (task = the canonical name of each role's
     task; a role whose task equals the other's shares its entries, as it should).
@@ -49,8 +59,10 @@ def cache_backed(embeddings: MoTEEmbeddings, store: ByteStore, namespace: str = 
         ```
     """
     if not isinstance(embeddings, MoTEEmbeddings):
-        raise TypeError(f"cache_backed wraps MoTEEmbeddings (it needs the encoder's fingerprint and tasks), got "
-                        f"{type(embeddings).__name__}")
+        raise TypeError(
+            f"cache_backed wraps MoTEEmbeddings (it needs the encoder's fingerprint and tasks), got "
+            f"{type(embeddings).__name__}"
+        )
     cls = _cache_class()
 
     def role_store(role: str):

@@ -7,9 +7,10 @@ Embeddings are L2-normalised, so with langchain_community's FAISS store use
 `distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT`: `similarity_search_with_score` then gives cosine
 similarities (for relevance scores in [0, 1] also pass `relevance_score_fn=lambda s: (1.0 + s) / 2.0`).
 """
+
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -41,7 +42,7 @@ class MoTEEmbeddings(BaseModel, Embeddings):
     `cache_backed` keeps each role under its own namespace, `mote:<fingerprint>:<task>:`.
     """
 
-    model: Optional[str] = Field(
+    model: str | None = Field(
         default=None,
         description=f"Model folder (exported ONNX or saved MoTE) or the source of the encoder object given; "
         f"defaults to ${MODEL_ENV}.",
@@ -58,10 +59,14 @@ class MoTEEmbeddings(BaseModel, Embeddings):
     def __init__(self, model: Any = None, /, **kwargs: Any):
         if model is not None and "model" in kwargs:
             raise TypeError("model given both positionally and by keyword")
-        embedder = TaskEmbedder(kwargs.pop("model", model),
-                                {"query_task": kwargs.get("query_task", "search_query"),
-                                 "document_task": kwargs.get("document_task", "search_document")},
-                                owner="MoTEEmbeddings")
+        embedder = TaskEmbedder(
+            kwargs.pop("model", model),
+            {
+                "query_task": kwargs.get("query_task", "search_query"),
+                "document_task": kwargs.get("document_task", "search_document"),
+            },
+            owner="MoTEEmbeddings",
+        )
         super().__init__(model=embedder.description, **kwargs)
         self._embedder = embedder
 

@@ -15,12 +15,14 @@ Any LangChain `Embeddings` works; the fingerprint guard needs `MoTEEmbeddings` (
 CacheBackedEmbeddings wrapper around one). An index built with other embeddings records no fingerprint and
 only opens with embeddings that are not MoTE either.
 """
+
 from __future__ import annotations
 
 import os
 import threading
 import uuid
-from typing import Any, Callable, Iterable, Optional, Sequence, Union
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from langchain_core.documents import Document
@@ -28,19 +30,18 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore, VectorStoreRetriever
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
+from langchain_mote.embeddings import MoTEEmbeddings
 from mote_rag.index import EncoderMismatchError, FaissIndex, Hit, int_id
 from mote_rag.index.header import EXTERNAL
 from mote_rag.index.params import check_kind_params
 from mote_rag.index.sharded import ShardedIndex, open_index, read_any_header
 
-from langchain_mote.embeddings import MoTEEmbeddings
-
-Filter = Union[dict, Callable[[dict], bool]]
+Filter = dict | Callable[[dict], bool]
 DEFAULT_K = 4
 DEFAULT_FETCH_K = 20
 
 
-def mote_embeddings_of(embedding: Any) -> Optional[MoTEEmbeddings]:
+def mote_embeddings_of(embedding: Any) -> MoTEEmbeddings | None:
     """The MoTEEmbeddings inside `embedding` (itself, or under CacheBackedEmbeddings' `underlying_embeddings`)."""
     for _ in range(8):  # wrappers around wrappers, but never a cycle
         if embedding is None or isinstance(embedding, MoTEEmbeddings):
@@ -49,7 +50,7 @@ def mote_embeddings_of(embedding: Any) -> Optional[MoTEEmbeddings]:
     return None
 
 
-def _matcher(filter: Optional[Filter]) -> Optional[Callable[[dict], bool]]:
+def _matcher(filter: Filter | None) -> Callable[[dict], bool] | None:
     """A metadata predicate: a callable as given, or a dict of key -> value (a list or set: any of its values)."""
     if filter is None or callable(filter):
         return filter
@@ -79,7 +80,7 @@ class MoTERetriever(VectorStoreRetriever):
     """`MoTEVectorStore.as_retriever()`: LangChain's VectorStoreRetriever that also takes `k` (and any other
     search argument such as `filter` or `fetch_k`) directly, e.g. `MoTERetriever(vectorstore=store, k=3)`."""
 
-    def __init__(self, *, k: Optional[int] = None, filter: Optional[Filter] = None, **kwargs: Any):
+    def __init__(self, *, k: int | None = None, filter: Filter | None = None, **kwargs: Any):
         search_kwargs = dict(kwargs.pop("search_kwargs", None) or {})
         if k is not None:
             search_kwargs["k"] = k
@@ -106,8 +107,14 @@ class MoTEVectorStore(VectorStore):
     `index` is the mote-rag index itself (`store.index.search(...)`, `store.index.info()` work as usual).
     """
 
-    def __init__(self, embedding: Embeddings, index: Union[FaissIndex, ShardedIndex, None] = None, *,
-                 kind: str = "flat", **kind_params: Any):
+    def __init__(
+        self,
+        embedding: Embeddings,
+        index: FaissIndex | ShardedIndex | None = None,
+        *,
+        kind: str = "flat",
+        **kind_params: Any,
+    ):
         """`index`: an open FaissIndex or ShardedIndex (checked against `embedding`); None: a new empty
         FaissIndex of `kind` ("flat", "hnsw", "ivfpq") with `kind_params` (see FaissIndex)."""
         self._embedding = embedding
@@ -120,7 +127,7 @@ class MoTEVectorStore(VectorStore):
             check_kind_params(kind, kind_params)  # check kind and options now; dim comes with the first vector
         else:
             self._check_index(index)
-        self.index: Union[FaissIndex, ShardedIndex, None] = index
+        self.index: FaissIndex | ShardedIndex | None = index
 
     # ------------------------------------------------------------------ identity and checks
     @property
@@ -131,10 +138,11 @@ class MoTEVectorStore(VectorStore):
         if self._mote is None:
             return FaissIndex(dim=dim, **self._new_index_args)
         mote = self._mote
-        return FaissIndex(mote.encoder, document_task=mote.document_task, query_task=mote.query_task,
-                          **self._new_index_args)
+        return FaissIndex(
+            mote.encoder, document_task=mote.document_task, query_task=mote.query_task, **self._new_index_args
+        )
 
-    def _check_index(self, index: Union[FaissIndex, ShardedIndex]) -> None:
+    def _check_index(self, index: FaissIndex | ShardedIndex) -> None:
         """Refuse an index whose vectors these embeddings cannot be compared with."""
         mote = self._mote
         if mote is None:
@@ -142,33 +150,45 @@ class MoTEVectorStore(VectorStore):
                 raise EncoderMismatchError(
                     f"the index was built with mote-rag encoder fingerprint {index.fingerprint}, but the embeddings "
                     f"given ({type(self._embedding).__name__}) are not MoTEEmbeddings of that model; pass "
-                    f"MoTEEmbeddings of the model that built it")
+                    f"MoTEEmbeddings of the model that built it"
+                )
             return
         if index.fingerprint != mote.fingerprint:
             raise EncoderMismatchError(
                 f"the index was built with encoder fingerprint {index.fingerprint}, but the embeddings given have "
                 f"fingerprint {mote.fingerprint}; its vectors would not be comparable. Use the same model or "
-                f"rebuild the index")
+                f"rebuild the index"
+            )
         if int(index.dim) != mote.dim:
             raise EncoderMismatchError(f"the index holds {index.dim}-dim vectors but the embeddings give {mote.dim}")
-        for role, field, stored in (("document", "document_task", index.document_task),
-                                    ("query", "query_task", index.query_task)):
+        for role, field, stored in (
+            ("document", "document_task", index.document_task),
+            ("query", "query_task", index.query_task),
+        ):
             task = mote.encoder.tasks.get(getattr(mote, field)).name
             if task != stored:
                 raise EncoderMismatchError(
                     f"the index embeds {role}s with task {stored!r} but the embeddings' {field} is {task!r}: "
-                    f"pass MoTEEmbeddings(..., {field}={stored!r})")
+                    f"pass MoTEEmbeddings(..., {field}={stored!r})"
+                )
 
     def _writable(self) -> FaissIndex:
         if isinstance(self.index, ShardedIndex):
             raise NotImplementedError(
                 "a shard set is opened read-only: to change it, open the shard as a FaissIndex, add/delete, save, "
-                "and rewrite the manifest (mote_rag.index.sharded.write_manifest), or rebuild with mote-rag index")
+                "and rewrite the manifest (mote_rag.index.sharded.write_manifest), or rebuild with mote-rag index"
+            )
         return self.index
 
     # ------------------------------------------------------------------ writes
-    def add_texts(self, texts: Iterable[str], metadatas: Optional[list[dict]] = None, *,
-                  ids: Optional[list[Optional[str]]] = None, **kwargs: Any) -> list[str]:
+    def add_texts(
+        self,
+        texts: Iterable[str],
+        metadatas: list[dict] | None = None,
+        *,
+        ids: list[str | None] | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
         """Embed `texts` with the document expert and add them; an id already stored is replaced (upsert).
 
         Ids default to random uuid hex strings (also for None entries). Metadata must be JSON-serialisable.
@@ -197,7 +217,7 @@ class MoTEVectorStore(VectorStore):
             index.add_embeddings(vectors, ids, metadatas, texts=texts)
         return ids
 
-    def delete(self, ids: Optional[list[str]] = None, **kwargs: Any) -> Optional[bool]:
+    def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
         """Remove documents by id (ids not stored are ignored); `ids=None` removes every document."""
         if kwargs:
             raise TypeError(f"unexpected argument(s) {sorted(kwargs)}")
@@ -218,8 +238,15 @@ class MoTEVectorStore(VectorStore):
         return [_document(index.get(i)) for i in ids if i in index]
 
     # ------------------------------------------------------------------ search
-    def _hits(self, vector: Sequence[float], k: int, filter: Optional[Filter], fetch_k: int,
-              ef_search: Optional[int], nprobe: Optional[int]) -> list[Hit]:
+    def _hits(
+        self,
+        vector: Sequence[float],
+        k: int,
+        filter: Filter | None,
+        fetch_k: int,
+        ef_search: int | None,
+        nprobe: int | None,
+    ) -> list[Hit]:
         """The top `k` hits whose metadata pass `filter`: exact among the matching documents, because the search
         widens (fetch_k, then 4x, ...) until k matches are found or every document has been ranked."""
         index = self.index
@@ -228,8 +255,9 @@ class MoTEVectorStore(VectorStore):
         match = _matcher(filter)
         n = k if match is None else max(k, fetch_k)
         while True:
-            hits = index.search_vectors(np.asarray(vector, dtype=np.float32), min(n, len(index)),
-                                        ef_search=ef_search, nprobe=nprobe)
+            hits = index.search_vectors(
+                np.asarray(vector, dtype=np.float32), min(n, len(index)), ef_search=ef_search, nprobe=nprobe
+            )
             if match is None:
                 return hits
             matching = [h for h in hits if match(h.metadata)]
@@ -237,18 +265,25 @@ class MoTEVectorStore(VectorStore):
                 return matching[:k]
             n *= 4
 
-    def similarity_search_with_score_by_vector(self, embedding: Sequence[float], k: int = DEFAULT_K,
-                                               filter: Optional[Filter] = None, fetch_k: int = DEFAULT_FETCH_K,
-                                               ef_search: Optional[int] = None, nprobe: Optional[int] = None,
-                                               **kwargs: Any) -> list[tuple[Document, float]]:
+    def similarity_search_with_score_by_vector(
+        self,
+        embedding: Sequence[float],
+        k: int = DEFAULT_K,
+        filter: Filter | None = None,
+        fetch_k: int = DEFAULT_FETCH_K,
+        ef_search: int | None = None,
+        nprobe: int | None = None,
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
         """(document, cosine) pairs, best first. `filter`: a dict (key -> value, or a list of allowed values)
         or a callable on the metadata dict. `ef_search` / `nprobe`: per-call HNSW / IVF-PQ search depth."""
         if kwargs:
             raise TypeError(f"unexpected argument(s) {sorted(kwargs)}")
         return [(_document(h), h.score) for h in self._hits(embedding, k, filter, fetch_k, ef_search, nprobe)]
 
-    def similarity_search_with_score(self, query: str, k: int = DEFAULT_K, **kwargs: Any
-                                     ) -> list[tuple[Document, float]]:
+    def similarity_search_with_score(
+        self, query: str, k: int = DEFAULT_K, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
         return self.similarity_search_with_score_by_vector(self._embedding.embed_query(query), k, **kwargs)
 
     def similarity_search_by_vector(self, embedding: list[float], k: int = DEFAULT_K, **kwargs: Any) -> list[Document]:
@@ -276,25 +311,35 @@ class MoTEVectorStore(VectorStore):
             out.append(shard.faiss_index.reconstruct(int_id(hit.id)))
         return np.asarray(out, dtype=np.float32).reshape(len(hits), -1)
 
-    def max_marginal_relevance_search_by_vector(self, embedding: list[float], k: int = DEFAULT_K,
-                                                fetch_k: int = DEFAULT_FETCH_K, lambda_mult: float = 0.5,
-                                                filter: Optional[Filter] = None, **kwargs: Any) -> list[Document]:
+    def max_marginal_relevance_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = DEFAULT_K,
+        fetch_k: int = DEFAULT_FETCH_K,
+        lambda_mult: float = 0.5,
+        filter: Filter | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
         """Maximal marginal relevance among the `fetch_k` best (filtered) documents: `lambda_mult` 1 ranks by
         similarity alone, 0 by diversity alone."""
-        hits = self._hits(embedding, fetch_k, filter, fetch_k, kwargs.pop("ef_search", None),
-                          kwargs.pop("nprobe", None))
+        hits = self._hits(
+            embedding, fetch_k, filter, fetch_k, kwargs.pop("ef_search", None), kwargs.pop("nprobe", None)
+        )
         if kwargs:
             raise TypeError(f"unexpected argument(s) {sorted(kwargs)}")
         if not hits:
             return []
-        chosen = maximal_marginal_relevance(np.asarray(embedding, dtype=np.float32), self._stored_vectors(hits),
-                                            lambda_mult=lambda_mult, k=k)
+        chosen = maximal_marginal_relevance(
+            np.asarray(embedding, dtype=np.float32), self._stored_vectors(hits), lambda_mult=lambda_mult, k=k
+        )
         return [_document(hits[i]) for i in chosen]
 
-    def max_marginal_relevance_search(self, query: str, k: int = DEFAULT_K, fetch_k: int = DEFAULT_FETCH_K,
-                                      lambda_mult: float = 0.5, **kwargs: Any) -> list[Document]:
-        return self.max_marginal_relevance_search_by_vector(self._embedding.embed_query(query), k, fetch_k,
-                                                            lambda_mult, **kwargs)
+    def max_marginal_relevance_search(
+        self, query: str, k: int = DEFAULT_K, fetch_k: int = DEFAULT_FETCH_K, lambda_mult: float = 0.5, **kwargs: Any
+    ) -> list[Document]:
+        return self.max_marginal_relevance_search_by_vector(
+            self._embedding.embed_query(query), k, fetch_k, lambda_mult, **kwargs
+        )
 
     def as_retriever(self, **kwargs: Any) -> MoTERetriever:
         """A `MoTERetriever`: as LangChain's, plus `k=` / `filter=` given directly."""
@@ -303,14 +348,22 @@ class MoTEVectorStore(VectorStore):
 
     # ------------------------------------------------------------------ construction and persistence
     @classmethod
-    def from_texts(cls, texts: list[str], embedding: Embeddings, metadatas: Optional[list[dict]] = None, *,
-                   ids: Optional[list[str]] = None, kind: str = "flat", **kind_params: Any) -> "MoTEVectorStore":
+    def from_texts(
+        cls,
+        texts: list[str],
+        embedding: Embeddings,
+        metadatas: list[dict] | None = None,
+        *,
+        ids: list[str] | None = None,
+        kind: str = "flat",
+        **kind_params: Any,
+    ) -> MoTEVectorStore:
         """A new FaissIndex of `kind` holding `texts` (IVF-PQ trains its codebooks on them)."""
         store = cls(embedding, kind=kind, **kind_params)
         store.add_texts(texts, metadatas, ids=ids)
         return store
 
-    def save_local(self, folder_path: Union[str, os.PathLike]) -> None:
+    def save_local(self, folder_path: str | os.PathLike) -> None:
         """Write the index in mote-rag's format: atomic, encoder fingerprint recorded, sha256-checked, no pickle."""
         with self._write_lock:
             if self.index is None:
@@ -318,8 +371,13 @@ class MoTEVectorStore(VectorStore):
             self._writable().save(folder_path)
 
     @classmethod
-    def load_local(cls, folder_path: Union[str, os.PathLike], embeddings: Embeddings, *,
-                   allow_dangerous_deserialization: bool = False) -> "MoTEVectorStore":
+    def load_local(
+        cls,
+        folder_path: str | os.PathLike,
+        embeddings: Embeddings,
+        *,
+        allow_dangerous_deserialization: bool = False,  # noqa: ARG003 - LangChain load_local signature; no pickle here
+    ) -> MoTEVectorStore:
         """Open a saved index or a shard set (read-only). Refuses, with `EncoderMismatchError`, an index built by
         another encoder (the error `FaissIndex.load` gives), or one whose document/query tasks differ from the
         embeddings'. (`allow_dangerous_deserialization` is accepted for drop-in use and ignored: no pickle.)"""
@@ -328,5 +386,6 @@ class MoTEVectorStore(VectorStore):
             raise EncoderMismatchError(
                 f"index {folder_path} records no encoder fingerprint (it was built with embeddings other than a "
                 f"mote-rag encoder), so MoTEEmbeddings cannot vouch for its vectors; open it with the embeddings "
-                f"that built it")
+                f"that built it"
+            )
         return cls(embeddings, open_index(folder_path, encoder=mote.encoder if mote is not None else None))

@@ -1,6 +1,7 @@
 """MoTEEmbedding's embeddings cache: namespaced by encoder fingerprint and task on every read and write (sync,
 async, per-text and batch), checked bit for bit against the uncached class on a model whose query and
 document experts differ (tiny_mote), with the encoder calls counted through a recording encoder."""
+
 from __future__ import annotations
 
 import asyncio
@@ -11,16 +12,19 @@ import pytest
 from llama_index.core import StorageContext, VectorStoreIndex
 from llama_index.core.schema import TextNode
 from llama_index.core.storage.kvstore import SimpleKVStore
+from llama_index.embeddings.mote import MoTEEmbedding
 from llama_index.vector_stores.faiss import FaissVectorStore
 
-from llama_index.embeddings.mote import MoTEEmbedding
-
-TEXTS = ["Aspirin lowers the risk of heart attack.", "How do vaccines train the immune system?",
-         "Insulin is a hormone made by the pancreas that lets cells take up glucose."]
+TEXTS = [
+    "Aspirin lowers the risk of heart attack.",
+    "How do vaccines train the immune system?",
+    "Insulin is a hormone made by the pancreas that lets cells take up glucose.",
+]
 
 
 def embed_both(in_order, emb, documents_first: bool, use_async: bool, batch: bool):
     """(text vectors, query vectors) of TEXTS: texts in one batch or one by one, the roles in the given order."""
+
     async def texts():
         if batch:
             return await emb.aget_text_embedding_batch(TEXTS) if use_async else emb.get_text_embedding_batch(TEXTS)
@@ -39,8 +43,9 @@ def reference(in_order, model, batch: bool):
 @pytest.mark.parametrize("batch", [False, True], ids=["per-text", "batch"])
 @pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
 @pytest.mark.parametrize("documents_first", [True, False], ids=["texts-first", "queries-first"])
-def test_each_role_gets_its_own_expert_and_a_second_call_skips_the_encoder(tiny_mote, caching_encoder, in_order,
-                                                                           documents_first, use_async, batch):
+def test_each_role_gets_its_own_expert_and_a_second_call_skips_the_encoder(
+    tiny_mote, caching_encoder, in_order, documents_first, use_async, batch
+):
     ref_texts, ref_queries = reference(in_order, tiny_mote, batch)
     assert np.abs(np.subtract(ref_texts, ref_queries)).max() > 1e-3  # the experts really differ
     spy = caching_encoder(tiny_mote)
@@ -55,8 +60,7 @@ def test_each_role_gets_its_own_expert_and_a_second_call_skips_the_encoder(tiny_
     assert emb.embeddings_cache is None  # llama-index-core's text-only keys never see the store
 
 
-def test_a_second_model_sharing_the_store_gets_its_own_vectors(tiny_mote, other_tiny_mote, caching_encoder,
-                                                               in_order):
+def test_a_second_model_sharing_the_store_gets_its_own_vectors(tiny_mote, other_tiny_mote, caching_encoder, in_order):
     store = SimpleKVStore()
     first = MoTEEmbedding(tiny_mote, embed_batch_size=len(TEXTS), embeddings_cache=store)
     embed_both(in_order, first, True, False, True)
@@ -67,8 +71,11 @@ def test_a_second_model_sharing_the_store_gets_its_own_vectors(tiny_mote, other_
     assert embed_both(in_order, second, True, True, True) == reference(in_order, other_tiny_mote, True)
     assert [c["task"] for c in spy.calls] == ["search_document"] + ["search_query"] * len(TEXTS)
     assert embed_both(in_order, first, False, False, True) == reference(in_order, tiny_mote, True)
-    collections = {f"embeddings/mote/{m.fingerprint}/{task}" for m in (tiny_mote, other_tiny_mote)
-                   for task in ("search_document", "search_query")}
+    collections = {
+        f"embeddings/mote/{m.fingerprint}/{task}"
+        for m in (tiny_mote, other_tiny_mote)
+        for task in ("search_document", "search_query")
+    }
     assert set(store.to_dict()) == collections
     assert first.cache_collection("query_task") == f"embeddings/mote/{tiny_mote.fingerprint}/search_query"
     with pytest.raises(TypeError, match="BaseKVStore"):
@@ -81,7 +88,7 @@ def test_duplicate_texts_in_a_batch_are_encoded_once(tiny_mote, caching_encoder)
     emb.get_text_embedding_batch(TEXTS[:1])
     vectors = emb.get_text_embedding_batch(TEXTS + TEXTS)
     assert [c["n"] for c in spy.calls] == [1, len(TEXTS) - 1]
-    assert vectors[:len(TEXTS)] == vectors[len(TEXTS):]
+    assert vectors[: len(TEXTS)] == vectors[len(TEXTS) :]
 
 
 def test_mixed_cached_workload_returns_the_uncached_results_exactly(tiny_mote):
@@ -92,9 +99,13 @@ def test_mixed_cached_workload_returns_the_uncached_results_exactly(tiny_mote):
     def workload(emb):
         out = []
         for _ in range(2):  # the second round is served from the cache when there is one
-            index = VectorStoreIndex([TextNode(id_=f"n{i}", text=t) for i, t in enumerate(TEXTS)], embed_model=emb,
-                                     storage_context=StorageContext.from_defaults(
-                                         vector_store=FaissVectorStore(faiss_index=faiss.IndexFlatIP(emb.dim))))
+            index = VectorStoreIndex(
+                [TextNode(id_=f"n{i}", text=t) for i, t in enumerate(TEXTS)],
+                embed_model=emb,
+                storage_context=StorageContext.from_defaults(
+                    vector_store=FaissVectorStore(faiss_index=faiss.IndexFlatIP(emb.dim))
+                ),
+            )
             retriever = index.as_retriever(similarity_top_k=3)
             out += [[(h.node.node_id, h.score) for h in retriever.retrieve(q)] for q in queries]
             out += [[(h.node.node_id, h.score) for h in asyncio.run(retriever.aretrieve(q))] for q in queries]

@@ -1,4 +1,5 @@
 """MoTEEmbedding (LlamaIndex) behaviour: routing to the right expert, batching, errors, async, FAISS store."""
+
 from __future__ import annotations
 
 import asyncio
@@ -9,11 +10,15 @@ import time
 import numpy as np
 import pytest
 from llama_index.core.base.embeddings.base import BaseEmbedding
-
 from llama_index.embeddings.mote import MODEL_ENV, MoTEEmbedding
 
-TEXTS = ["Aspirin lowers the risk of heart attack.", "How do vaccines train the immune system?",
-         "a", "Short.", "Insulin is a hormone made by the pancreas that lets cells take up glucose."]
+TEXTS = [
+    "Aspirin lowers the risk of heart attack.",
+    "How do vaccines train the immune system?",
+    "a",
+    "Short.",
+    "Insulin is a hormone made by the pancreas that lets cells take up glucose.",
+]
 
 
 def one_by_one(model, texts, task):
@@ -38,19 +43,24 @@ def test_texts_use_search_document_and_queries_search_query(routed_source, check
 
 
 def test_onnx_folder_needs_no_torch(tiny_onnx_dir):
-    code = ("import sys; from llama_index.embeddings.mote import MoTEEmbedding; "
-            f"e = MoTEEmbedding({str(tiny_onnx_dir)!r}); e.get_text_embedding_batch(['a b']); "
-            "e.get_query_embedding('c'); assert 'torch' not in sys.modules, 'torch was imported'")
+    code = (
+        "import sys; from llama_index.embeddings.mote import MoTEEmbedding; "
+        f"e = MoTEEmbedding({str(tiny_onnx_dir)!r}); e.get_text_embedding_batch(['a b']); "
+        "e.get_query_embedding('c'); assert 'torch' not in sys.modules, 'torch was imported'"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_tasks_can_be_overridden(tiny_mote):
     emb = MoTEEmbedding(tiny_mote, text_task="clustering", query_task="classification")
-    np.testing.assert_array_equal(np.asarray(emb.get_text_embedding(TEXTS[0]), np.float32),
-                                  tiny_mote.encode([TEXTS[0]], task="clustering")[0])
-    np.testing.assert_array_equal(np.asarray(emb.get_query_embedding(TEXTS[0]), np.float32),
-                                  tiny_mote.encode([TEXTS[0]], task="classification")[0])
+    np.testing.assert_array_equal(
+        np.asarray(emb.get_text_embedding(TEXTS[0]), np.float32), tiny_mote.encode([TEXTS[0]], task="clustering")[0]
+    )
+    np.testing.assert_array_equal(
+        np.asarray(emb.get_query_embedding(TEXTS[0]), np.float32),
+        tiny_mote.encode([TEXTS[0]], task="classification")[0],
+    )
     # `document_task` (the LangChain name) is accepted too
     assert MoTEEmbedding(tiny_mote, document_task="clustering").text_task == "clustering"
 

@@ -1,18 +1,19 @@
 """SciFact end to end through LlamaIndex (VectorStoreIndex + FaissVectorStore): same nDCG@10 as the core
 evaluation on the same slice."""
+
 from __future__ import annotations
 
 import faiss
 import numpy as np
 from llama_index.core import StorageContext, VectorStoreIndex
 from llama_index.core.schema import TextNode
+from llama_index.embeddings.mote import MoTEEmbedding
 from llama_index.vector_stores.faiss import FaissVectorStore
 
-from llama_index.embeddings.mote import MoTEEmbedding
 
-
-def test_vector_store_index_matches_core_evaluation_on_scifact(scifact_slice, scifact_encoder, scifact_core,
-                                                               ndcg_at_10):
+def test_vector_store_index_matches_core_evaluation_on_scifact(
+    scifact_slice, scifact_encoder, scifact_core, ndcg_at_10
+):
     corpus, queries, qrels = scifact_slice
     emb = MoTEEmbedding(scifact_encoder, embed_batch_size=256)
     start = len(scifact_encoder.calls)
@@ -20,13 +21,14 @@ def test_vector_store_index_matches_core_evaluation_on_scifact(scifact_slice, sc
     store = FaissVectorStore(faiss_index=faiss.IndexFlatIP(emb.dim))
     index = VectorStoreIndex(nodes, embed_model=emb, storage_context=StorageContext.from_defaults(vector_store=store))
     retriever = index.as_retriever(similarity_top_k=10)
-    run = {qid: {hit.node.node_id: float(hit.score) for hit in retriever.retrieve(text)}
-           for qid, text in queries.items()}
+    run = {
+        qid: {hit.node.node_id: float(hit.score) for hit in retriever.retrieve(text)} for qid, text in queries.items()
+    }
     # routing: nodes went through search_document, every query through search_query
     calls = scifact_encoder.calls[start:]
-    assert {c["task"] for c in calls[:-len(queries)]} == {"search_document"}
-    assert sum(c["n"] for c in calls[:-len(queries)]) == len(corpus)
-    assert [c["task"] for c in calls[-len(queries):]] == ["search_query"] * len(queries)
+    assert {c["task"] for c in calls[: -len(queries)]} == {"search_document"}
+    assert sum(c["n"] for c in calls[: -len(queries)]) == len(corpus)
+    assert [c["task"] for c in calls[-len(queries) :]] == ["search_query"] * len(queries)
 
     ndcg = ndcg_at_10(qrels, run)
     core = scifact_core["ndcg@10"]

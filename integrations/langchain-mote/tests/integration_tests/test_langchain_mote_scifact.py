@@ -1,5 +1,6 @@
 """SciFact end to end through LangChain's FAISS store and MoTEVectorStore: same nDCG@10 as the core evaluation on the
 same slice."""
+
 from __future__ import annotations
 
 import warnings
@@ -21,8 +22,13 @@ def test_faiss_store_matches_core_evaluation_on_scifact(scifact_slice, scifact_e
     emb = MoTEEmbeddings(scifact_encoder)
     doc_ids = list(corpus)
     start = len(scifact_encoder.calls)
-    store = FAISS.from_texts([corpus[d] for d in doc_ids], emb, metadatas=[{"doc_id": d} for d in doc_ids],
-                             ids=doc_ids, distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT)
+    store = FAISS.from_texts(
+        [corpus[d] for d in doc_ids],
+        emb,
+        metadatas=[{"doc_id": d} for d in doc_ids],
+        ids=doc_ids,
+        distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT,
+    )
     run = {}
     for qid, text in queries.items():
         hits = store.similarity_search_with_score(text, k=10)
@@ -44,8 +50,9 @@ def test_faiss_store_matches_core_evaluation_on_scifact(scifact_slice, scifact_e
 
 
 @pytest.mark.parametrize("cached", [False, True], ids=["plain", "cache_backed"])
-def test_mote_vector_store_matches_core_evaluation_on_scifact(scifact_slice, scifact_encoder, scifact_core,
-                                                              ndcg_at_10, tmp_path, cached):
+def test_mote_vector_store_matches_core_evaluation_on_scifact(
+    scifact_slice, scifact_encoder, scifact_core, ndcg_at_10, tmp_path, cached
+):
     """MoTEVectorStore (FaissIndex underneath), directly or behind cache_backed, then saved and loaded again."""
     corpus, queries, qrels = scifact_slice
     emb = MoTEEmbeddings(scifact_encoder)
@@ -53,13 +60,21 @@ def test_mote_vector_store_matches_core_evaluation_on_scifact(scifact_slice, sci
     doc_ids = list(corpus)
     start = len(scifact_encoder.calls)
     store = MoTEVectorStore.from_texts([corpus[d] for d in doc_ids], embeddings, ids=doc_ids)
-    runs = [{qid: {doc.id: score for doc, score in store.similarity_search_with_score(text, k=10)}
-             for qid, text in queries.items()}]
+    runs = [
+        {
+            qid: {doc.id: score for doc, score in store.similarity_search_with_score(text, k=10)}
+            for qid, text in queries.items()
+        }
+    ]
     assert [c["task"] for c in scifact_encoder.calls[start:]] == ["search_document"] + ["search_query"] * len(queries)
     store.save_local(tmp_path / "index")
     loaded = MoTEVectorStore.load_local(tmp_path / "index", embeddings)
-    runs.append({qid: {doc.id: score for doc, score in loaded.similarity_search_with_score(text, k=10)}
-                 for qid, text in queries.items()})
+    runs.append(
+        {
+            qid: {doc.id: score for doc, score in loaded.similarity_search_with_score(text, k=10)}
+            for qid, text in queries.items()
+        }
+    )
     if cached:  # the second round of queries came from the query cache: no encoder call
         assert len(scifact_encoder.calls) == start + 1 + len(queries)
     assert runs[0] == runs[1]

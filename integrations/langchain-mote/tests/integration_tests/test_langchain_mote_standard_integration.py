@@ -1,11 +1,11 @@
 """langchain-tests' standard integration suite for MoTEEmbeddings with a real model: the embedded MiniLM upcycled
 to MoTE and exported to ONNX, opened by path (the default, torch-free way)."""
+
 from __future__ import annotations
 
 import pytest
-from langchain_tests.integration_tests import EmbeddingsIntegrationTests
-
 from langchain_mote import MoTEEmbeddings
+from langchain_tests.integration_tests import EmbeddingsIntegrationTests
 
 
 class TestMoTEEmbeddingsStandardIntegration(EmbeddingsIntegrationTests):

@@ -5,14 +5,14 @@ and an HNSW FaissIndex (HNSW deletes through tombstones), and MoTEEmbeddings of 
 (ONNX) over a flat index, where documents and queries take different experts and the fingerprint is recorded.
 RetrieversIntegrationTests runs MoTERetriever over a small real-model store.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from langchain_tests.integration_tests import RetrieversIntegrationTests, VectorStoreIntegrationTests
-
 from langchain_mote import MoTEEmbeddings, MoTERetriever, MoTEVectorStore
+from langchain_tests.integration_tests import RetrieversIntegrationTests, VectorStoreIntegrationTests
 
 _EMBEDDINGS: dict[str, MoTEEmbeddings] = {}
 
@@ -53,11 +53,16 @@ class TestMoTERetrieverStandard(RetrieversIntegrationTests):
 
     @pytest.fixture(autouse=True)
     def _store(self, request, minilm_onnx_dir):
-        texts = ["Insulin lets cells take up glucose.", "Aspirin lowers the risk of heart attack.",
-                 "Vaccines train the immune system.", "Iron deficiency causes anaemia.",
-                 "Asthma narrows the airways."]
-        store = MoTEVectorStore.from_texts(texts, minilm_embeddings(minilm_onnx_dir),
-                                           metadatas=[{"n": i} for i in range(len(texts))])
+        texts = [
+            "Insulin lets cells take up glucose.",
+            "Aspirin lowers the risk of heart attack.",
+            "Vaccines train the immune system.",
+            "Iron deficiency causes anaemia.",
+            "Asthma narrows the airways.",
+        ]
+        store = MoTEVectorStore.from_texts(
+            texts, minilm_embeddings(minilm_onnx_dir), metadatas=[{"n": i} for i in range(len(texts))]
+        )
         request.cls.params = {"vectorstore": store}
 
     @property

@@ -3,17 +3,20 @@
 Every check compares with the uncached MoTEEmbeddings, bit for bit, on a model whose query and document experts
 differ (tiny_mote), and counts the encoder calls through a recording encoder.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from langchain_classic.embeddings import CacheBackedEmbeddings
 from langchain_core.stores import InMemoryByteStore
-
 from langchain_mote import MoTEEmbeddings, cache_backed
 
-TEXTS = ["Aspirin lowers the risk of heart attack.", "How do vaccines train the immune system?",
-         "Insulin is a hormone made by the pancreas that lets cells take up glucose."]
+TEXTS = [
+    "Aspirin lowers the risk of heart attack.",
+    "How do vaccines train the immune system?",
+    "Insulin is a hormone made by the pancreas that lets cells take up glucose.",
+]
 
 
 def reference(model):
@@ -24,6 +27,7 @@ def reference(model):
 
 def both_roles(in_order, emb, documents_first: bool, use_async: bool):
     """(document vectors, query vectors) of TEXTS, the roles in the given order, sync or async."""
+
     async def documents():
         return await emb.aembed_documents(TEXTS) if use_async else emb.embed_documents(TEXTS)
 
@@ -35,8 +39,9 @@ def both_roles(in_order, emb, documents_first: bool, use_async: bool):
 
 @pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
 @pytest.mark.parametrize("documents_first", [True, False], ids=["documents-first", "queries-first"])
-def test_each_role_gets_its_own_expert_and_a_second_call_skips_the_encoder(tiny_mote, caching_encoder, in_order,
-                                                                           documents_first, use_async):
+def test_each_role_gets_its_own_expert_and_a_second_call_skips_the_encoder(
+    tiny_mote, caching_encoder, in_order, documents_first, use_async
+):
     ref_docs, ref_queries = reference(tiny_mote)
     assert np.abs(np.subtract(ref_docs, ref_queries)).max() > 1e-3  # the experts really differ
     spy = caching_encoder(tiny_mote)
@@ -51,8 +56,7 @@ def test_each_role_gets_its_own_expert_and_a_second_call_skips_the_encoder(tiny_
     assert len(spy.calls) == 1 + len(TEXTS)
 
 
-def test_a_second_model_sharing_the_store_gets_its_own_vectors(tiny_mote, other_tiny_mote, caching_encoder,
-                                                               in_order):
+def test_a_second_model_sharing_the_store_gets_its_own_vectors(tiny_mote, other_tiny_mote, caching_encoder, in_order):
     store = InMemoryByteStore()
     first = cache_backed(MoTEEmbeddings(tiny_mote), store, namespace="app:")
     first.embed_documents(TEXTS)
@@ -69,22 +73,28 @@ def test_a_second_model_sharing_the_store_gets_its_own_vectors(tiny_mote, other_
 
 def test_tasks_are_named_canonically_and_custom_key_encoders_keep_the_namespace(tiny_mote):
     store = InMemoryByteStore()
-    emb = cache_backed(MoTEEmbeddings(tiny_mote, query_task="query", document_task="passage"), store,
-                       key_encoder=lambda text: f"<{text}>")
+    emb = cache_backed(
+        MoTEEmbeddings(tiny_mote, query_task="query", document_task="passage"),
+        store,
+        key_encoder=lambda text: f"<{text}>",
+    )
     emb.embed_documents(TEXTS[:1])
     emb.embed_query(TEXTS[0])
     fp = tiny_mote.fingerprint
-    assert sorted(store.yield_keys()) == sorted([f"mote:{fp}:search_document:<{TEXTS[0]}>",
-                                                 f"mote:{fp}:search_query:<{TEXTS[0]}>"])
+    assert sorted(store.yield_keys()) == sorted(
+        [f"mote:{fp}:search_document:<{TEXTS[0]}>", f"mote:{fp}:search_query:<{TEXTS[0]}>"]
+    )
     with pytest.raises(TypeError, match="MoTEEmbeddings"):
-        cache_backed(CacheBackedEmbeddings.from_bytes_store(MoTEEmbeddings(tiny_mote), store, key_encoder="sha256"),
-                     store)
+        cache_backed(
+            CacheBackedEmbeddings.from_bytes_store(MoTEEmbeddings(tiny_mote), store, key_encoder="sha256"), store
+        )
 
 
 def test_the_plain_query_cache_path_hands_back_the_wrong_expert(tiny_mote):
     """Why the README warns: LangChain's own query_embedding_cache=True shares one namespace between roles."""
     ref_docs, ref_queries = reference(tiny_mote)
-    plain = CacheBackedEmbeddings.from_bytes_store(MoTEEmbeddings(tiny_mote), InMemoryByteStore(), namespace="m:",
-                                                   query_embedding_cache=True, key_encoder="sha256")
+    plain = CacheBackedEmbeddings.from_bytes_store(
+        MoTEEmbeddings(tiny_mote), InMemoryByteStore(), namespace="m:", query_embedding_cache=True, key_encoder="sha256"
+    )
     plain.embed_documents(TEXTS)
     assert plain.embed_query(TEXTS[0]) == ref_docs[0] != ref_queries[0]

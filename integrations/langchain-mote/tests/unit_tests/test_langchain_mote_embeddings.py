@@ -1,4 +1,5 @@
 """MoTEEmbeddings behaviour: routing to the right expert, types, errors, batching, async."""
+
 from __future__ import annotations
 
 import asyncio
@@ -8,11 +9,15 @@ import time
 
 import numpy as np
 import pytest
-
 from langchain_mote import MODEL_ENV, MoTEEmbeddings
 
-TEXTS = ["Aspirin lowers the risk of heart attack.", "How do vaccines train the immune system?",
-         "a", "Short.", "Insulin is a hormone made by the pancreas that lets cells take up glucose."]
+TEXTS = [
+    "Aspirin lowers the risk of heart attack.",
+    "How do vaccines train the immune system?",
+    "a",
+    "Short.",
+    "Insulin is a hormone made by the pancreas that lets cells take up glucose.",
+]
 
 
 def test_documents_use_search_document_and_queries_search_query(routed_source, check_routing):
@@ -23,9 +28,11 @@ def test_documents_use_search_document_and_queries_search_query(routed_source, c
 
 
 def test_onnx_folder_needs_no_torch(tiny_onnx_dir):
-    code = ("import sys; from langchain_mote import MoTEEmbeddings; "
-            f"e = MoTEEmbeddings({str(tiny_onnx_dir)!r}); e.embed_documents(['a b']); e.embed_query('c'); "
-            "assert 'torch' not in sys.modules, 'torch was imported'")
+    code = (
+        "import sys; from langchain_mote import MoTEEmbeddings; "
+        f"e = MoTEEmbeddings({str(tiny_onnx_dir)!r}); e.embed_documents(['a b']); e.embed_query('c'); "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
 
@@ -39,8 +46,9 @@ def test_faiss_store_with_inner_product_scores_cosines(tiny_mote):
         from langchain_community.vectorstores.utils import DistanceStrategy
 
     emb = MoTEEmbeddings(tiny_mote)
-    store = FAISS.from_texts(TEXTS, emb, distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT,
-                             relevance_score_fn=lambda s: (1.0 + s) / 2.0)  # what the README recommends
+    store = FAISS.from_texts(
+        TEXTS, emb, distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT, relevance_score_fn=lambda s: (1.0 + s) / 2.0
+    )  # what the README recommends
     cosines = np.asarray(emb.embed_documents(TEXTS)) @ np.asarray(emb.embed_query(TEXTS[1]))
     expected = np.sort(cosines)[::-1][:3]
     hits = store.similarity_search_with_score(TEXTS[1], k=3)
@@ -52,18 +60,19 @@ def test_faiss_store_with_inner_product_scores_cosines(tiny_mote):
 
 def test_tasks_can_be_overridden(tiny_mote):
     emb = MoTEEmbeddings(tiny_mote, document_task="clustering", query_task="clustering")
-    np.testing.assert_array_equal(np.asarray(emb.embed_documents(TEXTS), np.float32),
-                                  tiny_mote.encode(TEXTS, task="clustering"))
-    np.testing.assert_array_equal(np.asarray(emb.embed_query(TEXTS[0]), np.float32),
-                                  tiny_mote.encode(TEXTS[0], task="clustering"))
+    np.testing.assert_array_equal(
+        np.asarray(emb.embed_documents(TEXTS), np.float32), tiny_mote.encode(TEXTS, task="clustering")
+    )
+    np.testing.assert_array_equal(
+        np.asarray(emb.embed_query(TEXTS[0]), np.float32), tiny_mote.encode(TEXTS[0], task="clustering")
+    )
 
 
 def test_loads_saved_model_folder(tiny_mote, tiny_mote_dir):
     emb = MoTEEmbeddings(str(tiny_mote_dir))
     assert emb.model == str(tiny_mote_dir)
     assert emb.fingerprint == tiny_mote.fingerprint and emb.dim == tiny_mote.dim
-    np.testing.assert_allclose(emb.embed_documents(TEXTS), tiny_mote.encode(TEXTS, task="search_document"),
-                               atol=1e-6)
+    np.testing.assert_allclose(emb.embed_documents(TEXTS), tiny_mote.encode(TEXTS, task="search_document"), atol=1e-6)
 
 
 def test_returns_python_floats_and_handles_empty(tiny_mote):

@@ -1,10 +1,10 @@
 """langchain-tests' standard unit suite for MoTEEmbeddings (a tiny MoTE model exported to ONNX, the default input)."""
+
 from __future__ import annotations
 
 import pytest
-from langchain_tests.unit_tests import EmbeddingsUnitTests
-
 from langchain_mote import MODEL_ENV, MoTEEmbeddings
+from langchain_tests.unit_tests import EmbeddingsUnitTests
 
 
 class TestMoTEEmbeddingsStandardUnit(EmbeddingsUnitTests):

@@ -1,5 +1,6 @@
 """MoTEVectorStore behaviour beyond the standard suites: routing, the fingerprint guard on save/load, shard sets,
 metadata filters, MMR, and a mixed cached workload that must equal the uncached one exactly."""
+
 from __future__ import annotations
 
 import warnings
@@ -10,15 +11,22 @@ from langchain_classic.embeddings import CacheBackedEmbeddings
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.stores import InMemoryByteStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
-
 from langchain_mote import MoTEEmbeddings, MoTEVectorStore, cache_backed
+
 from mote_rag.atomic import LOCK_NAME
 from mote_rag.index import EncoderMismatchError, FaissIndex
 from mote_rag.index.sharded import ShardedIndex, shard_name, shard_of, write_manifest
 
-TEXTS = [f"{topic} note {i}: {detail}" for i, (topic, detail) in enumerate(
-    [(t, d) for t in ("diabetes", "asthma", "anaemia", "vaccines")
-     for d in ("symptoms and signs", "treatment options", "causes and risks", "tests and diagnosis", "outlook")])]
+TEXTS = [
+    f"{topic} note {i}: {detail}"
+    for i, (topic, detail) in enumerate(
+        [
+            (t, d)
+            for t in ("diabetes", "asthma", "anaemia", "vaccines")
+            for d in ("symptoms and signs", "treatment options", "causes and risks", "tests and diagnosis", "outlook")
+        ]
+    )
+]
 IDS = [f"doc-{i}" for i in range(len(TEXTS))]
 METAS = [{"topic": t.split()[0], "i": i, "even": i % 2 == 0} for i, t in enumerate(TEXTS)]
 QUERIES = ["how is diabetes treated?", "what causes anaemia?", TEXTS[3], TEXTS[11]]
@@ -47,8 +55,9 @@ def test_documents_and_queries_take_their_own_experts(tiny_mote, caching_encoder
     store.similarity_search(QUERIES[0], k=3)
     assert [(c["task"], c["n"]) for c in spy.calls] == [("search_document", len(TEXTS)), ("search_query", 1)]
     assert store.index.document_task == "search_document" and store.index.query_task == "search_query"
-    assert [doc.id for doc in store.similarity_search(QUERIES[0], k=3)] == brute_force(MoTEEmbeddings(tiny_mote),
-                                                                                        QUERIES[0], 3)
+    assert [doc.id for doc in store.similarity_search(QUERIES[0], k=3)] == brute_force(
+        MoTEEmbeddings(tiny_mote), QUERIES[0], 3
+    )
 
 
 def test_scores_are_cosines_and_relevance_maps_them_onto_0_1(store, tiny_mote):
@@ -80,8 +89,9 @@ def test_save_and_load_round_trip_without_pickle(tiny_mote, tmp_path, kind):
     assert loaded.index.read_header(tmp_path / "idx").fingerprint == tiny_mote.fingerprint
     for q in QUERIES:
         assert ranked(loaded, q) == ranked(store, q)
-    assert loaded.get_by_ids(["doc-5", "doc-0", "doc-7"]) == store.get_by_ids(["doc-5", "doc-7"])[:1] + \
-        store.get_by_ids(["doc-7"])
+    assert loaded.get_by_ids(["doc-5", "doc-0", "doc-7"]) == store.get_by_ids(["doc-5", "doc-7"])[
+        :1
+    ] + store.get_by_ids(["doc-7"])
 
 
 def test_load_local_refuses_another_encoder_with_faiss_index_loads_error(tiny_mote, other_tiny_mote, tmp_path):
@@ -93,8 +103,7 @@ def test_load_local_refuses_another_encoder_with_faiss_index_loads_error(tiny_mo
     assert str(ours.value) == str(core.value) and tiny_mote.fingerprint in str(ours.value)
     # wrapped in a cache, still recognised; embeddings that are not MoTE cannot vouch for the fingerprint
     with pytest.raises(EncoderMismatchError, match="fingerprint"):
-        MoTEVectorStore.load_local(tmp_path / "idx", cache_backed(MoTEEmbeddings(other_tiny_mote),
-                                                                  InMemoryByteStore()))
+        MoTEVectorStore.load_local(tmp_path / "idx", cache_backed(MoTEEmbeddings(other_tiny_mote), InMemoryByteStore()))
     with pytest.raises(EncoderMismatchError, match="not MoTEEmbeddings"):
         MoTEVectorStore.load_local(tmp_path / "idx", DeterministicFakeEmbedding(size=tiny_mote.dim))
     # the same model with another query expert would compare vectors the index was not built for
@@ -126,8 +135,9 @@ def test_a_shard_set_opens_read_only_and_searches_like_one_index(tiny_mote, tmp_
     for q in QUERIES:
         assert [i for i, _ in ranked(sharded, q)] == [i for i, _ in ranked(store, q)]
         np.testing.assert_allclose([s for _, s in ranked(sharded, q)], [s for _, s in ranked(store, q)], atol=1e-6)
-        assert [d.id for d in sharded.max_marginal_relevance_search(q, k=4, fetch_k=10)] == \
-            [d.id for d in store.max_marginal_relevance_search(q, k=4, fetch_k=10)]
+        assert [d.id for d in sharded.max_marginal_relevance_search(q, k=4, fetch_k=10)] == [
+            d.id for d in store.max_marginal_relevance_search(q, k=4, fetch_k=10)
+        ]
     assert sharded.get_by_ids(["doc-1", "nope", "doc-0"]) == store.get_by_ids(["doc-1", "doc-0"])
     with pytest.raises(NotImplementedError, match="read-only"):
         sharded.add_texts(["more"])
@@ -137,12 +147,19 @@ def test_a_shard_set_opens_read_only_and_searches_like_one_index(tiny_mote, tmp_
         MoTEVectorStore.load_local(tmp_path / "set", MoTEEmbeddings(tiny_mote, document_task="clustering"))
 
 
-@pytest.mark.parametrize("flt, keep", [
-    ({"topic": "asthma"}, lambda m: m["topic"] == "asthma"),
-    ({"topic": ["anaemia", "vaccines"], "even": True}, lambda m: m["topic"] in ("anaemia", "vaccines") and m["even"]),
-    (lambda m: m["i"] % 7 == 3, lambda m: m["i"] % 7 == 3),
-    ({"missing-key": 1}, lambda m: False),
-], ids=["equal", "any-of-and-equal", "callable", "no-match"])
+@pytest.mark.parametrize(
+    "flt, keep",
+    [
+        ({"topic": "asthma"}, lambda m: m["topic"] == "asthma"),
+        (
+            {"topic": ["anaemia", "vaccines"], "even": True},
+            lambda m: m["topic"] in ("anaemia", "vaccines") and m["even"],
+        ),
+        (lambda m: m["i"] % 7 == 3, lambda m: m["i"] % 7 == 3),
+        ({"missing-key": 1}, lambda m: False),
+    ],
+    ids=["equal", "any-of-and-equal", "callable", "no-match"],
+)
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
 def test_filters_give_the_exact_top_k_among_matching_documents(tiny_mote, flt, keep, kind):
     emb = MoTEEmbeddings(tiny_mote)
@@ -162,8 +179,10 @@ def test_mmr_uses_the_stored_vectors(store, tiny_mote):
     candidates = [d.id for d in store.similarity_search(q, k=10)]
     vectors = np.asarray(emb.embed_documents([TEXTS[IDS.index(i)] for i in candidates]), np.float32)
     for lam in (0.0, 0.5, 1.0):
-        expected = [candidates[i] for i in maximal_marginal_relevance(np.asarray(emb.embed_query(q)), vectors,
-                                                                      lambda_mult=lam, k=4)]
+        expected = [
+            candidates[i]
+            for i in maximal_marginal_relevance(np.asarray(emb.embed_query(q)), vectors, lambda_mult=lam, k=4)
+        ]
         assert [d.id for d in store.max_marginal_relevance_search(q, k=4, fetch_k=10, lambda_mult=lam)] == expected
     assert [d.id for d in store.max_marginal_relevance_search(q, k=4, fetch_k=10, lambda_mult=1.0)] == candidates[:4]
     mmr = store.as_retriever(search_type="mmr", search_kwargs={"k": 3, "fetch_k": 10, "filter": {"even": True}})
@@ -177,10 +196,12 @@ def test_ivfpq_store_embeds_mmr_candidates_again():
     store = MoTEVectorStore.from_texts(texts, emb, kind="ivfpq", nlist=2, pq_m=2, nbits=4)
     q = emb.embed_query("text 5")
     candidates = [d.page_content for d in store.similarity_search_by_vector(q, k=8)]
-    chosen = maximal_marginal_relevance(np.asarray(q, np.float32), np.asarray(emb.embed_documents(candidates), np.float32),
-                                        k=3)
-    assert [d.page_content for d in store.max_marginal_relevance_search_by_vector(q, k=3, fetch_k=8)] == \
-        [candidates[i] for i in chosen]
+    chosen = maximal_marginal_relevance(
+        np.asarray(q, np.float32), np.asarray(emb.embed_documents(candidates), np.float32), k=3
+    )
+    assert [d.page_content for d in store.max_marginal_relevance_search_by_vector(q, k=3, fetch_k=8)] == [
+        candidates[i] for i in chosen
+    ]
     with pytest.raises(ValueError, match="nbits"):
         MoTEVectorStore.from_texts(texts[:3], emb, kind="ivfpq")
 
@@ -188,6 +209,7 @@ def test_ivfpq_store_embeds_mmr_candidates_again():
 def test_mixed_cached_workload_returns_the_uncached_results_exactly(tiny_mote):
     """Index texts as documents, then ask the same texts (and others) as queries, twice, through cache_backed:
     every result equals the uncached store's, ids and scores; LangChain's plain query cache does not."""
+
     def workload(emb):
         store = MoTEVectorStore.from_texts(TEXTS, emb, metadatas=METAS, ids=IDS)
         out = [ranked(store, q) for q in QUERIES + TEXTS[:6]]
@@ -196,8 +218,9 @@ def test_mixed_cached_workload_returns_the_uncached_results_exactly(tiny_mote):
 
     uncached = workload(MoTEEmbeddings(tiny_mote))
     assert workload(cache_backed(MoTEEmbeddings(tiny_mote), InMemoryByteStore())) == uncached
-    plain = CacheBackedEmbeddings.from_bytes_store(MoTEEmbeddings(tiny_mote), InMemoryByteStore(),
-                                                   query_embedding_cache=True, key_encoder="sha256")
+    plain = CacheBackedEmbeddings.from_bytes_store(
+        MoTEEmbeddings(tiny_mote), InMemoryByteStore(), query_embedding_cache=True, key_encoder="sha256"
+    )
     assert workload(plain) != uncached
 
 

@@ -6,9 +6,10 @@ object already in memory (`MoTEModel`, `OnnxEncoder`, anything with the mote-rag
 Embeddings are L2-normalised: with llama-index-vector-stores-faiss use `faiss.IndexFlatIP(dim)` (inner
 product = cosine similarity, and its scores read "higher is better" as LlamaIndex expects).
 """
+
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
@@ -21,17 +22,17 @@ DEFAULT_MOTE_BATCH_SIZE = 32
 CACHE_VALUE_KEY = "embedding"
 
 
-def _cached_vector(entry: Optional[dict]) -> Optional[Embedding]:
+def _cached_vector(entry: dict | None) -> Embedding | None:
     """The vector of a cache entry ({key: vector}, as llama-index-core writes them too), or None."""
     return None if not entry else next(iter(entry.values()))
 
 
-def _missing(texts: List[str], vectors: List[Optional[Embedding]]) -> List[str]:
+def _missing(texts: list[str], vectors: list[Embedding | None]) -> list[str]:
     """The texts without a cached vector, each once, in order."""
     return list(dict.fromkeys(t for t, v in zip(texts, vectors) if v is None))
 
 
-def _filled(texts: List[str], vectors: List[Optional[Embedding]], new: dict) -> List[Embedding]:
+def _filled(texts: list[str], vectors: list[Embedding | None], new: dict) -> list[Embedding]:
     return [new[t] if v is None else v for t, v in zip(texts, vectors)]
 
 
@@ -64,7 +65,7 @@ class MoTEEmbedding(BaseEmbedding):
     BaseEmbedding's `embeddings_cache` field stays None.
     """
 
-    model: Optional[str] = Field(
+    model: str | None = Field(
         default=None,
         description=f"Model folder (exported ONNX or saved MoTE) or the source of the encoder object given; "
         f"defaults to ${MODEL_ENV}.",
@@ -74,7 +75,7 @@ class MoTEEmbedding(BaseEmbedding):
     show_progress: bool = Field(default=False, description="Show the encoder's progress bar on text batches.")
 
     _embedder: TaskEmbedder = PrivateAttr(default=None)
-    _cache: Optional[BaseKVStore] = PrivateAttr(default=None)
+    _cache: BaseKVStore | None = PrivateAttr(default=None)
 
     def __init__(self, model: Any = None, /, **kwargs: Any):
         if model is not None and "model" in kwargs:
@@ -84,10 +85,14 @@ class MoTEEmbedding(BaseEmbedding):
         if "batch_size" in kwargs:
             kwargs["embed_batch_size"] = kwargs.pop("batch_size")
         kwargs.setdefault("embed_batch_size", DEFAULT_MOTE_BATCH_SIZE)
-        embedder = TaskEmbedder(kwargs.pop("model", model),
-                                {"query_task": kwargs.get("query_task", "search_query"),
-                                 "text_task": kwargs.get("text_task", "search_document")},
-                                owner="MoTEEmbedding")
+        embedder = TaskEmbedder(
+            kwargs.pop("model", model),
+            {
+                "query_task": kwargs.get("query_task", "search_query"),
+                "text_task": kwargs.get("text_task", "search_document"),
+            },
+            owner="MoTEEmbedding",
+        )
         kwargs.setdefault("model_name", embedder.description)
         cache = kwargs.pop("embeddings_cache", None)
         super().__init__(model=embedder.description, **kwargs)
@@ -122,7 +127,7 @@ class MoTEEmbedding(BaseEmbedding):
         return self._embedder.fingerprint
 
     @property
-    def cache(self) -> Optional[BaseKVStore]:
+    def cache(self) -> BaseKVStore | None:
         """The embeddings cache given as `embeddings_cache` (None: no caching)."""
         return self._cache
 
@@ -131,7 +136,7 @@ class MoTEEmbedding(BaseEmbedding):
         return f"embeddings/mote/{self.fingerprint}/{self._embedder.check_task(getattr(self, task_field), task_field)}"
 
     # ------------------------------------------------------------------ every encode goes through these two
-    def _embed(self, texts: List[str], task_field: str, progress: bool = False) -> List[Embedding]:
+    def _embed(self, texts: list[str], task_field: str, progress: bool = False) -> list[Embedding]:
         task, cache = getattr(self, task_field), self._cache
         if cache is None:
             return self._embedder.embed(texts, task, self.embed_batch_size, progress)
@@ -144,7 +149,7 @@ class MoTEEmbedding(BaseEmbedding):
         cache.put_all([(t, {CACHE_VALUE_KEY: v}) for t, v in new.items()], collection=collection)
         return _filled(texts, vectors, new)
 
-    async def _aembed(self, texts: List[str], task_field: str, progress: bool = False) -> List[Embedding]:
+    async def _aembed(self, texts: list[str], task_field: str, progress: bool = False) -> list[Embedding]:
         task, cache = getattr(self, task_field), self._cache
         if cache is None:
             return await self._embedder.aembed(texts, task, self.embed_batch_size, progress)
@@ -172,11 +177,12 @@ class MoTEEmbedding(BaseEmbedding):
     async def aget_text_embedding(self, text: str) -> Embedding:
         return await super().aget_text_embedding(check_text(text))
 
-    def get_text_embedding_batch(self, texts: List[str], show_progress: bool = False, **kwargs: Any) -> List[Embedding]:
+    def get_text_embedding_batch(self, texts: list[str], show_progress: bool = False, **kwargs: Any) -> list[Embedding]:
         return super().get_text_embedding_batch(check_text_list(texts), show_progress=show_progress, **kwargs)
 
-    async def aget_text_embedding_batch(self, texts: List[str], show_progress: bool = False,
-                                        **kwargs: Any) -> List[Embedding]:
+    async def aget_text_embedding_batch(
+        self, texts: list[str], show_progress: bool = False, **kwargs: Any
+    ) -> list[Embedding]:
         return await super().aget_text_embedding_batch(check_text_list(texts), show_progress=show_progress, **kwargs)
 
     # ------------------------------------------------------------------ sync API
@@ -186,7 +192,7 @@ class MoTEEmbedding(BaseEmbedding):
     def _get_text_embedding(self, text: str) -> Embedding:
         return self._embed([text], "text_task")[0]
 
-    def _get_text_embeddings(self, texts: List[str]) -> List[Embedding]:
+    def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         return self._embed(texts, "text_task", self.show_progress)
 
     # ------------------------------------------------------------------ async API (worker thread)
@@ -196,5 +202,5 @@ class MoTEEmbedding(BaseEmbedding):
     async def _aget_text_embedding(self, text: str) -> Embedding:
         return (await self._aembed([text], "text_task"))[0]
 
-    async def _aget_text_embeddings(self, texts: List[str]) -> List[Embedding]:
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         return await self._aembed(texts, "text_task", self.show_progress)
