@@ -70,6 +70,31 @@ VARIANTS: dict[str, dict] = {
         "experts_only": True,
         "train_tasks": ("retrieval",),
     },
+    # Screens of the retrieval recipe: more expert layers (EB), a larger expert learning rate, low-rank experts,
+    # and experts on top of a trainable trunk (asymmetric query/document paths, no bit-identity guarantee).
+    "mote_router_frozen_all_retrieval": {
+        "arm": "mote",
+        "use_prefixes": False,
+        "experts_only": True,
+        "placement": "all",
+        "train_tasks": ("retrieval",),
+    },
+    "mote_router_frozen_lr3_retrieval": {
+        "arm": "mote",
+        "use_prefixes": False,
+        "experts_only": True,
+        "expert_lr_multiplier": 3.0,
+        "train_tasks": ("retrieval",),
+    },
+    "mote_router_lora16_retrieval": {
+        "arm": "mote",
+        "use_prefixes": False,
+        "experts_only": True,
+        "expert_rank": 16,
+        "expert_lr_multiplier": 10.0,
+        "train_tasks": ("retrieval",),
+    },
+    "mote_router_retrieval": {"arm": "mote", "use_prefixes": False, "train_tasks": ("retrieval",)},
 }
 DENSE = ("plain", "ic", "plain_retrieval")  # the dense arms; the best on retrieval is the reference
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
