@@ -345,7 +345,7 @@ def posthoc(
         print(f"  chosen on dev: {chosen}", flush=True)
         model = interpolate_experts(trained, initial, chosen)
     print(f"[{time.strftime('%H:%M:%S')}] evaluating {name}+{kind} seed {seed}", flush=True)
-    result = evaluate(model, suite=suite, name=f"{name}+{kind}/seed-{seed}", show_progress=False, cache_dir=cache_dir)
+    result = evaluate_reusing_base(model, config, name, suite, work, f"{name}+{kind}/seed-{seed}", cache_dir)
     result.update({"variant": f"{name}+{kind}", "seed": seed, **extra})
     write_json_atomic(done, result)
     return result
@@ -558,13 +558,13 @@ def main() -> int:
         if not args.skip_base:
             base_result(config, suite, cache_dir, work)
         for seed in range(args.first_seed, args.first_seed + args.seeds):
+            # the tables are built once at the end (the bootstrap over every run takes minutes); each finished
+            # run's eval JSON is durable, and `--report-only` builds the tables from them at any time
             for name in args.variants:
                 run_one(config, name, seed, work, data, suite, cache_dir)
-                report(args.name, work, config, meta, args.n_boot)
             for kind, names in (("wave", args.wave), ("wise", args.interpolate)):
                 for name in names:
-                    if posthoc(config, name, seed, work, suite, cache_dir, kind, args.eval_datasets, args.alphas):
-                        report(args.name, work, config, meta, args.n_boot)
+                    posthoc(config, name, seed, work, suite, cache_dir, kind, args.eval_datasets, args.alphas)
     report(args.name, work, config, meta, args.n_boot)
     return 0
 

@@ -114,6 +114,6 @@ def plot_analysis(drift: dict, similarity: dict, path: str | os.PathLike) -> Pat
                 fontsize=7,
                 color="white" if m[a, b] < 0.9 else "black",
             )
-    right.set_title(f"Mean cosine of the same texts across task paths ({similarity['texts']} texts)")
+    right.set_title(f"Inter-task cosine, same {similarity['texts']} texts")
     fig.colorbar(im, ax=right, fraction=0.046)
     return save_figure(fig, path)
