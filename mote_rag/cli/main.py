@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 
-COMMANDS = ["quickstart", "train", "eval", "export", "index", "search", "info", "analyze"]
+COMMANDS = ["quickstart", "train", "eval", "export", "index", "search", "info", "analyze", "pairs"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
