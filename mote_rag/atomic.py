@@ -1,13 +1,17 @@
 """Atomic writes and one writer per folder.
 
 - `atomic_path` / `write_bytes_atomic` / `write_json_atomic`: write a temporary file in the same folder, fsync,
-  then rename over the target; a reader (or a crash) never sees a half-written file.
-- `folder_lock`: an fcntl lock file so that only one process (and thread) writes a folder at a time.
+  then rename over the target; a reader (or a crash) never sees a half-written file. A full disk or a read-only
+  folder leaves the previous file as it was, removes the temporary file and raises `StorageError` naming the folder.
+- `folder_lock`: an fcntl lock file so that only one process (and thread) writes a folder at a time; removed when
+  the writer is done, taken over when its holder was killed.
 - `swap_in_directory`: replace a whole folder by a complete new one (how `export` replaces an export).
+- `make_folder`: create a folder, with an error that names the file in the way when a parent is a file.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -17,13 +21,77 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+# errno values that mean "this storage cannot take the write", each with the sentence our error gives
+_STORAGE_ERRNOS = {
+    errno.ENOSPC: "the file system is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EFBIG: "the file is larger than this process or file system allows",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
+
+
+class StorageError(OSError):
+    """A write that the storage refused (full, over quota, read-only, no permission). The message names the folder
+    and says that what was there before is unchanged; `errno` is the operating system's."""
+
+    def __init__(self, message: str, errno_value: int | None = None, folder: str | os.PathLike | None = None):
+        super().__init__(message)
+        self.errno = errno_value
+        self.folder = None if folder is None else Path(folder)
+
+
+def storage_error(exc: OSError, folder: str | os.PathLike, doing: str) -> OSError:
+    """`exc` as a StorageError naming `folder` when the storage refused the write, else `exc` itself."""
+    if isinstance(exc, StorageError) or exc.errno not in _STORAGE_ERRNOS:
+        return exc
+    return StorageError(
+        f"cannot {doing} in {folder}: {_STORAGE_ERRNOS[exc.errno]} ({exc.strerror or exc}); nothing was "
+        "changed there, what it held before is intact. Free space or choose a writable folder",
+        exc.errno,
+        folder,
+    )
+
+
+def check_folder_path(folder: str | os.PathLike, what: str = "folder") -> Path:
+    """The nearest existing folder that holds (or is) `folder`; NotADirectoryError naming the file in the way when
+    `folder` or one of its parents is a file. Creates nothing."""
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe == folder and folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{what} {folder} is a file, not a folder")
+    if not probe.is_dir():
+        raise NotADirectoryError(f"{what} {folder} cannot be created: {probe} is a file, not a folder")
+    return probe
+
+
+def make_folder(folder: str | os.PathLike, what: str = "folder") -> Path:
+    """Create `folder` and its parents; a parent that is a file, or storage that refuses, is an error naming them."""
+    folder = Path(folder)
+    if folder.is_dir():
+        return folder
+    probe = check_folder_path(folder, what)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, probe, f"create {what} {folder}") from None
+    return folder
+
 
 @contextmanager
 def atomic_path(target: str | os.PathLike):
-    """Yield a temporary path beside `target`; on success it replaces `target` atomically."""
+    """Yield a temporary path beside `target`; on success it replaces `target` atomically. On any failure the
+    temporary file is removed and `target` is left as it was; a full or read-only file system is a StorageError
+    naming the folder."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    make_folder(target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise storage_error(exc, target.parent, f"write {target.name}") from None
     os.close(fd)
     try:
         yield Path(tmp)
@@ -32,9 +100,13 @@ def atomic_path(target: str | os.PathLike):
             os.fsync(fh.fileno())
         os.replace(tmp, target)
         _fsync_dir(target.parent)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as exc:
+        try:
             os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise storage_error(exc, target.parent, f"write {target.name}") from exc
         raise
 
 
@@ -85,17 +157,17 @@ def folder_lock(lock_file: str | os.PathLike, what: str, timeout: float | None =
 
     One writer per folder: a second writer, in this process or another, waits up to `timeout` seconds
     (default DEFAULT_LOCK_TIMEOUT; 0 = do not wait) and then raises FolderLockedError naming the holder's pid.
-    The lock is `fcntl.flock` on the lock file, released by the kernel when the holder exits or is killed, so
-    a crashed writer never leaves a stale lock. The lock file itself is never deleted (deleting it would let two
-    writers lock two different files). NFS: flock is emulated with POSIX byte-range locks, which are advisory
-    and work only when the NFS lock service (lockd / NFSv4 locking) is running on client and server; without it
-    flock may succeed on two hosts at once, so do not point two hosts' writers at one NFS folder.
+    The lock is `fcntl.flock` on the lock file, released by the kernel when the holder exits or is killed, so a
+    killed writer's lock file (with its pid inside) is simply taken over by the next writer. The holder removes
+    the lock file before it releases the lock, so a clean exit leaves no lock file; a writer that was waiting on
+    the removed file sees that the name no longer points at the file it locked and starts again on the new one
+    (so two writers never hold two different files). NFS: flock is emulated with POSIX byte-range locks, which
+    are advisory and work only when the NFS lock service (lockd / NFSv4 locking) is running on client and server;
+    without it flock may succeed on two hosts at once, so do not point two hosts' writers at one NFS folder.
     """
-    import fcntl
-
     timeout = DEFAULT_LOCK_TIMEOUT if timeout is None else float(timeout)
     path = Path(lock_file)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     key = str(path.resolve())
     with _thread_locks_guard:
         tlock = _thread_locks.setdefault(key, threading.Lock())
@@ -103,7 +175,33 @@ def folder_lock(lock_file: str | os.PathLike, what: str, timeout: float | None =
     if not (tlock.acquire(timeout=timeout) if timeout > 0 else tlock.acquire(blocking=False)):
         raise FolderLockedError(f"{what} is being written by another thread of this process (waited {timeout:g}s)")
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = _lock_file(path, what, timeout, deadline)
+        try:
+            try:  # the holder's pid, for the message a waiter gets; a full disk may refuse even these bytes
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, str(os.getpid()).encode(), 0)
+            except OSError:
+                pass
+            yield
+        finally:
+            try:  # removed while still locked: a waiter then finds its file unlinked and retries
+                os.unlink(path)
+            except OSError:
+                pass
+            os.close(fd)  # closing the last descriptor releases the flock
+    finally:
+        tlock.release()
+
+
+def _lock_file(path: Path, what: str, timeout: float, deadline: float) -> int:
+    """A descriptor of `path` holding its flock, where `path` still names the locked file."""
+    import fcntl
+
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise storage_error(exc, path.parent, f"create the lock file {path.name} for {what}") from None
         try:
             while True:
                 try:
@@ -117,17 +215,16 @@ def folder_lock(lock_file: str | os.PathLike, what: str, timeout: float | None =
                             f"{timeout:g}s. Wait for it to finish, or write elsewhere"
                         ) from None
                     time.sleep(0.05)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
             try:
-                yield
-            finally:
-                os.ftruncate(fd, 0)
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+        except BaseException:
             os.close(fd)
-    finally:
-        tlock.release()
+            raise
+        if same:
+            return fd
+        os.close(fd)  # the holder we waited for removed this file: lock the one there now
 
 
 def check_writable_folder(folder: str | os.PathLike, what: str) -> Path:

@@ -77,6 +77,20 @@ def check_text(text, what: str = "text") -> str:
     return text
 
 
+def blank_rows(texts: Sequence[str]) -> list[int]:
+    """Rows whose text is empty or whitespace-only."""
+    return [i for i, t in enumerate(texts) if not t.strip()]
+
+
+def blank_texts_error(rows: Sequence[int], total: int, what: str = "texts", hint: str = "") -> ValueError:
+    """The error for empty or whitespace-only documents, naming the first rows and the count."""
+    named = ", ".join(f"{what}[{i}]" for i in rows[:5]) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
+    return ValueError(
+        f"{named} ({len(rows)} of {total}) are empty or whitespace-only: an empty document has no content to "
+        f"embed and would match queries at random. Remove them{hint}"
+    )
+
+
 def check_batch_size(batch_size) -> int:
     """A positive int (numpy ints too; bool is not a number here), else a ValueError naming the value."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
@@ -84,6 +98,26 @@ def check_batch_size(batch_size) -> int:
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     return int(batch_size)
+
+
+def check_vectors(vectors, what: str = "vectors") -> np.ndarray:
+    """`vectors` as a float32 array, or a TypeError naming `what`: strings, None, objects, ragged rows, booleans and
+    complex numbers are not vectors (numpy would give "could not convert string to float" or cast silently)."""
+    if isinstance(vectors, (str, bytes, bytearray)) or vectors is None or isinstance(vectors, (Mapping, Set)):
+        raise TypeError(f"{what} must be a numeric array of shape (dim,) or (n, dim), got {type(vectors).__name__}")
+    try:
+        arr = np.asarray(vectors)
+    except (ValueError, TypeError):
+        raise TypeError(
+            f"{what} must be a numeric array of shape (dim,) or (n, dim); the rows given have different lengths "
+            "or are not numbers"
+        ) from None
+    if arr.dtype.kind not in "fiu":
+        got = {"U": "strings", "S": "bytes", "O": "Python objects", "b": "booleans", "c": "complex numbers"}.get(
+            arr.dtype.kind, f"dtype {arr.dtype}"
+        )
+        raise TypeError(f"{what} must be a numeric array of shape (dim,) or (n, dim), got an array of {got}")
+    return arr.astype(np.float32, copy=False)
 
 
 def length_sorted_batches(texts: Sequence[str], batch_size: int) -> Iterator[np.ndarray]:

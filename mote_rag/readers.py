@@ -222,6 +222,8 @@ def load_labelled_texts(path: str | os.PathLike) -> LabelledTexts:
 def read_json_file(path: str | os.PathLike, kind: str) -> object:
     """Parse a JSON file; a missing file or bad JSON is an error naming the file (`kind` says what it is)."""
     p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"{kind} file {p} is a directory; give the JSON file")
     if not p.is_file():
         raise FileNotFoundError(f"{kind} file {p} not found")
     try:
@@ -242,6 +244,7 @@ class Corpus:
     texts: list[str]
     metadatas: list[dict]
     source: str
+    skipped: list[str] = field(default_factory=list)  # rows left out by skip_empty ("file: row 3 (id 'x')")
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -266,12 +269,34 @@ def corpus_format(path: str | os.PathLike) -> str:
     )
 
 
-def split_fields(fields: str | Sequence[str] | None) -> list[str] | None:
+def split_fields(fields: str | Sequence[str] | None, what: str = "fields") -> list[str] | None:
+    """'title,text' or ['title', 'text'] as a list of names; None stays None. An empty name ('', ' ', 'a,,b') is
+    refused, naming `what`: it would otherwise fall back to a default field without a word."""
     if fields is None:
         return None
+    given = fields
     if isinstance(fields, str):
         fields = fields.split(",")
-    return [f.strip() for f in fields if f.strip()]
+    names = [f.strip() if isinstance(f, str) else f for f in fields]
+    bad = [f for f in names if not isinstance(f, str) or not f]
+    if bad or (isinstance(given, str) and not names):
+        raise ValueError(f"{what} {given!r} holds an empty field name; name each field, e.g. 'title,text'")
+    return names
+
+
+def check_id_field(id_field: str | None, what: str = "id_field") -> str | None:
+    """None (guess the id field) or a non-blank field name, stripped."""
+    if id_field is None:
+        return None
+    if not isinstance(id_field, str) or not id_field.strip():
+        raise ValueError(
+            f"{what} {id_field!r} is empty; name the id field, or leave it out to use the first of "
+            f"{', '.join(ID_FIELD_GUESSES)} (else the row number)"
+        )
+    return id_field.strip()
+
+
+EMPTY_TEXT_HINT = "fix or remove those rows, or skip them with --skip-empty (skip_empty=True in Python)"
 
 
 def rows_to_corpus(
@@ -280,17 +305,26 @@ def rows_to_corpus(
     id_field: str | None,
     text_fields: list[str],
     metadata_fields: list[str] | None,
+    skip_empty: bool = False,
 ) -> Corpus:
+    """Documents from (where, row) pairs. A row whose text is empty or whitespace-only is refused (ValueError naming
+    the rows), or with `skip_empty` left out and counted in `Corpus.skipped`."""
     ids: list[str] = []
     texts: list[str] = []
     metas: list[dict] = []
     seen: dict[str, str] = {}
+    empty: list[str] = []
     chosen_id = id_field
+    position = 0
     for where, row in rows:
-        if chosen_id is None and not ids:  # guess once, from the first row
+        if chosen_id is None and position == 0:  # guess once, from the first row
             chosen_id = next((f for f in ID_FIELD_GUESSES if f in row), "")
         text = _row_text(row, where, text_fields)
-        doc_id = _row_id(row, where, chosen_id, len(ids))
+        doc_id = _row_id(row, where, chosen_id, position)
+        position += 1
+        if not text:
+            empty.append(f"{where} (id {doc_id!r:.40})")
+            continue
         if doc_id in seen:
             raise ValueError(f"{where}: duplicate id {doc_id!r} (first at {seen[doc_id]})")
         seen[doc_id] = where
@@ -302,9 +336,16 @@ def rows_to_corpus(
         ids.append(doc_id)
         texts.append(text)
         metas.append({k: row[k] for k in keys})
+    if empty and not skip_empty:
+        more = f" and {len(empty) - 5} more" if len(empty) > 5 else ""
+        raise ValueError(
+            f"{len(empty)} document(s) have an empty or whitespace-only text (field(s) {', '.join(text_fields)}): "
+            f"{'; '.join(empty[:5])}{more}. An empty text has no content to embed and would match queries at "
+            f"random: {EMPTY_TEXT_HINT}"
+        )
     if not ids:
-        raise ValueError(f"{source} holds no documents")
-    return Corpus(ids, texts, metas, source)
+        raise ValueError(f"{source} holds no documents" + (f" with text ({len(empty)} empty skipped)" if empty else ""))
+    return Corpus(ids, texts, metas, source, skipped=empty)
 
 
 def _row_text(row: dict, where: str, text_fields: list[str]) -> str:
@@ -371,18 +412,25 @@ def read_corpus(
     id_field: str | None = None,
     text_fields: str | Sequence[str] = "text",
     metadata_fields: str | Sequence[str] | None = None,
+    skip_empty: bool = False,
 ) -> Corpus:
     """Read documents. `text_fields` (a list or 'title,text') are joined by a space; the id comes from
     `id_field` (default: the first of id, _id, doc_id present, else the row number); metadata is
-    `metadata_fields` or every other field. A .txt folder gives id = path relative to the folder."""
+    `metadata_fields` or every other field. A .txt folder gives id = path relative to the folder.
+
+    Empty or whitespace-only texts are refused with a ValueError naming the rows; `skip_empty=True` leaves them
+    out instead (`Corpus.skipped` lists them; the caller says how many). An empty field name is refused."""
     p = Path(path)
+    id_field = check_id_field(id_field)
+    fields = split_fields(text_fields, "text_fields") or ["text"]
+    meta = split_fields(metadata_fields, "metadata_fields")
     fmt = corpus_format(p)
-    fields = split_fields(text_fields) or ["text"]
-    meta = split_fields(metadata_fields)
     if fmt == "txt-folder":
-        return rows_to_corpus(_txt_rows(p), str(p), "id", ["text"], meta if meta is not None else ["path"])
+        return rows_to_corpus(
+            _txt_rows(p), str(p), "id", ["text"], meta if meta is not None else ["path"], skip_empty=skip_empty
+        )
     if fmt == "jsonl":
         rows = ((f"{p}: row {i}", row) for i, row in enumerate(iter_jsonl(p), 1))
     else:
         rows = _csv_rows(p, CSV_SUFFIXES[f".{fmt}"])
-    return rows_to_corpus(rows, str(p), id_field, fields, meta)
+    return rows_to_corpus(rows, str(p), id_field, fields, meta, skip_empty=skip_empty)

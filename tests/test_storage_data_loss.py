@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mote_rag.atomic import FolderLockedError
+from mote_rag.atomic import LOCK_NAME, FolderLockedError
 from mote_rag.index.faiss_index import FaissIndex, IndexFormatError
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -113,13 +113,18 @@ def test_a_second_writer_waits_then_gets_a_clear_error_and_deletes_nothing(tmp_p
         with pytest.raises(FolderLockedError, match=rf"being written by another process \(pid {holder.pid}"):
             index.save(out, lock_timeout=0.5)
         assert time.monotonic() - start >= 0.5
-        assert sorted(p.name for p in out.iterdir()) == before
+        assert sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME) == before
+        assert LOCK_NAME not in before  # a clean save leaves no lock file; the holder's is there while it holds it
         assert len(FaissIndex.load(out)) == 8  # the holder's folder is untouched
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
-    index.save(out, lock_timeout=5)  # a killed holder leaves no stale lock
+    assert (out / LOCK_NAME).read_text() == str(holder.pid)  # the killed holder's lock file, with its pid
+    start = time.monotonic()
+    index.save(out, lock_timeout=5)  # taken over at once: the kernel released the killed holder's flock
+    assert time.monotonic() - start < 2
     assert len(FaissIndex.load(out)) == 7
+    assert not (out / LOCK_NAME).exists()  # and removed after the save
 
 
 # ---------------------------------------------------------------------------------------------- export

@@ -44,9 +44,9 @@ def read_texts(path: str | None, limit: int) -> list[str]:
         queries = [r["text"] for r in iter_jsonl(SAMPLE_DIR / "retrieval" / "queries.jsonl")]
         answers = [r["text"] for r in iter_jsonl(SAMPLE_DIR / "retrieval" / "corpus.jsonl")]
         return (queries[: limit // 2] + answers)[:limit]
-    p = Path(path)
-    if not p.is_file():
-        raise BadInput(f"--texts {p} is not a file")
+    from .main import input_file
+
+    p = Path(input_file(path, "--texts", "a .txt file (one text per line) or a .jsonl file with 'text'"))
     if p.suffix in (".jsonl", ".gz"):
         texts = [r.get("text") for r in iter_jsonl(p)]
         bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
@@ -69,6 +69,9 @@ def run(args) -> int:
     path = Path(args.model)
     if not (path / "mote_config.json").is_file():
         raise BadInput(f"{path} is not a saved MoTE model directory (no mote_config.json)")
+    from .main import output_folder
+
+    output_folder(args.out, "--out")  # before the model is loaded: a file there would fail only at the end
     texts = read_texts(args.texts, args.max_texts)
     model = MoTEModel.from_pretrained(path)
     drift = expert_drift(model, MoTEModel.dense(args.base))

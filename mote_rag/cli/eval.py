@@ -79,8 +79,10 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _csv(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+def _csv(value: str | None, option: str = "--datasets") -> list[str] | None:
+    from .main import option_list
+
+    return option_list(value, option)
 
 
 def open_model(args):
@@ -110,10 +112,17 @@ def run(args) -> int:
         raise BadInput("give --model to evaluate, or --compare RESULT_JSON ... to build a comparison table")
     if args.n_boot < 100:
         raise BadInput(f"--n-boot must be at least 100, got {args.n_boot}")
+    from .main import input_file, output_folder
+
+    output_folder(args.out, "--out")  # before any work: a file there would fail only when the report is written
+    if args.cache_dir and not args.no_cache:
+        output_folder(args.cache_dir, "--cache-dir")
+    if args.model and (Path(args.suite).suffix == ".json" or Path(args.suite).is_dir()):
+        input_file(args.suite, "--suite", "a suite JSON file")
     seeds: dict[str, list[dict]] = {}
     stems: dict[str, str] = {}
     for f in args.compare or []:
-        r = load_result(f)
+        r = load_result(input_file(f, "--compare", "result JSON files"))
         name = str(r.get("model") or Path(f).stem)
         seeds.setdefault(name, []).append(r)
         stems[Path(f).stem] = name
@@ -122,7 +131,7 @@ def run(args) -> int:
     if args.model:
         from ..evaluation.runner import encoder_name, evaluate
 
-        suite = get_suite(args.suite).select(_csv(args.datasets), _csv(args.tasks))
+        suite = get_suite(args.suite).select(_csv(args.datasets), _csv(args.tasks, "--tasks"))
         limits = {
             k: v
             for k, v in (
@@ -188,6 +197,8 @@ def _mix_sources(train_config: str | None) -> set[str] | None:
     if (train_config or "").lower() == "none":
         return None
     path = Path(train_config) if train_config else default_config_path()
+    if path.is_dir():
+        raise BadInput(f"--train-config {path} is a directory; it expects a TA-CL recipe JSON file")
     if not path.is_file():
         raise BadInput(f"--train-config {path} is not a file")
     try:

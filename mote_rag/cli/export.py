@@ -90,10 +90,9 @@ def _check_source_model(model: str) -> None:
 
 
 def _parse_tasks(args) -> list[str] | None:
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
-    if args.tasks is not None and not tasks:
-        raise _bad_input("--tasks names no task")
-    return tasks
+    from mote_rag.cli.main import option_list
+
+    return option_list(args.tasks, "--tasks")
 
 
 def _read_calibration(args) -> list[str] | None:
@@ -104,9 +103,9 @@ def _read_calibration(args) -> list[str] | None:
         return None
     if not args.quantize:
         raise _bad_input("--calibration-texts only applies with --quantize")
-    source = Path(args.calibration_texts)
-    if not source.is_file():
-        raise _bad_input(f"calibration file {source} not found")
+    from mote_rag.cli.main import input_file
+
+    source = Path(input_file(args.calibration_texts, "--calibration-texts", "a text file, one text per line"))
     calibration = [line.strip() for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
     if not calibration:
         raise _bad_input(f"calibration file {source} holds no text")

@@ -16,6 +16,8 @@ Input formats:
   .csv / .tsv         a header row, one document per row
   a folder            every .txt file below it is one document; its id is the relative path
 Every field other than the id and text fields is kept as metadata (unless --metadata-fields is given).
+A document whose text is empty or whitespace-only is refused, naming the rows; --skip-empty leaves such
+documents out and says how many.
 
 Kinds: flat (exact, default), hnsw (fast approximate graph), ivfpq (compressed, trained on the corpus).
 
@@ -69,6 +71,12 @@ def register(subparsers) -> None:
         default=None,
         help="comma-separated fields kept as metadata (default: every field that is not the id or text)",
     )
+    p.add_argument(
+        "--skip-empty",
+        action="store_true",
+        help="leave out documents whose text is empty or whitespace-only, with a warning that counts them "
+        "(default: refuse them, naming the rows)",
+    )
     p.add_argument("--batch-size", type=int, default=64, help="texts embedded per batch (default: 64)")
     p.add_argument(
         "--no-store-text",
@@ -106,6 +114,22 @@ def open_encoder(spec: str):
         return load_encoder(spec)
     except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
         raise BadInput(f"--model {spec}: {exc}") from None
+
+
+def check_field_options(args) -> None:
+    """An empty --id-field, --text-field or --metadata-fields (or an empty name in a list) is refused: it would
+    fall back to the default field without a word."""
+    from mote_rag.cli.main import BadInput
+    from mote_rag.readers import check_id_field, split_fields
+
+    try:
+        check_id_field(args.id_field, "--id-field")
+        split_fields(args.text_field, "--text-field")
+        split_fields(args.metadata_fields, "--metadata-fields")
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    if getattr(args, "ray", False) and args.skip_empty:
+        raise BadInput("--skip-empty is not available with --ray (the Ray build refuses empty texts); drop it")
 
 
 def check_options(args) -> dict:
@@ -153,6 +177,7 @@ def run(args) -> int:
     from mote_rag.cli.main import BadInput
     from mote_rag.cli.ray_index import check_ray_arguments, run_ray
 
+    check_field_options(args)
     if args.ray:  # distributed indexing on Ray: mote_rag/cli/ray_index.py
         return run_ray(args)
     check_ray_arguments(args)
@@ -173,8 +198,18 @@ def run(args) -> int:
     except OSError as exc:
         raise BadInput(str(exc)) from None
     corpus = read_corpus(
-        args.corpus, id_field=args.id_field, text_fields=args.text_field, metadata_fields=args.metadata_fields
+        args.corpus,
+        id_field=args.id_field,
+        text_fields=args.text_field,
+        metadata_fields=args.metadata_fields,
+        skip_empty=args.skip_empty,
     )
+    if corpus.skipped:
+        print(
+            f"mote-rag index: warning: skipped {len(corpus.skipped)} document(s) whose text is empty or "
+            f"whitespace-only (first: {corpus.skipped[0]})",
+            file=sys.stderr,
+        )
     check_model_files(args.model)
     encoder = open_encoder(args.model)
     start = time.perf_counter()

@@ -21,6 +21,41 @@ class BadInput(Exception):
     """A user error (wrong path, format or option): reported in one line, exit code 2."""
 
 
+def input_file(path: str | os.PathLike, option: str, expected: str = "a file") -> str:
+    """`path` when it is an existing file; BadInput naming the option when it is missing or a directory."""
+    from pathlib import Path
+
+    p = Path(path)
+    if p.is_dir():
+        raise BadInput(f"{option} {p} is a directory; it expects {expected}")
+    if not p.is_file():
+        raise BadInput(f"{option} {p} not found; it expects {expected}")
+    return str(path)
+
+
+def output_folder(path: str | os.PathLike, option: str) -> str:
+    """`path` when it is a folder that exists or can be created and written; BadInput naming the option when it is
+    an existing file, under a file, or on storage that refuses writes."""
+    from mote_rag.atomic import check_writable_folder
+
+    try:
+        check_writable_folder(path, option)
+    except OSError as exc:
+        raise BadInput(str(exc)) from None
+    return str(path)
+
+
+def option_list(value: str | None, option: str) -> list[str] | None:
+    """A comma-separated option as a list; None when not given; BadInput when given but empty (an empty value
+    would otherwise mean "everything" without a word)."""
+    if value is None:
+        return None
+    names = [v.strip() for v in value.split(",")]
+    if not any(names) or not all(names):
+        raise BadInput(f"{option} {value!r} holds an empty name; give comma-separated names, or leave {option} out")
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mote-rag",
@@ -39,11 +74,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def empty_options(args: argparse.Namespace) -> list[str]:
+    """The options (and arguments) given an empty or whitespace-only value: `--text-field ""` would otherwise fall
+    back to a default without a word."""
+    bad = []
+    for key, value in vars(args).items():
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and not v.strip() for v in values):
+            bad.append(key)
+    return bad
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
+        return EXIT_BAD_INPUT
+    empty = empty_options(args)
+    if empty:
+        names = ", ".join(_option_name(parser, args.command, k) for k in empty)
+        print(f"mote-rag {args.command}: error: {names}: empty value; give a value or leave it out", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
         result = args.func(args)
@@ -54,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         # the reader has what it wanted; point stdout at devnull so the flush at exit does not raise again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except IsADirectoryError as exc:  # the OS's "[Errno 21] Is a directory" does not say what was expected
+        message = f"{exc.filename} is a directory where a file is expected" if exc.filename else str(exc)
+        print(f"mote-rag {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except (BadInput, FileNotFoundError, NotADirectoryError, ValueError, TypeError) as exc:
         print(f"mote-rag {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -61,6 +116,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mote-rag {args.command}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     return int(result or 0)
+
+
+def _option_name(parser: argparse.ArgumentParser, command: str, dest: str) -> str:
+    """'-o/--output' for an option's dest, the argument's name for a positional one."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            for sub in action.choices[command]._actions:
+                if sub.dest == dest:
+                    return "/".join(sub.option_strings) or (sub.metavar or dest).upper()
+    return dest
 
 
 if __name__ == "__main__":

@@ -18,11 +18,12 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from .main import BadInput
+    from .main import BadInput, output_folder
 
     if args.steps is not None and args.steps < 1:
         raise BadInput(f"--steps must be a positive integer, got {args.steps}")
     from ..quickstart import run_quickstart
 
+    output_folder(args.out, "--out")
     run_quickstart(args.out, steps=args.steps, show_progress=not args.no_progress)
     return 0

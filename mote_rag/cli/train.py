@@ -62,7 +62,9 @@ def run(args) -> int:
         "seed": args.seed,
         "threads": args.threads,
     }
-    path = default_config_path() if args.config == "default" else args.config
+    from .main import input_file, output_folder
+
+    path = default_config_path() if args.config == "default" else input_file(args.config, "--config", "a JSON recipe")
     try:
         config = load_config(path, **overrides)
         if args.batch_size:  # the flag means every task, including tasks that set their own
@@ -76,6 +78,7 @@ def run(args) -> int:
         build_sampler(config, data)  # batch sizes vs datasets, before any model is built
     except ConfigError as exc:
         raise BadInput(str(exc)) from None
+    output_folder(config.output_dir, "--output-dir" if args.output_dir else f"output_dir of {path}")
     plan = {t: {d.name: len(d.examples) for d in ds} for t, ds in data.items()}
     print(
         f"arm {config.arm}: {config.steps} steps, schedule {config.schedule}, seed {config.seed}, "

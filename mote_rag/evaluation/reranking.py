@@ -11,16 +11,25 @@ its judged positives plus the top `negatives` (default 20) non-relevant docs by 
 own id is excluded when `ignore_identical_ids`. The encoder scores candidates by cosine of the query
 (search_query) and document (search_document) embeddings. Metrics as MTEB's RerankingEvaluator: MAP
 (average precision over each candidate list, the main score) and MRR@10.
+
+Rows that cannot rank anything are skipped, as MTEB's RerankingEvaluator skips them: a row with no positive
+(its average precision is undefined) and a row with no negative (every order is perfect: it would count as
+average precision 1 and raise MAP). The result says how many: `size.skipped` ({"no_positive": n,
+"no_negative": m}), and a warning is logged. Which rows skip depends only on the data, so every model is scored
+on the same rows.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from .metrics import average_precision, reciprocal_rank
 from .retrieval import load
+
+logger = logging.getLogger(__name__)
 
 
 def lexical_candidates(
@@ -50,7 +59,8 @@ def lexical_candidates(
 
 
 def read_mteb_reranking(path: Path, max_rows: int | None = None) -> list[dict]:
-    """Rows of an MTEB reranking file, checked (each needs a query string and at least one positive)."""
+    """Rows of an MTEB reranking file, checked (a query string, lists of strings); rows without a positive or a
+    negative are kept here and skipped when scored."""
     from ..readers import read_jsonl
 
     rows = read_jsonl(path, required=("query", "positive", "negative"))
@@ -60,8 +70,6 @@ def read_mteb_reranking(path: Path, max_rows: int | None = None) -> list[dict]:
         for key in ("positive", "negative"):
             if not isinstance(row[key], list) or not all(isinstance(t, str) for t in row[key]):
                 raise ValueError(f"{path}: row {i}: {key!r} must be a list of strings")
-        if not row["positive"]:
-            raise ValueError(f"{path}: row {i} has no positive")
     return rows[:max_rows] if max_rows else rows
 
 
@@ -73,7 +81,9 @@ def evaluate_mteb_reranking(spec, path: Path, embed) -> dict:
     query_emb = embed([row["query"] for row in rows], spec.option("query_task"), f"{path.name}-queries")
     candidates = [[where[t] for t in row["positive"] + row["negative"]] for row in rows]
     positives = [{where[t] for t in row["positive"]} for row in rows]
-    return score_candidates(doc_emb, query_emb, candidates, positives, f"{path}: no row has a positive")
+    return score_candidates(
+        doc_emb, query_emb, candidates, positives, f"{path}: no row has both a positive and a negative", str(path)
+    )
 
 
 def evaluate_reranking(spec, path: Path, embed) -> dict:
@@ -96,27 +106,46 @@ def evaluate_reranking(spec, path: Path, embed) -> dict:
         query_emb,
         candidates,
         positives,
-        f"{path}: no query of split {spec.split!r} has a relevant document in the corpus",
+        f"{path}: no query of split {spec.split!r} has both a relevant and a non-relevant candidate",
+        str(path),
     )
 
 
-def score_candidates(doc_emb, query_emb, candidates: list[list[int]], positives: list[set[int]], empty: str) -> dict:
-    """MAP (main score) and MRR@10 of each query's candidate list ranked by cosine; queries with no positive skip."""
-    aps, rrs = [], []
+def score_candidates(
+    doc_emb, query_emb, candidates: list[list[int]], positives: list[set[int]], empty: str, source: str = "reranking"
+) -> dict:
+    """MAP (main score) and MRR@10 of each query's candidate list ranked by cosine. A query with no positive or no
+    negative candidate is skipped (MTEB's RerankingEvaluator does the same) and counted in `size.skipped`."""
+    aps, rrs, kept = [], [], []
+    skipped = {"no_positive": 0, "no_negative": 0}
     for qi, cands in enumerate(candidates):
-        if not positives[qi]:
+        rel = np.array([j in positives[qi] for j in cands], dtype=bool)
+        if not rel.any():
+            skipped["no_positive"] += 1
+            continue
+        if rel.all():
+            skipped["no_negative"] += 1
             continue
         scores = doc_emb[cands] @ query_emb[qi]
-        rel = np.array([j in positives[qi] for j in cands])
         aps.append(average_precision(rel, scores))
         rrs.append(reciprocal_rank(rel, scores, 10))
+        kept.append(len(cands))
     if not aps:
         raise ValueError(empty)
+    if any(skipped.values()):
+        logger.warning(
+            "%s: skipped %d of %d rows (%d with no positive, %d with no negative), as MTEB's RerankingEvaluator does",
+            source,
+            sum(skipped.values()),
+            len(candidates),
+            skipped["no_positive"],
+            skipped["no_negative"],
+        )
     metrics = {"map": 100 * float(np.mean(aps)), "mrr@10": 100 * float(np.mean(rrs))}
     return {
         "main_metric": "map",
         "main_score": metrics["map"],
         "metrics": metrics,
-        "size": {"queries": len(aps), "candidates_per_query": float(np.mean([len(c) for c in candidates]))},
+        "size": {"queries": len(aps), "candidates_per_query": float(np.mean(kept)), "skipped": skipped},
         "units": {"scores": [round(a, 6) for a in aps]},
     }

@@ -16,7 +16,7 @@ API (for the CLI, the LangChain/LlamaIndex classes and the Ray sharded builder)
                              document_task="search_document", query_task="search_query", batch_size=64,
                              show_progress_bar=True, store_text=True, **kind_params)
     index = FaissIndex(encoder=None, dim=None, kind=..., fingerprint=None, ...)   # empty; dim from encoder
-    index.add(texts, ids=None, metadatas=None, batch_size=64, show_progress_bar=False) -> list[str] ids
+    index.add(texts, ids=None, metadatas=None, batch_size=64, show_progress_bar=False, skip_empty=False) -> ids
     index.add_embeddings(vectors, ids, metadatas=None, texts=None)   # vectors embedded elsewhere (Ray)
     index.delete(ids) -> int
     index.search("query", k=10) -> list[Hit]; index.search([q1, q2], k=10) -> list[list[Hit]]
@@ -28,8 +28,10 @@ API (for the CLI, the LangChain/LlamaIndex classes and the Ray sharded builder)
     index.faiss_index                              # the faiss.Index (user int ids = int_id(str id))
     index.search_parameters(k, ef_search=None, nprobe=None) -> faiss.SearchParameters | None
 
-Options are checked before any work (index.params): e.g. HNSW M must be 2..512, nprobe >= 1. `k` must be an
-int >= 1 and is capped at the number of live documents. Metadata must round-trip through strict JSON.
+Empty or whitespace-only texts are refused by `add`/`build`, naming the rows (`skip_empty=True` leaves them out
+with a warning that counts them). Options are checked before any work (index.params): e.g. HNSW M must be
+2..512, nprobe >= 1. `k` must be an int >= 1 and is capped at the number of live documents. Metadata must
+round-trip through strict JSON.
 `search(..., ef_search=, nprobe=)` override per call (thread-safe: passed as faiss SearchParameters).
 
 Vectors are L2-normalised before they are added or searched, so inner product == cosine. flat =
@@ -49,13 +51,14 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..inputs import check_batch_size, progress, validate_texts
+from ..inputs import blank_rows, blank_texts_error, check_batch_size, check_vectors, progress, validate_texts
 from ..schema import check_str
 from .header import FORMAT_VERSION, INDEX_JSON, IndexFormatError, IndexHeader
 from .ids import DocRecord, check_delete_ids, check_metadatas, check_new_ids, int_id
@@ -108,7 +111,7 @@ class Hit:
 
 
 def _normalised(vectors, dim: int, what: str) -> np.ndarray:
-    x = np.asarray(vectors, dtype=np.float32)
+    x = check_vectors(vectors, what)
     if x.ndim == 1:
         x = x[None, :]
     if x.ndim != 2:
@@ -203,9 +206,10 @@ class FaissIndex:
         show_progress_bar: bool = True,
         store_text: bool = True,
         encoder_spec: str | None = None,
+        skip_empty: bool = False,
         **kind_params,
     ) -> FaissIndex:
-        """Embed `texts` with the encoder's document path and index them."""
+        """Embed `texts` with the encoder's document path and index them (empty texts: see `add`)."""
         index = cls(
             encoder,
             kind=kind,
@@ -215,7 +219,14 @@ class FaissIndex:
             encoder_spec=encoder_spec,
             **kind_params,
         )
-        index.add(texts, ids=ids, metadatas=metadatas, batch_size=batch_size, show_progress_bar=show_progress_bar)
+        index.add(
+            texts,
+            ids=ids,
+            metadatas=metadatas,
+            batch_size=batch_size,
+            show_progress_bar=show_progress_bar,
+            skip_empty=skip_empty,
+        )
         return index
 
     # ------------------------------------------------------------------ properties
@@ -282,14 +293,31 @@ class FaissIndex:
         metadatas: Sequence[dict] | None = None,
         batch_size: int = 64,
         show_progress_bar: bool = False,
+        skip_empty: bool = False,
     ) -> list[str]:
-        """Embed texts with the document path and add them; returns their ids (uuid4 hex when not given)."""
+        """Embed texts with the document path and add them; returns their ids (uuid4 hex when not given).
+
+        A text that is empty or whitespace-only is refused (ValueError naming the rows) before anything is added;
+        with `skip_empty=True` those rows (and their ids and metadata) are left out with a warning that counts
+        them, and the ids returned are those of the documents added."""
         items, _ = validate_texts(texts)
         for i, text in enumerate(items):
             check_str(text, f"texts[{i}]")
         batch_size = check_batch_size(batch_size)
         ids = check_new_ids(ids, len(items), self._known)
         metas = check_metadatas(metadatas, len(items))
+        blank = blank_rows(items)
+        if blank and not skip_empty:
+            raise blank_texts_error(blank, len(items), hint=", or pass skip_empty=True to leave them out")
+        if blank:
+            warnings.warn(
+                f"skipped {len(blank)} of {len(items)} texts that are empty or whitespace-only "
+                f"(texts[{', '.join(map(str, blank[:5]))}{', ...' if len(blank) > 5 else ''}])",
+                UserWarning,
+                stacklevel=2,
+            )
+            keep = sorted(set(range(len(items))) - set(blank))
+            items, ids, metas = [items[i] for i in keep], [ids[i] for i in keep], [metas[i] for i in keep]
         if not items:
             return []
         vectors = self._encode(items, self.document_task, batch_size, show_progress_bar, "embed documents")
@@ -408,7 +436,8 @@ class FaissIndex:
 
     def search_vectors(self, queries, k: int = 10, *, ef_search: int | None = None, nprobe: int | None = None):
         """Search with query vectors: (dim,) -> list[Hit]; (n, dim) -> list[list[Hit]]. k is capped at len(self)."""
-        single = np.asarray(queries).ndim == 1
+        queries = check_vectors(queries, "query vectors")
+        single = queries.ndim == 1
         q = _normalised(queries, self.dim, "query vectors")
         k = check_k(k, len(self))
         check_search_overrides(ef_search, nprobe)
@@ -446,8 +475,18 @@ class FaissIndex:
 
     # ------------------------------------------------------------------ persistence (index.persistence)
     def save(self, directory: str | os.PathLike, lock_timeout: float | None = None) -> Path:
-        """Write the index directory atomically as its one writer (see mote_rag.index.persistence)."""
-        return save_index(self, directory, lock_timeout)
+        """Write the index directory atomically as its one writer (see mote_rag.index.persistence).
+
+        A directory that is a file, or under a file, is a NotADirectoryError naming it; a full or read-only file
+        system is a StorageError naming the folder, and the index saved there before stays loadable."""
+        from ..atomic import check_folder_path, storage_error
+
+        directory = Path(directory)
+        check_folder_path(directory, "index directory")
+        try:
+            return save_index(self, directory, lock_timeout)
+        except OSError as exc:
+            raise storage_error(exc, directory, "save the index") from None
 
     @classmethod
     def read_header(cls, directory: str | os.PathLike) -> IndexHeader:

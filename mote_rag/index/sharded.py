@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import write_json_atomic
-from ..inputs import check_batch_size, validate_texts
+from ..inputs import check_batch_size, check_vectors, validate_texts
 from .faiss_index import INDEX_JSON, EncoderMismatchError, FaissIndex, Hit, IndexFormatError, int_id
 from .header import IndexHeader
 from .params import check_k, check_search_overrides
@@ -292,7 +292,7 @@ class ShardedIndex:
         """Search every shard with query vectors and merge: (dim,) -> list[Hit]; (n, dim) -> list[list[Hit]]."""
         import faiss
 
-        arr = np.asarray(queries, dtype=np.float32)
+        arr = check_vectors(queries, "query vectors")
         single = arr.ndim == 1
         q = arr[None, :] if single else arr
         if q.ndim != 2 or q.shape[1] != self.dim:
