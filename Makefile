@@ -4,7 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 STAMP := $(VENV)/.mote-rag-installed
-INTEGRATIONS := -e integrations/langchain-mote -e integrations/llama-index-embeddings-mote
+INTEGRATIONS := -e integrations/langchain-mote -e integrations/llama-index-embeddings-mote \
+	-e integrations/llama-index-vector-stores-mote
 # fastembed caps huggingface-hub < 2.0 (transformers 5 needs 2.x): installed without its resolver, with its
 # run-time dependencies named here (the rest, onnxruntime, tokenizers, numpy, requests, tqdm, pillow, are pinned).
 FASTEMBED := fastembed loguru mmh3 py-rust-stemmers

@@ -9,7 +9,9 @@ Replacing an export is all or nothing: everything is written into a new hidden f
 (`.<name>.export-<pid>-<random>`), which is swapped in only once its manifest is written
 (mote_rag.atomic.swap_in_directory). An export interrupted at any point (Ctrl-C, SIGKILL, a full disk) leaves the
 previous export, and every index built on it, loadable; its leftover folder is removed by the next export. One
-export per folder at a time: a lock file `.<name>.lock` beside the folder (mote_rag.atomic.folder_lock).
+export per folder at a time: a lock file `.<name>.lock` beside the folder (mote_rag.atomic.folder_lock), removed
+when the export ends. A full or read-only file system is a StorageError naming the folder; the new hidden folder
+is removed and the previous export is left as it was.
 """
 
 from __future__ import annotations
@@ -20,7 +22,16 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from mote_rag.atomic import check_writable_folder, folder_lock, swap_in_directory, write_bytes_atomic, write_json_atomic
+from mote_rag.atomic import (
+    as_storage_error,
+    check_writable_folder,
+    folder_lock,
+    make_folder,
+    storage_error,
+    swap_in_directory,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from mote_rag.runtime.manifest import MANIFEST_NAME, OnnxManifest
 from mote_rag.schema import sha256_file
 
@@ -68,17 +79,23 @@ def export_onnx(
         from .calibration import check_calibration_texts
 
         calibration_texts = check_calibration_texts(calibration_texts)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(out.parent, "the folder of export folder")
     with folder_lock(out.parent / f".{out.name}.lock", f"export folder {out}"):
         for stale in out.parent.glob(f".{out.name}.export-*"):  # left by killed exports (we hold the lock)
             shutil.rmtree(stale, ignore_errors=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-{os.getpid()}-", dir=out.parent))
+        try:
+            work = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-{os.getpid()}-", dir=out.parent))
+        except OSError as exc:
+            raise storage_error(exc, out.parent, f"write the export {out.name}") from None
         try:
             _write_export(model, work, groups, optimize, quantize, opset, check, calibration_texts)
             os.chmod(work, 0o777 & ~_umask())
             swap_in_directory(work, out)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(work, ignore_errors=True)
+            wrapped = as_storage_error(exc, out.parent, f"write the export {out.name}")
+            if wrapped is not exc:
+                raise wrapped from exc
             raise
     return out
 

@@ -5,7 +5,8 @@
   folder leaves the previous file as it was, removes the temporary file and raises `StorageError` naming the folder.
 - `folder_lock`: an fcntl lock file so that only one process (and thread) writes a folder at a time; removed when
   the writer is done, taken over when its holder was killed.
-- `swap_in_directory`: replace a whole folder by a complete new one (how `export` replaces an export).
+- `swap_in_directory`: replace a whole folder by a complete new one (how `export` replaces an export);
+  `staged_folder`: write a folder aside, then swap it in (how training writes a checkpoint).
 - `make_folder`: create a folder, with an error that names the file in the way when a parent is a file.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -43,15 +45,44 @@ class StorageError(OSError):
 
 
 def storage_error(exc: OSError, folder: str | os.PathLike, doing: str) -> OSError:
-    """`exc` as a StorageError naming `folder` when the storage refused the write, else `exc` itself."""
-    if isinstance(exc, StorageError) or exc.errno not in _STORAGE_ERRNOS:
+    """`exc` as a StorageError naming `folder` when the storage refused the write, else `exc` itself. A write cut
+    short without an errno (numpy's "256000 requested and 64480 written") counts as refused by the storage."""
+    if isinstance(exc, StorageError):
+        return exc
+    if exc.errno in _STORAGE_ERRNOS:
+        why = f"{_STORAGE_ERRNOS[exc.errno]} ({exc.strerror or exc})"
+    elif exc.errno is None and type(exc) is OSError:
+        why = f"the write was cut short ({exc}): {_free_space(folder)}"
+    else:
         return exc
     return StorageError(
-        f"cannot {doing} in {folder}: {_STORAGE_ERRNOS[exc.errno]} ({exc.strerror or exc}); nothing was "
-        "changed there, what it held before is intact. Free space or choose a writable folder",
+        f"cannot {doing} in {folder}: {why}; nothing was changed there, what it held before is intact. Free "
+        "space or choose a writable folder",
         exc.errno,
         folder,
     )
+
+
+def as_storage_error(exc: BaseException, folder: str | os.PathLike, doing: str) -> BaseException:
+    """Like `storage_error`, for any exception: libraries written in Rust (safetensors, tokenizers) report an I/O
+    failure as their own exception type whose message ends in "(os error 28)"; that errno counts too."""
+    if isinstance(exc, OSError):
+        return storage_error(exc, folder, doing)
+    found = re.search(r"os error (\d+)\)?\s*$", str(exc)) if isinstance(exc, Exception) else None
+    if found and int(found.group(1)) in _STORAGE_ERRNOS:
+        code = int(found.group(1))
+        return storage_error(OSError(code, os.strerror(code)), folder, doing)
+    return exc
+
+
+def _free_space(folder: str | os.PathLike) -> str:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return "the file system may be full or the file size limited"
+    if st.f_bavail * st.f_frsize < 1 << 20:
+        return "the file system is full"
+    return "the file size may be limited (ulimit -f) or the disk failing"
 
 
 def check_folder_path(folder: str | os.PathLike, what: str = "folder") -> Path:
@@ -105,8 +136,9 @@ def atomic_path(target: str | os.PathLike):
             os.unlink(tmp)
         except OSError:
             pass
-        if isinstance(exc, OSError):
-            raise storage_error(exc, target.parent, f"write {target.name}") from exc
+        wrapped = as_storage_error(exc, target.parent, f"write {target.name}")
+        if wrapped is not exc:
+            raise wrapped from exc
         raise
 
 
@@ -265,6 +297,29 @@ def swap_in_directory(new: str | os.PathLike, target: str | os.PathLike) -> None
         os.replace(new, target)
     _fsync_dir(target.parent)
     shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def staged_folder(target: str | os.PathLike, what: str):
+    """Yield a new hidden folder beside `target` to write `what` into; once the block ends without error, it
+    replaces `target` (swap_in_directory). On any error the hidden folder is removed and `target` is left as it was;
+    a full or read-only file system is a StorageError naming the folder."""
+    target = Path(target)
+    make_folder(target.parent, f"the folder of {what}")
+    try:
+        work = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    except OSError as exc:
+        raise storage_error(exc, target.parent, f"write {what}") from None
+    try:
+        yield work
+        os.chmod(work, 0o777 & ~_umask())
+        swap_in_directory(work, target)
+    except BaseException as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        wrapped = as_storage_error(exc, target.parent, f"write {what}")
+        if wrapped is not exc:
+            raise wrapped from exc
+        raise
 
 
 def _exchange(a: Path, b: Path) -> bool:

@@ -200,6 +200,9 @@ def encoder_kind(path: str | os.PathLike) -> str:
     if (p / "manifest.json").is_file():
         return "onnx"
     if (p / "config.json").is_file():
+        from .weights import check_safe_weights
+
+        check_safe_weights(p)  # pickled weights are refused before transformers or torch open them
         return "dense"
     raise ValueError(f"{p} is not a model directory: no mote_config.json, manifest.json or config.json inside")
 

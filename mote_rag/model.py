@@ -142,7 +142,10 @@ class MoTEModel(EncoderBase, nn.Module):
         """
         from transformers import AutoModel, AutoTokenizer
 
+        from .weights import check_safe_weights
+
         path = _resolve_dir(base)
+        check_safe_weights(path)  # a folder of pickled weights is refused before torch would unpickle it
         task_set = tasks if isinstance(tasks, TaskSet) else TaskSet(tasks or DEFAULT_TASKS)
         with quiet_transformers():
             backbone = AutoModel.from_pretrained(path, add_pooling_layer=False, **from_pretrained_kwargs)

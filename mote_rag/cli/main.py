@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 
-COMMANDS = ["quickstart", "train", "eval", "export", "index", "search", "info", "analyze", "pairs"]
+COMMANDS = ["quickstart", "train", "adapt", "experts", "eval", "export", "index", "search", "info", "analyze", "pairs"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -86,6 +86,39 @@ def empty_options(args: argparse.Namespace) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns its exit code. Called with no argv (the `mote-rag` script, `python -m`), it also
+    ends the process (see `_exit`)."""
+    code = _run(argv)
+    if argv is None:
+        _exit(code)
+    return code
+
+
+def _exit(code: int) -> None:
+    """End the process with `code` once the command is done, without the interpreter's slow teardown (torch,
+    onnxruntime and their threads take seconds to unload). During that teardown Python has already given SIGINT
+    back to the system's default, so a Ctrl-C there killed the process without a word; here atexit handlers (Ray's
+    shutdown among them) run first, under a handler that reports "interrupted" and exits 130."""
+    import atexit
+    import logging
+    import signal
+
+    def interrupted(_signum, _frame):
+        os.write(2, b"interrupted\n")
+        os._exit(EXIT_INTERRUPTED)
+
+    signal.signal(signal.SIGINT, interrupted)
+    try:
+        atexit._run_exitfuncs()
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        pass
+    os._exit(code)
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

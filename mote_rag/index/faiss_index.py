@@ -18,9 +18,15 @@ API (for the CLI, the LangChain/LlamaIndex classes and the Ray sharded builder)
     index = FaissIndex(encoder=None, dim=None, kind=..., fingerprint=None, ...)   # empty; dim from encoder
     index.add(texts, ids=None, metadatas=None, batch_size=64, show_progress_bar=False, skip_empty=False) -> ids
     index.add_embeddings(vectors, ids, metadatas=None, texts=None)   # vectors embedded elsewhere (Ray)
+    index.upsert(texts, ids, metadatas=None) / index.upsert_embeddings(vectors, ids, metadatas=None, texts=None)
+                                                   # add, replacing stored ids, in one write-locked step
     index.delete(ids) -> int
     index.search("query", k=10) -> list[Hit]; index.search([q1, q2], k=10) -> list[list[Hit]]
     index.search_vectors(q (dim,) or (n, dim), k=10) -> list[Hit] / list[list[Hit]]
+    index.search(..., filter={"source": ["NIH", "CDC"]} or callable(metadata) -> bool, ids=[...])
+                                                   # exact top k among the matching documents (faiss IDSelector)
+    index.select(filter=None, ids=None) -> list[str]; index.vectors(ids) -> (n, dim) stored vectors
+    index.encode_queries(texts) -> (n, dim)         # the query path the index records (query_task)
     Hit(id: str, score: float (cosine), metadata: dict, text: str | None)
     index.save(directory, lock_timeout=None)       # atomic, one writer per folder (index.persistence)
     FaissIndex.load(directory, encoder=None)       # verifies header, content hashes, size, sha256, fingerprint
@@ -52,7 +58,7 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,6 +94,7 @@ __all__ = [
     "METRIC",
     "FORMAT_VERSION",
     "COMPACT_FRACTION",
+    "metadata_matcher",
 ]
 
 COMPACT_FRACTION = 0.25
@@ -133,6 +140,30 @@ def _faiss():
     import faiss
 
     return faiss
+
+
+def metadata_matcher(filter) -> Callable[[dict], bool] | None:
+    """A metadata predicate: None (no filter) and callables as given; a dict maps each key to the value it must
+    have, or to a list / tuple / set of allowed values (a key missing from the metadata never matches)."""
+    if filter is None or callable(filter):
+        return filter
+    if not isinstance(filter, dict):
+        raise TypeError(f"filter must be a dict or a callable taking the metadata dict, got {type(filter).__name__}")
+    wanted_items = list(filter.items())
+
+    def match(metadata: dict) -> bool:
+        for key, wanted in wanted_items:
+            if key not in metadata:
+                return False
+            value = metadata[key]
+            if isinstance(wanted, (list, tuple, set, frozenset)) and not isinstance(value, (list, tuple)):
+                if value not in wanted:
+                    return False
+            elif value != wanted:
+                return False
+        return True
+
+    return match
 
 
 class FaissIndex:
@@ -341,18 +372,75 @@ class FaissIndex:
         return ids
 
     def _add_vectors(self, x: np.ndarray, ids: list[str], metas: list[dict], texts) -> None:
-        int_ids = np.fromiter((int_id(d) for d in ids), dtype=np.int64, count=len(ids))
         with self._lock.write():
-            if self._tombstones and not self._tombstones.isdisjoint(int_ids.tolist()):
-                self._compact()  # a re-added id must not stay masked by its own tombstone
-            if self._faiss_index is None:  # IVF-PQ: train on the first vectors it sees
-                index = new_faiss_index(self.kind, self.dim, self.params, len(x))
-                index.train(x)
-                self._faiss_index = index
-            self._faiss_index.add_with_ids(x, int_ids)
-            for i, (doc_id, meta) in enumerate(zip(ids, metas)):
-                text = texts[i] if (texts is not None and self.store_text) else None
-                self._records[int(int_ids[i])] = DocRecord(doc_id, text, meta)
+            self._add_locked(x, ids, metas, texts)
+
+    def _add_locked(self, x: np.ndarray, ids: list[str], metas: list[dict], texts) -> None:
+        int_ids = np.fromiter((int_id(d) for d in ids), dtype=np.int64, count=len(ids))
+        if self._tombstones and not self._tombstones.isdisjoint(int_ids.tolist()):
+            self._compact()  # a re-added id must not stay masked by its own tombstone
+        if self._faiss_index is None:  # IVF-PQ: train on the first vectors it sees
+            index = new_faiss_index(self.kind, self.dim, self.params, len(x))
+            index.train(x)
+            self._faiss_index = index
+        self._faiss_index.add_with_ids(x, int_ids)
+        for i, (doc_id, meta) in enumerate(zip(ids, metas)):
+            text = texts[i] if (texts is not None and self.store_text) else None
+            self._records[int(int_ids[i])] = DocRecord(doc_id, text, meta)
+
+    def upsert(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str],
+        metadatas: Sequence[dict] | None = None,
+        batch_size: int = 64,
+        show_progress_bar: bool = False,
+    ) -> list[str]:
+        """`add`, except that an id already stored is replaced (text, metadata and vector) instead of refused."""
+        items, _ = validate_texts(texts)
+        for i, text in enumerate(items):
+            check_str(text, f"texts[{i}]")
+        batch_size = check_batch_size(batch_size)
+        ids = check_new_ids(ids, len(items), lambda _: None)
+        metas = check_metadatas(metadatas, len(items))
+        if not items:
+            return []
+        vectors = self._encode(items, self.document_task, batch_size, show_progress_bar, "embed documents")
+        self._upsert(vectors, ids, metas, items)
+        return ids
+
+    def upsert_embeddings(
+        self, vectors, ids: Sequence[str], metadatas: Sequence[dict] | None = None, texts: Sequence[str] | None = None
+    ) -> list[str]:
+        """`add_embeddings`, except that an id already stored is replaced: everything is checked first, then the
+        old entries are removed and the new ones added under one write lock (a search sees the old or the new)."""
+        x = _normalised(vectors, self.dim, "vectors")
+        ids = check_new_ids(ids, len(x), lambda _: None)
+        metas = check_metadatas(metadatas, len(x))
+        if texts is not None:
+            texts, _ = validate_texts(texts)
+            if len(texts) != len(x):
+                raise ValueError(f"got {len(x)} vectors but {len(texts)} texts")
+            for i, text in enumerate(texts):
+                check_str(text, f"texts[{i}]")
+        self._upsert(x, ids, metas, texts)
+        return ids
+
+    def _upsert(self, x: np.ndarray, ids: list[str], metas: list[dict], texts) -> None:
+        if not ids:
+            return
+        with self._lock.write():
+            for i, doc_id in enumerate(ids):
+                stored = self._known(int_id(doc_id))
+                if stored is not None and stored != doc_id:
+                    raise ValueError(
+                        f"ids[{i}] {doc_id!r:.60} collides with the stored id {stored!r:.60} (same 63-bit hash); "
+                        "rename it"
+                    )
+            replaced = [int_id(d) for d in ids if self._known(int_id(d)) == d]
+            if replaced:
+                self._delete_locked(np.array(replaced, dtype=np.int64))
+            self._add_locked(x, ids, metas, texts)
 
     def delete(self, ids: str | Sequence[str]) -> int:
         """Remove documents by id; unknown ids raise KeyError before anything is removed."""
@@ -364,16 +452,19 @@ class FaissIndex:
             return 0
         int_ids = np.array([int_id(d) for d in ids], dtype=np.int64)
         with self._lock.write():
-            if self.kind == "hnsw":
-                self._tombstones.update(int_ids.tolist())
-            else:
-                self._faiss_index.remove_ids(int_ids)
-            for i in int_ids.tolist():
-                del self._records[i]
-            if self.kind == "hnsw" and len(self._tombstones) > COMPACT_FRACTION * self._faiss_index.ntotal:
-                self._compact()
-            self._tombstone_selector = self._make_selector()
+            self._delete_locked(int_ids)
         return len(ids)
+
+    def _delete_locked(self, int_ids: np.ndarray) -> None:
+        if self.kind == "hnsw":
+            self._tombstones.update(int_ids.tolist())
+        else:
+            self._faiss_index.remove_ids(int_ids)
+        for i in int_ids.tolist():
+            del self._records[i]
+        if self.kind == "hnsw" and len(self._tombstones) > COMPACT_FRACTION * self._faiss_index.ntotal:
+            self._compact()
+        self._tombstone_selector = self._make_selector()
 
     def _compact(self) -> None:
         """Rebuild the HNSW graph from its live vectors (caller holds the write lock)."""
@@ -417,11 +508,16 @@ class FaissIndex:
                 bar.update(len(part))
         return out
 
-    def search_parameters(self, k: int = 10, ef_search: int | None = None, nprobe: int | None = None):
-        """faiss SearchParameters for one search: efSearch / nprobe and the HNSW tombstone filter."""
+    def search_parameters(
+        self, k: int = 10, ef_search: int | None = None, nprobe: int | None = None, selection: np.ndarray | None = None
+    ):
+        """faiss SearchParameters for one search: efSearch / nprobe and the HNSW tombstone filter; `selection`
+        (faiss ids of live documents, from `selection()`) restricts the search to them."""
         faiss = _faiss()
         check_search_overrides(ef_search, nprobe)
         sel = self._tombstone_selector
+        if selection is not None:  # live ids only, so the tombstones are excluded as well
+            sel = faiss.IDSelectorBatch(np.ascontiguousarray(selection, dtype=np.int64))
         if self.kind == "hnsw":
             ef = max(int(ef_search or self.params["ef_search"]), k)
             params = faiss.SearchParametersHNSW(efSearch=ef)
@@ -434,18 +530,76 @@ class FaissIndex:
             params._keep = sel  # the C++ params hold a raw pointer: keep the selector alive with them
         return params
 
-    def search_vectors(self, queries, k: int = 10, *, ef_search: int | None = None, nprobe: int | None = None):
-        """Search with query vectors: (dim,) -> list[Hit]; (n, dim) -> list[list[Hit]]. k is capped at len(self)."""
+    def _selection(self, filter, ids) -> np.ndarray | None:
+        """Faiss ids of the live documents among `ids` whose metadata pass `filter`; None when neither restricts
+        (caller holds the read lock)."""
+        match = metadata_matcher(filter)
+        if match is None and ids is None:
+            return None
+        if ids is None:
+            candidates = self._records.items()
+        else:
+            keyed = ((int_id(d), d) for d in check_delete_ids(ids))
+            candidates = [(key, self._records[key]) for key, d in keyed if self._known(key) == d]
+        return np.fromiter(
+            (key for key, record in candidates if match is None or match(record.metadata)), dtype=np.int64
+        )
+
+    def selection(self, filter=None, ids: Sequence[str] | None = None) -> np.ndarray | None:
+        """The faiss ids `select` names (for `search_parameters(..., selection=)`); None when nothing restricts."""
+        with self._lock.read():
+            return self._selection(filter, ids)
+
+    def select(self, filter=None, ids: Sequence[str] | None = None) -> list[str]:
+        """Ids of the stored documents (among `ids`, when given) whose metadata pass `filter` (a dict of key ->
+        value or allowed values, or a callable on the metadata dict), in insertion order unless `ids` orders them."""
+        with self._lock.read():
+            chosen = self._selection(filter, ids)
+            if chosen is None:
+                return [r.id for r in self._records.values()]
+            return [self._records[key].id for key in chosen.tolist()]
+
+    def vectors(self, ids: Sequence[str]) -> np.ndarray:
+        """The stored (unit) vectors of `ids`, (n, dim): exact for flat and HNSW; IVF-PQ keeps only codes."""
+        ids = [ids] if isinstance(ids, str) else list(ids)
+        if self.kind == "ivfpq":
+            raise NotImplementedError("an IVF-PQ index keeps compressed codes, not vectors: embed the texts again")
+        missing = [d for d in ids if d not in self]
+        if missing:
+            raise KeyError(f"id(s) not in the index: {missing[:5]}")
+        with self._lock.read():
+            out = [self._faiss_index.reconstruct(int_id(d)) for d in ids]
+        return np.asarray(out, dtype=np.float32).reshape(len(ids), self.dim)
+
+    def encode_queries(self, queries: str | Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Query vectors through the index's recorded query path (`query_task`), as `search` embeds them."""
+        items, _ = validate_texts(queries)
+        return self._encode(items, self.query_task, check_batch_size(batch_size), False, "embed queries")
+
+    def search_vectors(
+        self,
+        queries,
+        k: int = 10,
+        *,
+        ef_search: int | None = None,
+        nprobe: int | None = None,
+        filter=None,
+        ids: Sequence[str] | None = None,
+    ):
+        """Search with query vectors: (dim,) -> list[Hit]; (n, dim) -> list[list[Hit]]. k is capped at len(self).
+
+        `filter` / `ids`: only documents whose metadata pass the filter (see `select`) and whose id is listed."""
         queries = check_vectors(queries, "query vectors")
         single = queries.ndim == 1
         q = _normalised(queries, self.dim, "query vectors")
         k = check_k(k, len(self))
         check_search_overrides(ef_search, nprobe)
         with self._lock.read():
-            if self._faiss_index is None or not self._records:
+            selection = self._selection(filter, ids) if self._records else None
+            if self._faiss_index is None or not self._records or (selection is not None and not len(selection)):
                 results = [[] for _ in range(len(q))]
             else:
-                params = self.search_parameters(k, ef_search, nprobe)
+                params = self.search_parameters(k, ef_search, nprobe, selection)
                 scores, labels = self._faiss_index.search(q, k, params=params)
                 records = self._records
                 results = [
@@ -462,15 +616,19 @@ class FaissIndex:
         batch_size: int = 64,
         ef_search: int | None = None,
         nprobe: int | None = None,
+        filter=None,
+        ids: Sequence[str] | None = None,
     ):
-        """Embed queries with the query path and search: str -> list[Hit]; list[str] -> list[list[Hit]]."""
+        """Embed queries with the query path and search: str -> list[Hit]; list[str] -> list[list[Hit]].
+
+        `filter` / `ids` restrict the documents searched (see `search_vectors`)."""
         items, single = validate_texts(queries)
         check_k(k, len(self))
         check_search_overrides(ef_search, nprobe)
         if not items:
             return []
         q = self._encode(items, self.query_task, check_batch_size(batch_size), False, "embed queries")
-        results = self.search_vectors(q, k, ef_search=ef_search, nprobe=nprobe)
+        results = self.search_vectors(q, k, ef_search=ef_search, nprobe=nprobe, filter=filter, ids=ids)
         return results[0] if single else results
 
     # ------------------------------------------------------------------ persistence (index.persistence)

@@ -288,8 +288,55 @@ class ShardedIndex:
                 return hit
         return None
 
-    def search_vectors(self, queries, k: int = 10, *, ef_search: int | None = None, nprobe: int | None = None):
-        """Search every shard with query vectors and merge: (dim,) -> list[Hit]; (n, dim) -> list[list[Hit]]."""
+    def select(self, filter=None, ids: Sequence[str] | None = None) -> list[str]:
+        """Ids of the documents (among `ids`, in their order) whose metadata pass `filter` (FaissIndex.select);
+        without `ids`, shard by shard."""
+        chosen = [doc_id for shard in self.shards for doc_id in shard.select(filter, ids)]
+        if ids is None:
+            return chosen
+        found = set(chosen)
+        return [doc_id for doc_id in dict.fromkeys([ids] if isinstance(ids, str) else ids) if doc_id in found]
+
+    def vectors(self, ids: Sequence[str]) -> np.ndarray:
+        """The stored vectors of `ids`, each read from the shard that holds it (FaissIndex.vectors)."""
+        ids = [ids] if isinstance(ids, str) else list(ids)
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        for shard in self.shards:
+            rows = [i for i, doc_id in enumerate(ids) if doc_id in shard]
+            if rows:
+                out[rows] = shard.vectors([ids[i] for i in rows])
+        missing = [doc_id for doc_id in ids if doc_id not in self]
+        if missing:
+            raise KeyError(f"id(s) in none of the {self.num_shards} shards: {missing[:5]}")
+        return out
+
+    def encode_queries(self, queries: str | Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Query vectors through the set's recorded query path (`query_task`), as `search` embeds them."""
+        if self.encoder is None:
+            raise RuntimeError(
+                "this sharded index has no encoder: pass one to ShardedIndex.load(dir, encoder=...) "
+                "or use search_vectors"
+            )
+        items, _ = validate_texts(queries)
+        with self._encode_lock:
+            q = self.encoder.encode(
+                items, task=self.query_task, batch_size=check_batch_size(batch_size), show_progress_bar=False
+            )
+        return np.asarray(q, dtype=np.float32).reshape(len(items), -1)
+
+    def search_vectors(
+        self,
+        queries,
+        k: int = 10,
+        *,
+        ef_search: int | None = None,
+        nprobe: int | None = None,
+        filter=None,
+        ids: Sequence[str] | None = None,
+    ):
+        """Search every shard with query vectors and merge: (dim,) -> list[Hit]; (n, dim) -> list[list[Hit]].
+
+        `filter` / `ids` restrict the documents searched, in every shard (FaissIndex.search_vectors)."""
         import faiss
 
         arr = check_vectors(queries, "query vectors")
@@ -304,10 +351,18 @@ class ShardedIndex:
             raise ValueError("query vectors must be finite and non-zero")
         q = np.ascontiguousarray(q / norms, dtype=np.float32)
         live = [s for s in self.shards if s.faiss_index is not None and len(s)]
+        restricted = filter is not None or ids is not None
+        if restricted:
+            chosen = [(s, s.selection(filter, ids)) for s in live]
+            live = [s for s, c in chosen if len(c)]
+            selections = [c for _, c in chosen if len(c)]
         if not live:
             results = [[] for _ in range(len(q))]
             return results[0] if single else results
-        params = [s.search_parameters(k, ef_search, nprobe) for s in live]
+        if restricted:
+            params = [s.search_parameters(k, ef_search, nprobe, c) for s, c in zip(live, selections)]
+        else:
+            params = [s.search_parameters(k, ef_search, nprobe) for s in live]
         if all(p is None for p in params):
             # exact flat shards without deletions: one faiss.IndexShards searches them all and merges
             scores, labels = self.faiss_index.search(q, k)
@@ -332,6 +387,8 @@ class ShardedIndex:
         batch_size: int = 64,
         ef_search: int | None = None,
         nprobe: int | None = None,
+        filter=None,
+        ids: Sequence[str] | None = None,
     ):
         """Embed queries with the query path once and search every shard: str -> list[Hit]; list -> lists."""
         if self.encoder is None:
@@ -344,13 +401,8 @@ class ShardedIndex:
         check_search_overrides(ef_search, nprobe)
         if not items:
             return []
-        with self._encode_lock:
-            q = self.encoder.encode(
-                items, task=self.query_task, batch_size=check_batch_size(batch_size), show_progress_bar=False
-            )
-        results = self.search_vectors(
-            np.asarray(q, dtype=np.float32).reshape(len(items), -1), k, ef_search=ef_search, nprobe=nprobe
-        )
+        q = self.encode_queries(items, batch_size)
+        results = self.search_vectors(q, k, ef_search=ef_search, nprobe=nprobe, filter=filter, ids=ids)
         return results[0] if single else results
 
 

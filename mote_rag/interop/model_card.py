@@ -45,8 +45,59 @@ def _evaluation_lines(results: dict | None) -> list[str]:
     return lines
 
 
-def render(model, folder: str | Path, evaluation: dict | None = None) -> str:
-    """The card text for `model` (a MoTEModel) saved in `folder`."""
+def _usage_lines(portable: bool) -> list[str]:
+    """How to load the folder: with mote-rag installed, or (a portable folder) with only transformers or
+    sentence-transformers."""
+    if not portable:
+        return [
+            "```python",
+            "from sentence_transformers import SentenceTransformer",
+            "",
+            'model = SentenceTransformer("path/to/this/folder", trust_remote_code=True)'
+            "  # needs `pip install mote-rag`",
+            'q = model.encode_query(["how is diabetes treated?"])            # search_query expert',
+            'd = model.encode_document(["Insulin therapy ..."])              # search_document expert',
+            'c = model.encode(["great phone"], task="classification")       # any task or alias',
+            "",
+            "from mote_rag import MoTEModel",
+            'model = MoTEModel.from_pretrained("path/to/this/folder")       # the same folder, mote-rag\'s own class',
+            "```",
+        ]
+    return [
+        "The folder carries its own modeling code (`modeling_mote.py`: torch and transformers only), so it needs no"
+        " mote-rag install.",
+        "",
+        "```python",
+        "from sentence_transformers import SentenceTransformer",
+        "",
+        'model = SentenceTransformer("path/to/this/folder", trust_remote_code=True)  # modeling_mote.py',
+        'q = model.encode_query(["how is diabetes treated?"])            # search_query expert',
+        'd = model.encode_document(["Insulin therapy ..."])              # search_document expert',
+        'c = model.encode(["great phone"], task="classification")       # any task or alias',
+        "```",
+        "",
+        "```python",
+        "import torch",
+        "from transformers import AutoModel, AutoTokenizer",
+        "",
+        'model = AutoModel.from_pretrained("path/to/this/folder", trust_remote_code=True)  # MoTEForEmbedding',
+        'tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder", trust_remote_code=True)',
+        'texts = [model.prefix("search_query") + t for t in ["how is diabetes treated?"]]  # "" without prefixes',
+        "batch = tokenizer(texts, padding=True, truncation=True, max_length=model.config.max_seq_length,"
+        ' return_tensors="pt")',
+        "with torch.no_grad():",
+        '    hidden = model(**batch, task="search_query").last_hidden_state  # the search_query expert\'s path',
+        'mask = batch["attention_mask"].unsqueeze(-1).float()',
+        "q = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)  # mean pooling",
+        '# the same in one call: model.encode(["how is diabetes treated?"], tokenizer, task="search_query")',
+        "```",
+        "",
+        'With mote-rag installed, `MoTEModel.from_pretrained("path/to/this/folder")` opens it too.',
+    ]
+
+
+def render(model, folder: str | Path, evaluation: dict | None = None, portable: bool = False) -> str:
+    """The card text for `model` (a MoTEModel) saved in `folder` (`portable`: the folder holds its modeling code)."""
     folder = Path(folder)
     report = model.parameter_report()
     base = model.base_model or "unknown"
@@ -78,18 +129,7 @@ def render(model, folder: str | Path, evaluation: dict | None = None) -> str:
             "",
             "## Usage",
             "",
-            "```python",
-            "from sentence_transformers import SentenceTransformer",
-            "",
-            'model = SentenceTransformer("path/to/this/folder", trust_remote_code=True)'
-            "  # needs `pip install mote-rag`",
-            'q = model.encode_query(["how is diabetes treated?"])            # search_query expert',
-            'd = model.encode_document(["Insulin therapy ..."])              # search_document expert',
-            'c = model.encode(["great phone"], task="classification")       # any task or alias',
-            "",
-            "from mote_rag import MoTEModel",
-            'model = MoTEModel.from_pretrained("path/to/this/folder")       # the same folder, mote-rag\'s own class',
-            "```",
+            *_usage_lines(portable),
             "",
             "## Tasks and prefixes",
             "",

@@ -35,11 +35,12 @@ def prompts(model) -> dict[str, str]:
     return out
 
 
-def write_st_files(model, path: str | Path, card: str) -> None:
-    """Write the sentence-transformers files of `model` (a MoTEModel) into its saved folder `path`."""
+def write_st_files(model, path: str | Path, card: str, module_type: str = MOTE_MODULE) -> None:
+    """Write the sentence-transformers files of `model` (a MoTEModel) into its saved folder `path`; module 0 is
+    `module_type` (mote-rag's class, or the portable folder's own, mote_rag.interop.portable)."""
     out = Path(path)
     modules = [
-        {"idx": 0, "name": "0", "path": "", "type": MOTE_MODULE, "kwargs": ["task"]},
+        {"idx": 0, "name": "0", "path": "", "type": module_type, "kwargs": ["task"]},
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": POOLING},
     ]
     if model.normalize:

@@ -29,6 +29,11 @@ from .manifest import Manifest
 logger = logging.getLogger(__name__)
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
 class OnnxEncoder(EncoderBase):
     """Torch-free encoder over an exported folder: one onnxruntime session per task graph, opened on demand."""
 
@@ -82,7 +87,13 @@ class OnnxEncoder(EncoderBase):
 
         spec = self.manifest.data["tokenizer"]
         raw = self.manifest.read_verified(spec["file"])
-        tok = Tokenizer.from_str(raw.decode("utf-8"))
+        try:
+            tok = Tokenizer.from_str(raw.decode("utf-8"))
+        except Exception as exc:  # tokenizers raises a bare Exception ("expected value at line 1 column 1")
+            raise ValueError(
+                f"{self.path / spec['file']} is not a tokenizer file that the tokenizers library can read "
+                f"({_first_line(exc)}); the export is damaged or was assembled by hand: re-export the model"
+            ) from None
         # the torch model's HF tokenizer: truncate at max_seq_length, pad right to the longest in the batch
         tok.enable_truncation(max_length=self.max_seq_length, direction=spec.get("truncation_side", "right"))
         tok.enable_padding(
@@ -113,7 +124,14 @@ class OnnxEncoder(EncoderBase):
                     import onnxruntime as ort
 
                     model_bytes = self.manifest.read_verified(graph)
-                    session = ort.InferenceSession(model_bytes, self._session_options(), providers=self.providers)
+                    try:
+                        session = ort.InferenceSession(model_bytes, self._session_options(), providers=self.providers)
+                    except Exception as exc:  # onnxruntime's InvalidProtobuf, Fail, InvalidGraph ...
+                        raise ValueError(
+                            f"{self.path / graph} is not an ONNX graph that onnxruntime can open "
+                            f"({_first_line(exc)}); the export is damaged or was assembled by hand: re-export "
+                            "the model"
+                        ) from None
                     del model_bytes
                     self._sessions[graph] = session
                     logger.debug("opened %s (%s, providers %s)", graph, self.variant, self.providers)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import write_json_atomic
+from ..atomic import staged_folder, write_json_atomic
 from ..model import WEIGHTS_NAME, MoTEModel
 from .arms import build_model, set_trainable
 from .config import TrainConfig
@@ -36,6 +36,23 @@ OPTIMIZER_NAME = "optimizer.safetensors"
 LOG_NAME = "train_log.json"
 CHECKPOINTS = "checkpoints"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+def _written_aside(save):
+    """`save_checkpoint` writes into a hidden folder beside the checkpoint, swapped in only once complete
+    (mote_rag.atomic.staged_folder): a full disk or a read-only folder leaves the earlier checkpoints as they were
+    and no partial file, and the StorageError names the folder."""
+
+    @functools.wraps(save)
+    def wrapper(self, path: str | Path | None = None) -> Path:
+        final = Path(path) if path else self.output_dir / CHECKPOINTS / f"step-{self.step_count:07d}"
+        with staged_folder(final, f"checkpoint {final.name}") as work:
+            save(self, work)
+        if (self.output_dir / CHECKPOINTS).is_dir():
+            self._prune_checkpoints()  # again: the new checkpoint counts now
+        return final
+
+    return wrapper
 
 
 def build_sampler(config: TrainConfig, data: Mapping[str, list[TrainingDataset]]) -> TaskAwareSampler:
@@ -271,6 +288,7 @@ class Trainer:
         return log
 
     # ------------------------------------------------------------------ checkpoints
+    @_written_aside
     def save_checkpoint(self, path: str | Path | None = None) -> Path:
         from safetensors.torch import save_file
 

@@ -31,7 +31,8 @@ from langchain_core.vectorstores import VectorStore, VectorStoreRetriever
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 from langchain_mote.embeddings import MoTEEmbeddings
-from mote_rag.index import EncoderMismatchError, FaissIndex, Hit, int_id
+from mote_rag.index import EncoderMismatchError, FaissIndex, Hit
+from mote_rag.index.faiss_index import metadata_matcher
 from mote_rag.index.header import EXTERNAL
 from mote_rag.index.params import check_kind_params
 from mote_rag.index.sharded import ShardedIndex, open_index, read_any_header
@@ -48,28 +49,6 @@ def mote_embeddings_of(embedding: Any) -> MoTEEmbeddings | None:
             return embedding
         embedding = getattr(embedding, "underlying_embeddings", None)
     return None
-
-
-def _matcher(filter: Filter | None) -> Callable[[dict], bool] | None:
-    """A metadata predicate: a callable as given, or a dict of key -> value (a list or set: any of its values)."""
-    if filter is None or callable(filter):
-        return filter
-    if not isinstance(filter, dict):
-        raise TypeError(f"filter must be a dict or a callable taking the metadata dict, got {type(filter).__name__}")
-
-    def match(metadata: dict) -> bool:
-        for key, wanted in filter.items():
-            if key not in metadata:
-                return False
-            value = metadata[key]
-            if isinstance(wanted, (list, tuple, set, frozenset)) and not isinstance(value, (list, tuple)):
-                if value not in wanted:
-                    return False
-            elif value != wanted:
-                return False
-        return True
-
-    return match
 
 
 def _document(hit: Hit) -> Document:
@@ -208,13 +187,8 @@ class MoTEVectorStore(VectorStore):
         with self._write_lock:
             if self.index is None:
                 self.index = self._new_index(vectors.shape[1])
-            index = self._writable()
-            # validate everything (ids, metadata, vectors) on a scratch index before the old entries go
-            FaissIndex(dim=index.dim).add_embeddings(vectors, ids, metadatas, texts=texts)
-            replaced = [i for i in dict.fromkeys(ids) if i in index]
-            if replaced:
-                index.delete(replaced)
-            index.add_embeddings(vectors, ids, metadatas, texts=texts)
+            # checked first, then the stored ids replaced under the index's write lock (FaissIndex.upsert_embeddings)
+            self._writable().upsert_embeddings(vectors, ids, metadatas, texts=texts)
         return ids
 
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
@@ -247,23 +221,19 @@ class MoTEVectorStore(VectorStore):
         ef_search: int | None,
         nprobe: int | None,
     ) -> list[Hit]:
-        """The top `k` hits whose metadata pass `filter`: exact among the matching documents, because the search
-        widens (fetch_k, then 4x, ...) until k matches are found or every document has been ranked."""
+        """The top `k` hits whose metadata pass `filter`: the index searches only the matching documents (a faiss
+        IDSelector, FaissIndex.search_vectors), so the result is exact among them for flat indexes."""
+        del fetch_k  # kept for LangChain's signature: no over-fetching is needed
         index = self.index
         if index is None or not len(index):
             return []
-        match = _matcher(filter)
-        n = k if match is None else max(k, fetch_k)
-        while True:
-            hits = index.search_vectors(
-                np.asarray(vector, dtype=np.float32), min(n, len(index)), ef_search=ef_search, nprobe=nprobe
-            )
-            if match is None:
-                return hits
-            matching = [h for h in hits if match(h.metadata)]
-            if len(matching) >= k or n >= len(index):
-                return matching[:k]
-            n *= 4
+        return index.search_vectors(
+            np.asarray(vector, dtype=np.float32),
+            min(k, len(index)),
+            ef_search=ef_search,
+            nprobe=nprobe,
+            filter=metadata_matcher(filter),
+        )
 
     def similarity_search_with_score_by_vector(
         self,
@@ -305,11 +275,7 @@ class MoTEVectorStore(VectorStore):
             if any(h.text is None for h in hits):
                 raise ValueError("MMR over an IVF-PQ index needs the documents' texts (the index stores none)")
             return np.asarray(self._embedding.embed_documents([h.text for h in hits]), dtype=np.float32)
-        out = []
-        for hit in hits:
-            shard = next(s for s in shards if hit.id in s)
-            out.append(shard.faiss_index.reconstruct(int_id(hit.id)))
-        return np.asarray(out, dtype=np.float32).reshape(len(hits), -1)
+        return index.vectors([h.id for h in hits])
 
     def max_marginal_relevance_search_by_vector(
         self,
