@@ -194,7 +194,8 @@ class MoTEModel(EncoderBase, nn.Module):
                 f"{local / WEIGHTS_NAME} does not match its config: missing {missing[:5]}, unexpected {unexpected[:5]}"
             )
         backbone.eval()
-        tokenizer = AutoTokenizer.from_pretrained(str(local))
+        with quiet_transformers():  # a portable folder's config.json names its own code: not needed for the tokenizer
+            tokenizer = AutoTokenizer.from_pretrained(str(local), trust_remote_code=False)
         model = cls(
             backbone,
             tokenizer,
@@ -211,17 +212,26 @@ class MoTEModel(EncoderBase, nn.Module):
             model.to(device)
         return model
 
-    def save_pretrained(self, path: str | os.PathLike, evaluation: dict | None = None) -> None:
+    def save_pretrained(self, path: str | os.PathLike, evaluation: dict | None = None, portable: bool = False) -> None:
         """Write safetensors weights, mote_config.json and the tokenizer files (each write atomic), plus the
         sentence-transformers files and a README.md model card (mote_rag.interop.st_folder).
 
-        `evaluation`: an `evaluate` result whose scores go into the model card."""
+        `evaluation`: an `evaluate` result whose scores go into the model card. `portable=True`: the folder also
+        holds its modeling code (modeling_mote.py, config.json with auto_map; mote_rag.interop.portable), so
+        `SentenceTransformer(path, trust_remote_code=True)` and `AutoModel.from_pretrained(path,
+        trust_remote_code=True)` open it without mote-rag."""
         from .interop.model_card import render
-        from .interop.st_folder import write_st_files
+        from .interop.portable import PORTABLE_MODULE, remove_portable_files, write_portable_files
+        from .interop.st_folder import MOTE_MODULE, write_st_files
 
         out = Path(path)
         self.save_weights_and_config(out)
-        write_st_files(self, out, render(self, out, evaluation))
+        if portable:
+            write_portable_files(self, out)
+        else:
+            remove_portable_files(out)
+        card = render(self, out, evaluation, portable=portable)
+        write_st_files(self, out, card, module_type=PORTABLE_MODULE if portable else MOTE_MODULE)
 
     def save_weights_and_config(self, path: str | os.PathLike) -> None:
         """What `from_pretrained` reads: weights, mote_config.json and the tokenizer."""
