@@ -47,6 +47,8 @@ def resolve_file(path: str | os.PathLike) -> Path:
     gz = p.with_name(p.name + ".gz")
     if gz.is_file():
         return gz
+    if p.is_dir():
+        raise IsADirectoryError(f"{p} is a directory; a data file is expected here")
     raise FileNotFoundError(f"{p} not found (nor {gz.name})")
 
 

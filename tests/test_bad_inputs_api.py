@@ -43,6 +43,8 @@ def env(tiny_bert_dir, tmp_path_factory, torch_one_thread):
         "bad.csv": b"id,text\n1,a,extra\n",
         "bad_utf8.csv": b"id,text\n1,caf\xe9\n",
         "bad_recipe.json": b'{"steps": 1,',
+        "blank_text.jsonl": b'{"_id": "1", "text": "a"}\n{"_id": "2", "text": " \\t "}\n{"_id": "3", "text": "c"}\n',
+        "calibration.txt": b"a text\n",
     }.items():
         (root / name).write_bytes(data)
         files[name] = root / name
@@ -55,6 +57,11 @@ def env(tiny_bert_dir, tmp_path_factory, torch_one_thread):
     (beir / "queries.jsonl").write_bytes(b'{"_id": "q1", "text": "b"}\n')
     (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td9\t1\n")
     files["beir"] = beir
+    files.update(_damaged_exports(onnx_dir, root))
+    files["pickled"] = _pickled_checkpoint(tiny_bert_dir, root / "pickled")
+    (root / "mote_model").mkdir()
+    (root / "mote_model" / "mote_config.json").write_text("{}")  # enough for analyze's checks before it loads
+    files["mote_model"] = root / "mote_model"
     return {
         "model": model,
         "onnx": OnnxEncoder(onnx_dir),
@@ -64,6 +71,45 @@ def env(tiny_bert_dir, tmp_path_factory, torch_one_thread):
         "lc": langchain_mote.MoTEEmbeddings(model),
         "li": llama_mote.MoTEEmbedding(model),
     }
+
+
+def _damaged_exports(onnx_dir, root) -> dict:
+    """Copies of a real export whose manifest vouches for files that are not what their names say: a query graph
+    that is not ONNX, a tokenizer.json that is not a tokenizer (the sha256 in the manifest updated to match, as in an
+    export assembled by hand)."""
+    import json
+    import shutil
+
+    from mote_rag.runtime.manifest import MANIFEST_NAME, Manifest
+    from mote_rag.schema import sha256_bytes
+
+    out = {}
+    graph = Manifest.read(onnx_dir).graph_name("search_query", "fp32")
+    for name, (target, data) in {
+        "bad_graph": (graph, b"this is not an onnx graph"),
+        "bad_tokenizer": ("tokenizer.json", b'{"not": "a tokenizer"}'),
+    }.items():
+        folder = root / name
+        shutil.copytree(onnx_dir, folder)
+        (folder / target).write_bytes(data)
+        manifest = json.loads((folder / MANIFEST_NAME).read_text())
+        manifest["files"][target] = sha256_bytes(data)
+        (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
+        out[name] = folder
+    return out
+
+
+def _pickled_checkpoint(tiny_bert_dir, folder):
+    """A dense checkpoint whose weights exist only as a PyTorch pickle (pytorch_model.bin)."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    shutil.copytree(tiny_bert_dir, folder)
+    torch.save(load_file(str(folder / "model.safetensors")), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    return folder
 
 
 # The mistakes every encoder must name the same way: (case id, args, kwargs, exception, message fragment).
@@ -221,6 +267,33 @@ FILE_CASES = [
     ("open_encoder dict", lambda f: open_encoder({"a": 1}), TypeError, "lacks tasks"),
     ("evaluate non-encoder", lambda f: Embedder(object()), TypeError, "must be a mote-rag encoder"),
     (
+        "corpus blank text",
+        lambda f: read_corpus(f["blank_text.jsonl"]),
+        ValueError,
+        r"1 document\(s\) have an empty or whitespace-only text.*row 2 \(id '2'\).*--skip-empty",
+    ),
+    ("corpus empty text field", lambda f: read_corpus(f["dup.jsonl"], text_fields=""), ValueError, "empty field name"),
+    ("corpus empty id field", lambda f: read_corpus(f["dup.jsonl"], id_field=" "), ValueError, "id_field ' ' is empty"),
+    ("jsonl a directory", lambda f: read_jsonl(f["beir"]), IsADirectoryError, "beir is a directory"),
+    (
+        "onnx graph not onnx",
+        lambda f: OnnxEncoder(f["bad_graph"]).encode_query(["x"]),
+        ValueError,
+        r"search_query.onnx is not an ONNX graph that onnxruntime can open",
+    ),
+    (
+        "onnx tokenizer not a tokenizer",
+        lambda f: OnnxEncoder(f["bad_tokenizer"]),
+        ValueError,
+        r"tokenizer.json is not a tokenizer file that the tokenizers library can read",
+    ),
+    (
+        "pickled dense weights",
+        lambda f: load_encoder(f["pickled"]),
+        ValueError,
+        r"pickled PyTorch files \(pytorch_model.bin\).*safetensors only: unpickling runs whatever code",
+    ),
+    (
         "check_encoder tasks",
         lambda f: check_encoder(
             type(
@@ -248,6 +321,30 @@ FILE_CASES = [
 def test_readers_and_opening_refuse(env, call, exc, fragment):
     with pytest.raises(exc, match=fragment):
         call(env["files"])
+
+
+def test_pickled_weights_are_refused_before_torch_loads_them(env, monkeypatch):
+    import torch
+
+    def no_unpickling(*args, **kwargs):
+        raise AssertionError("torch.load was called on a pickle")
+
+    monkeypatch.setattr(torch, "load", no_unpickling)
+    for call in (lambda: load_encoder(env["files"]["pickled"]), lambda: MoTEModel.upcycle(env["files"]["pickled"])):
+        with pytest.raises(ValueError, match="safetensors is needed|safetensors only"):
+            call()
+
+
+def test_index_refuses_blank_texts_by_name_or_skips_them_with_a_count(env):
+    from mote_rag.index.faiss_index import FaissIndex
+
+    index = FaissIndex(env["onnx"])
+    with pytest.raises(ValueError, match=r"texts\[1\], texts\[3\] \(2 of 4\) are empty or whitespace-only"):
+        index.add(["a", "", "c", " \n "], ids=["a", "b", "c", "d"])
+    assert len(index) == 0  # nothing was added
+    with pytest.warns(UserWarning, match=r"skipped 2 of 4 texts that are empty or whitespace-only \(texts\[1, 3\]\)"):
+        added = index.add(["a", "", "c", " \n "], ids=["a", "b", "c", "d"], skip_empty=True)
+    assert added == ["a", "c"] and index.ids == ["a", "c"]
 
 
 # The CLI: exit 2 and one line naming the problem. (case id, argv(env), fragment)
@@ -323,6 +420,85 @@ CLI_CASES = [
             str(e["onnx_dir"]),
         ],
         "--shards must be >= 1",
+    ),
+    (
+        "index blank text",
+        lambda e: [
+            "index",
+            str(e["files"]["blank_text.jsonl"]),
+            "-o",
+            str(e["root"] / "i3"),
+            "--model",
+            str(e["onnx_dir"]),
+        ],
+        "row 2 (id '2')",
+    ),
+    (
+        "index empty --text-field",
+        lambda e: ["index", str(e["files"]["dup.jsonl"]), "-o", str(e["root"] / "i4"), "--text-field", ""],
+        "--text-field: empty value",
+    ),
+    (
+        "index empty name in --text-field",
+        lambda e: ["index", str(e["files"]["dup.jsonl"]), "-o", str(e["root"] / "i4"), "--text-field", "title,"],
+        "--text-field 'title,' holds an empty field name",
+    ),
+    ("eval empty --datasets", lambda e: ["eval", "--model", "base", "--datasets", " "], "--datasets: empty value"),
+    (
+        "export empty --tasks",
+        lambda e: ["export", "base", str(e["root"] / "x"), "--tasks", ","],
+        "--tasks ',' holds an",
+    ),
+    ("train --config a directory", lambda e: ["train", "--config", str(e["root"])], "is a directory; it expects"),
+    (
+        "eval --compare a directory",
+        lambda e: ["eval", "--compare", str(e["root"]), "--out", str(e["root"] / "r")],
+        "is a directory; it expects result JSON files",
+    ),
+    (
+        "export --calibration-texts a directory",
+        lambda e: ["export", "base", str(e["root"] / "x"), "--quantize", "--calibration-texts", str(e["root"])],
+        "is a directory; it expects a text file",
+    ),
+    (
+        "analyze --texts a directory",
+        lambda e: ["analyze", str(e["files"]["mote_model"]), "--texts", str(e["root"])],
+        "is a directory; it expects a .txt file",
+    ),
+    (
+        "eval --out an existing file",
+        lambda e: ["eval", "--model", "base", "--out", str(e["files"]["dup.jsonl"])],
+        "dup.jsonl is a file; give a directory",
+    ),
+    (
+        "train --output-dir an existing file",
+        lambda e: ["train", "--config", "default", "--output-dir", str(e["files"]["dup.jsonl"]), "--dry-run"],
+        "--output-dir",
+    ),
+    (
+        "analyze --out an existing file",
+        lambda e: ["analyze", str(e["files"]["mote_model"]), "--out", str(e["files"]["dup.jsonl"])],
+        "dup.jsonl is a file; give a directory",
+    ),
+    (
+        "quickstart --out an existing file",
+        lambda e: ["quickstart", "--out", str(e["files"]["dup.jsonl"])],
+        "dup.jsonl is a file; give a directory",
+    ),
+    (
+        "export out an existing file",
+        lambda e: ["export", "base", str(e["files"]["dup.jsonl"])],
+        "dup.jsonl is a file; the export writes a folder",
+    ),
+    (
+        "index -o under a file",
+        lambda e: ["index", str(e["files"]["dup.jsonl"]), "-o", str(e["files"]["dup.jsonl"] / "ix")],
+        "dup.jsonl is a file, so the folder cannot be created",
+    ),
+    (
+        "export pickled weights",
+        lambda e: ["export", str(e["files"]["pickled"]), str(e["root"] / "x")],
+        "safetensors only",
     ),
     (
         "shards without ray",

@@ -185,6 +185,31 @@ CALLS = [
     ("delete([1])", lambda ix: ix.delete([1]), TypeError, "ids[0] must be a string, got 1"),
     ("delete unknown", lambda ix: ix.delete(["d1", "nope"]), KeyError, "id(s) not in the index: ['nope']"),
     (
+        "query vectors as strings",
+        lambda ix: ix.search_vectors(["0.1"] * DIM),
+        TypeError,
+        "query vectors must be a numeric array of shape (dim,) or (n, dim), got an array of strings",
+    ),
+    (
+        "query vectors ragged",
+        lambda ix: ix.search_vectors([[0.1] * DIM, [0.2]]),
+        TypeError,
+        "query vectors must be a numeric array of shape (dim,) or (n, dim); the rows given have different lengths",
+    ),
+    ("query vectors None", lambda ix: ix.search_vectors(None), TypeError, "query vectors must be a numeric array"),
+    (
+        "query vectors objects",
+        lambda ix: ix.search_vectors([None] * DIM),
+        TypeError,
+        "got an array of Python objects",
+    ),
+    (
+        "vectors as booleans",
+        lambda ix: ix.add_embeddings(np.ones((1, DIM), bool), ["b"]),
+        TypeError,
+        "vectors must be a numeric array of shape (dim,) or (n, dim), got an array of booleans",
+    ),
+    (
         "vectors of another dim",
         lambda ix: ix.add_embeddings(np.ones((1, 4)), ["a"]),
         EncoderMismatchError,
@@ -200,6 +225,27 @@ def test_api_calls_refuse_bad_values_by_name(index, name, call, exc, fragment):
         call(index)
     assert fragment in str(err.value)
     assert (len(index), index.records()) == before  # nothing was half-applied
+
+
+SAVE_PATHS = [
+    ("under a file", lambda tmp: tmp / "file" / "ix", NotADirectoryError, "file is a file, not a folder"),
+    ("two levels under a file", lambda tmp: tmp / "file" / "a" / "b", NotADirectoryError, "cannot be created"),
+    ("a file", lambda tmp: tmp / "file", NotADirectoryError, "index directory"),
+]
+
+
+@pytest.mark.parametrize("name, where, exc, fragment", SAVE_PATHS, ids=[r[0] for r in SAVE_PATHS])
+def test_save_to_a_path_that_cannot_be_a_folder_names_it(index, tmp_path, name, where, exc, fragment):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(exc) as err:
+        index.save(where(tmp_path))
+    assert fragment in str(err.value) and str(tmp_path / "file") in str(err.value)
+    assert (tmp_path / "file").read_text() == "x"
+
+
+def test_search_vectors_with_a_sharded_index_refuses_strings_too(shard_set):
+    with pytest.raises(TypeError, match="query vectors must be a numeric array.*strings"):
+        ShardedIndex.load(shard_set).search_vectors(["x"] * DIM)
 
 
 def test_k_is_capped_at_the_live_documents(index):
