@@ -552,3 +552,14 @@ def test_a_new_backend_needs_only_its_batch_step(env):
     with pytest.raises(TypeError, match="normalise_embeddings"):
         enc.encode_document(texts, normalise_embeddings=False)
     assert check_encoder(enc) is enc
+
+
+def test_cli_index_skip_empty_leaves_blank_rows_out_and_counts_them(env, capsys):
+    from mote_rag.index.faiss_index import FaissIndex
+
+    out = env["root"] / "skip-empty"
+    argv = ["index", str(env["files"]["blank_text.jsonl"]), "-o", str(out), "--model", str(env["onnx_dir"]), "-q"]
+    assert main([*argv, "--skip-empty"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: skipped 1 document(s) whose text is empty or whitespace-only" in err and "row 2 (id '2')" in err
+    assert sorted(FaissIndex.load(out).ids) == ["1", "3"]
