@@ -1,7 +1,9 @@
 """SciFact (full test split: 300 queries, 5,183 abstracts) end to end through the LangChain FAISS store,
-langchain_mote.MoTEVectorStore (plain; behind `cache_backed`; saved and loaded again) and the LlamaIndex
-VectorStoreIndex + FaissVectorStore (plain; with a namespaced embeddings cache), against the core evaluation
-(mote_rag.evaluation) in the same run.
+langchain_mote.MoTEVectorStore (plain; behind `cache_backed`; saved and loaded again), the LlamaIndex
+VectorStoreIndex + FaissVectorStore (plain; with a namespaced embeddings cache) and VectorStoreIndex +
+llama_index.vector_stores.mote.MoTEVectorStore (as_retriever; as_query_engine(llm=MockLLM()); persisted and opened
+again with from_persist_dir + from_vector_store, no docstore), against the core evaluation (mote_rag.evaluation)
+in the same run.
 
 Model: the embedded all-MiniLM-L6-v2 upcycled to MoTE and exported to ONNX (query + document graphs), opened by
 each integration through the same OnnxEncoder. Vectors are cached per (task, text), so the corpus is encoded
@@ -81,6 +83,38 @@ def llamaindex_runs(encoder, data, doc_ids: list[str], runs: dict, seconds: dict
         seconds[name] = time.perf_counter() - t0
 
 
+def llamaindex_mote_runs(encoder, data, doc_ids: list[str], runs: dict, seconds: dict, tmp: Path) -> None:
+    """VectorStoreIndex over llama_index.vector_stores.mote.MoTEVectorStore: the retriever, the query engine (a mock
+    LLM answers; the run is its source nodes), and the store persisted and reopened: adds to `runs` and `seconds`."""
+    from llama_index.core import StorageContext, VectorStoreIndex
+    from llama_index.core.llms import MockLLM
+    from llama_index.core.schema import TextNode
+    from llama_index.embeddings.mote import MoTEEmbedding
+    from llama_index.vector_stores.mote import MoTEVectorStore
+
+    def run_of(retrieve) -> dict:
+        return {q: {n.node.node_id: float(n.score) for n in retrieve(text)} for q, text in data.queries.items()}
+
+    t0 = time.perf_counter()
+    embed_model = MoTEEmbedding(encoder, embed_batch_size=256)
+    store = MoTEVectorStore(embed_model)
+    index = VectorStoreIndex(
+        [TextNode(id_=d, text=data.corpus[d]) for d in doc_ids],
+        embed_model=embed_model,
+        storage_context=StorageContext.from_defaults(vector_store=store),
+    )
+    runs["llamaindex_mote_vectorstore_retriever"] = run_of(index.as_retriever(similarity_top_k=10).retrieve)
+    seconds["llamaindex_mote_vectorstore_retriever"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    engine = index.as_query_engine(llm=MockLLM(max_tokens=8), similarity_top_k=10)
+    runs["llamaindex_mote_vectorstore_query_engine"] = run_of(lambda text: engine.query(text).source_nodes)
+    seconds["llamaindex_mote_vectorstore_query_engine"] = time.perf_counter() - t0
+    index.storage_context.persist(str(tmp / "llamaindex-storage"))
+    reopened = MoTEVectorStore.from_persist_dir(str(tmp / "llamaindex-storage"), embed_model=embed_model)
+    retriever = VectorStoreIndex.from_vector_store(reopened, embed_model=embed_model).as_retriever(similarity_top_k=10)
+    runs["llamaindex_mote_vectorstore_from_persist_dir"] = run_of(retriever.retrieve)
+
+
 def main() -> dict:
     from mote_rag import MoTEModel
     from mote_rag.atomic import write_json_atomic
@@ -145,6 +179,7 @@ def main() -> dict:
     )
 
     llamaindex_runs(encoder, data, doc_ids, runs, seconds)
+    llamaindex_mote_runs(encoder, data, doc_ids, runs, seconds, tmp)
 
     core_ndcg = core["main_score"] / 100
     result = {
