@@ -218,8 +218,8 @@ class MoTEModel(EncoderBase, nn.Module):
 
         `evaluation`: an `evaluate` result whose scores go into the model card. `portable=True`: the folder also
         holds its modeling code (modeling_mote.py, config.json with auto_map; mote_rag.interop.portable), so
-        `SentenceTransformer(path, trust_remote_code=True)` and `AutoModel.from_pretrained(path,
-        trust_remote_code=True)` open it without mote-rag."""
+        `SentenceTransformer(path, trust_remote_code=True)` and transformers' `AutoModel.from_pretrained(path)`
+        (with trust_remote_code=True) open it without mote-rag."""
         from .interop.model_card import render
         from .interop.portable import PORTABLE_MODULE, remove_portable_files, write_portable_files
         from .interop.st_folder import MOTE_MODULE, write_st_files

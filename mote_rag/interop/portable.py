@@ -8,7 +8,7 @@ not installed:
                          config and the task paths (tasks, experts, layers, prefixes, pooling, default task)
     modules.json         module 0 is modeling_mote.MoTESentenceTransformer (then Pooling(mean), Normalize)
 
-    AutoModel.from_pretrained(dir, trust_remote_code=True)          -> MoTEForEmbedding (forward(..., task=))
+    AutoModel.from_pretrained(dir), trust_remote_code=True          -> MoTEForEmbedding (forward(..., task=))
     SentenceTransformer(dir, trust_remote_code=True)                -> encode_query / encode_document / task=
 
 The weights, mote_config.json and the tokenizer are the ones `MoTEModel.from_pretrained` reads: one folder opens

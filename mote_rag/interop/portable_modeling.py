@@ -5,8 +5,9 @@ torch and transformers, so the folder opens where mote-rag is not installed, as 
 folders do:
 
     from transformers import AutoModel, AutoTokenizer
-    model = AutoModel.from_pretrained(folder, trust_remote_code=True)      # MoTEForEmbedding
-    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)  # config.json names this code
+    trust = {"trust_remote_code": True}                                    # config.json names this code
+    model = AutoModel.from_pretrained(folder, **trust)                      # MoTEForEmbedding
+    tokenizer = AutoTokenizer.from_pretrained(folder, **trust)
     vectors = model.encode(["how is diabetes treated?"], tokenizer, task="search_query")   # or mean-pool yourself
 
     from sentence_transformers import SentenceTransformer
