@@ -207,7 +207,14 @@ def _write_export(
             "output_name": onnx_graphs.OUTPUT_NORMALIZED,
         },  # pooling and normalisation are in the graph
         variants=variants,
-        tasks={task: {**_task_entry(model.tasks.get(task)), "graphs": graphs[task]} for task in graphs},
+        tasks={
+            task: {
+                **_task_entry(model.tasks.get(task)),
+                "graphs": graphs[task],
+                "path_fingerprint": model.path_fingerprint(task),
+            }
+            for task in graphs
+        },
         files={name: sha256_file(out / name) for name in listed},
     )
     data = manifest.to_json()

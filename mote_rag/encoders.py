@@ -12,6 +12,7 @@ cannot mix tasks, `_batch_group`). `TaskEmbedder` is what the two framework inte
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import threading
@@ -182,6 +183,14 @@ class EncoderBase:
     def encode_document(self, texts, **kwargs) -> np.ndarray:
         """`encode` on the search_document path."""
         return self.encode(texts, task="search_document", **kwargs)
+
+    def path_fingerprint(self, task: str | Task) -> str:
+        """A fingerprint of what `task`'s path computes. This default, for backends that cannot hash one path,
+        derives it from the whole model's fingerprint, the expert and the prefix: stricter than needed (any
+        change to the model changes every path), never looser. MoTEModel and OnnxEncoder hash the path itself."""
+        t = task if isinstance(task, Task) else self.tasks.get(task)
+        key = f"{self.fingerprint}|{t.expert}|{t.prefix_for(self.use_prefixes)}"
+        return hashlib.sha256(key.encode()).hexdigest()[:32]
 
     def get_sentence_embedding_dimension(self) -> int:
         return int(self.dim)

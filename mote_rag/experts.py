@@ -126,6 +126,31 @@ def upcycle_layers(
         layer.output = TaskRoutedFeedForward(experts)
 
 
+def copy_expert(backbone: nn.Module, source: str, name: str) -> None:
+    """Give every MoTE layer a new expert `name`, an exact copy of `source` (full or low-rank, as `source` is).
+
+    Appended last, so the ids of the existing experts do not move; no other expert is touched."""
+    layers = mote_layers(backbone)
+    if not layers:
+        raise ValueError("this model has no expert layers (a dense model): it cannot hold collection experts")
+    for i, routed in layers.items():
+        if name in routed.experts:
+            raise ValueError(f"layer {i} already has an expert named {name!r}")
+        if source not in routed.experts:
+            raise ValueError(f"layer {i} has no expert {source!r} to copy (experts: {routed.expert_names})")
+    for routed in layers.values():
+        routed.experts[name] = copy.deepcopy(routed.experts[source])
+        routed.expert_names.append(name)
+
+
+def drop_expert(backbone: nn.Module, name: str) -> None:
+    """Remove expert `name` from every MoTE layer; the experts after it move up one id."""
+    for routed in mote_layers(backbone).values():
+        if name in routed.experts:
+            del routed.experts[name]
+            routed.expert_names.remove(name)
+
+
 def mote_layers(backbone: nn.Module) -> dict[int, TaskRoutedFeedForward]:
     return {
         i: layer.output

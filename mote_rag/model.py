@@ -21,7 +21,9 @@ from torch import nn
 from .atomic import atomic_path, write_json_atomic
 from .encoders import EncoderBase
 from .experts import (
+    copy_expert,
     dense_path,
+    drop_expert,
     mote_layers,
     resolve_placement,
     routing,
@@ -29,7 +31,7 @@ from .experts import (
     upcycle_layers,
 )
 from .model_config import CONFIG_NAME, MoTEConfig
-from .tasks import DEFAULT_TASKS, Task, TaskSet
+from .tasks import DEFAULT_TASKS, Task, TaskSet, collection_task
 
 WEIGHTS_NAME = "model.safetensors"
 
@@ -117,6 +119,7 @@ class MoTEModel(EncoderBase, nn.Module):
             default_task = "search_document" if "search_document" in tasks else tasks.names[0]
         self.default_task = tasks.get(default_task).name  # what encode() uses with no task
         self._fingerprint: str | None = None
+        self._path_fingerprints: dict[str, str] = {}
         self.base_model: str | None = None
 
     # ------------------------------------------------------------------ construction
@@ -297,7 +300,71 @@ class MoTEModel(EncoderBase, nn.Module):
 
     def refresh_fingerprint(self) -> str:
         self._fingerprint = None
+        self._path_fingerprints = {}
         return self.fingerprint
+
+    def path_fingerprint(self, task: str) -> str:
+        """sha256 over what `task`'s path computes, and nothing else: the shared weights, that task's expert in
+        each MoTE layer, its prefix, pooling, normalisation and length limit.
+
+        Retraining one expert changes only the paths that read it, so an index whose document path is unchanged
+        stays valid after query-side adaptation. The expert's name is not hashed: a fresh copy of an expert has
+        the fingerprint of the path it was copied from. Cached like `fingerprint`."""
+        t = self.tasks.get(task)
+        if t.name not in self._path_fingerprints:
+            h = hashlib.sha256()
+            meta = {
+                "path": "mote-rag task path v1",
+                "prefix": t.prefix_for(self.use_prefixes),
+                "mote_layers": self.mote_layer_ids,
+                "normalize": self.normalize,
+                "max_seq_length": self.max_seq_length,
+                "pooling": "mean",
+            }
+            if self.expert_rank is not None:
+                meta["expert_rank"] = self.expert_rank
+            h.update(json.dumps(meta, sort_keys=True).encode())
+            for name, tensor in sorted(self.backbone.state_dict().items()):
+                if name.endswith("position_ids"):
+                    continue
+                if ".experts." in name:
+                    head, rest = name.split(".experts.", 1)
+                    expert, _, tail = rest.partition(".")
+                    if expert != t.expert:
+                        continue
+                    name = f"{head}.experts.*.{tail}"
+                h.update(name.encode())
+                h.update(tensor.detach().cpu().contiguous().float().numpy().tobytes())
+            self._path_fingerprints[t.name] = h.hexdigest()[:32]
+        return self._path_fingerprints[t.name]
+
+    # ------------------------------------------------------------------ collection experts
+    def add_collection_expert(self, collection: str, task: str = "search_query") -> str:
+        """Add `<task>@<collection>`, a path whose expert starts as an exact copy of `task`'s (full or low-rank, as
+        the model's experts are). Returns the new task name. Every other path, and its fingerprint, is unchanged;
+        an index or store built for the collection then routes its queries (or documents) to this path."""
+        source = self.tasks.get(task)
+        if source.collection:
+            raise ValueError(f"{source.name!r} is already a collection task; start from {source.base_task!r}")
+        name = collection_task(source.name, collection)
+        if name in self.tasks:
+            raise ValueError(f"the model already has the task {name!r}")
+        copy_expert(self.backbone, source.expert, name)
+        self.tasks = self.tasks.with_task(Task(name, source.prefix, source.temperature, expert=name))
+        self._fingerprint = None
+        return name
+
+    def remove_collection_expert(self, name: str) -> None:
+        """Remove a collection task and its expert; the base tasks cannot be removed."""
+        t = self.tasks.get(name)
+        if not t.collection:
+            raise ValueError(f"{t.name!r} is a base task; only collection tasks ('<task>@<collection>') can be removed")
+        if t.name == self.default_task:
+            raise ValueError(f"{t.name!r} is the model's default task")
+        self.tasks = self.tasks.without_task(t.name)
+        drop_expert(self.backbone, t.expert)
+        self._fingerprint = None
+        self._path_fingerprints.pop(t.name, None)
 
     @property
     def expert_rank(self) -> int | None:

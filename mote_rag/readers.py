@@ -66,6 +66,12 @@ def parse_json_line(line: str, where: str) -> dict:
 def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
     """The rows of a JSON Lines file (or its .gz twin); blank lines are skipped. Bytes that are not UTF-8 and bad
     JSON are ValueErrors naming the file and line."""
+    for _, row in iter_jsonl_lines(path):
+        yield row
+
+
+def iter_jsonl_lines(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """`iter_jsonl` with each row's line number, for errors found after parsing."""
     p = resolve_file(path)
     opener = gzip.open if p.suffix == ".gz" else open
     with opener(p, "rb") as fh:
@@ -81,7 +87,7 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
                 line = line.removeprefix("\ufeff")  # a UTF-8 byte-order mark, as the "utf-8-sig" codec drops it
             if not line.strip():
                 continue
-            yield parse_json_line(line, f"{p}:{lineno}")
+            yield lineno, parse_json_line(line, f"{p}:{lineno}")
 
 
 def read_jsonl(path: str | os.PathLike, required: tuple[str, ...] = ()) -> list[dict]:
@@ -436,3 +442,45 @@ def read_corpus(
     else:
         rows = _csv_rows(p, CSV_SUFFIXES[f".{fmt}"])
     return rows_to_corpus(rows, str(p), id_field, fields, meta, skip_empty=skip_empty)
+
+
+# ---------------------------------------------------------------------------------------------- training pairs
+QUERY_FIELDS = ("anchor", "query", "question")
+PASSAGE_FIELDS = ("positive", "passage", "document", "answer")
+
+
+def load_pairs(source: str | os.PathLike, split: str = "train") -> list[tuple[str, str]]:
+    """(query, passage) pairs from a BEIR folder (every judged pair of `split`) or a JSON Lines file with one pair
+    a line ({"anchor", "positive"}, or {"query", "passage"} / {"question", "answer"}). Errors name the file and line:
+    a row with no query or passage field, a non-string or empty text. What `mote-rag adapt` reads."""
+    path = Path(source)
+    if path.is_dir():
+        beir = load_beir(path, split=split)
+        pairs = [
+            (beir.queries[q], beir.corpus[d])
+            for q in sorted(beir.qrels)
+            for d, score in sorted(beir.qrels[q].items())
+            if score > 0 and q in beir.queries and d in beir.corpus
+        ]
+        if not pairs:
+            raise ValueError(f"{path}: split {split!r} has no judged (query, passage) pair")
+        return pairs
+    file = resolve_file(path)
+    pairs = []
+    for lineno, row in iter_jsonl_lines(file):
+        where = f"{file}:{lineno}"
+        q_key = next((k for k in QUERY_FIELDS if k in row), None)
+        p_key = next((k for k in PASSAGE_FIELDS if k in row), None)
+        if q_key is None or p_key is None:
+            raise ValueError(
+                f"{where}: a pair needs a query field ({' / '.join(QUERY_FIELDS)}) and a passage field "
+                f"({' / '.join(PASSAGE_FIELDS)}); this row has {sorted(row)[:6]}"
+            )
+        query, passage = _text_field(row, q_key, where), _text_field(row, p_key, where)
+        for key, text in ((q_key, query), (p_key, passage)):
+            if not text.strip():
+                raise ValueError(f"{where}: field {key!r} is empty")
+        pairs.append((query, passage))
+    if not pairs:
+        raise ValueError(f"{file} holds no pair (it is empty or blank)")
+    return pairs

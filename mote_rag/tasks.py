@@ -10,6 +10,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 
+COLLECTION_SEP = "@"  # "search_query@medquad": the search_query path of the collection "medquad"
+
+
+def _is_identifier(part: str) -> bool:
+    return bool(part) and part.replace("_", "").isalnum()
+
+
+def _is_collection_name(part: str) -> bool:
+    return bool(part) and part.replace("_", "").replace("-", "").isalnum() and part[0] not in "-_"
+
+
+def collection_task(task: str, collection: str) -> str:
+    """The name of `task`'s path for one collection: collection_task("search_query", "medquad") ->
+    "search_query@medquad". Checked: both parts must be identifiers (letters, digits, '_' or '-')."""
+    if not isinstance(collection, str) or not _is_collection_name(collection):
+        raise ValueError(f"collection name must be letters, digits, '_' or '-' (not first), got {collection!r}")
+    return f"{task}{COLLECTION_SEP}{collection}"
+
 
 @dataclass(frozen=True)
 class Task:
@@ -22,8 +40,12 @@ class Task:
     aliases: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        if not self.name or not self.name.replace("_", "").isalnum():
-            raise ValueError(f"task name must be a non-empty identifier, got {self.name!r}")
+        base, _, collection = self.name.partition(COLLECTION_SEP)
+        if not _is_identifier(base) or (COLLECTION_SEP in self.name and not _is_collection_name(collection)):
+            raise ValueError(
+                f"task name must be an identifier, or '<task>@<collection>' (collection: letters, digits, '_', '-'), "
+                f"got {self.name!r}"
+            )
         if self.temperature <= 0:
             raise ValueError(f"task {self.name!r}: temperature must be > 0, got {self.temperature}")
         if not self.expert:
@@ -34,6 +56,16 @@ class Task:
         """What every backend puts before a text on this task's path: the prefix, or "" for a model with prefixes
         off (the one place this rule is written)."""
         return self.prefix if use_prefixes else ""
+
+    @property
+    def base_task(self) -> str:
+        """The task a collection task specialises ("search_query" for "search_query@medquad"), else the name."""
+        return self.name.partition(COLLECTION_SEP)[0]
+
+    @property
+    def collection(self) -> str | None:
+        """The collection a collection task serves ("medquad" for "search_query@medquad"), else None."""
+        return self.name.partition(COLLECTION_SEP)[2] or None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -92,6 +124,34 @@ class TaskSet:
 
     def tasks_for_expert(self, expert: str) -> list[str]:
         return [t.name for t in self.tasks if t.expert == expert]
+
+    def with_task(self, task: Task) -> TaskSet:
+        """This set plus one task (appended, so every existing expert keeps its id)."""
+        return TaskSet((*self.tasks, task))
+
+    def without_task(self, name: str) -> TaskSet:
+        """This set less one task (and its aliases)."""
+        drop = self.get(name).name
+        return TaskSet(t for t in self.tasks if t.name != drop)
+
+    def collections(self, base_task: str | None = None) -> list[str]:
+        """The collection task names (optionally only those specialising `base_task`), in order."""
+        return [t.name for t in self.tasks if t.collection and (base_task is None or t.base_task == base_task)]
+
+    def collection_paths(self, collection: str) -> tuple[str, str]:
+        """(document task, query task) of an index serving `collection`: the collection's own experts where this set
+        has them, the base ones otherwise. A collection with no expert at all is a ValueError (a typo would
+        otherwise silently mean the base experts)."""
+        bases = ("search_document", "search_query")
+        names = [collection_task(t, collection) for t in bases]
+        found = [n if n in self else base for n, base in zip(names, bases)]
+        if found == list(bases):
+            known = sorted({t.collection for t in self.tasks if t.collection}) or ["none"]
+            raise ValueError(
+                f"the model has no expert for the collection {collection!r} (collections: {', '.join(known)}); "
+                f"train one with `mote-rag adapt --collection {collection}`"
+            )
+        return found[0], found[1]
 
     def __contains__(self, task: object) -> bool:
         return isinstance(task, str) and task in self._by_name

@@ -138,8 +138,46 @@ def test_wrong_dimension(saved, tmp_path):
     (folder / other_header["faiss_file"]).write_bytes((tmp_path / "other" / other_header["faiss_file"]).read_bytes())
     header.update({k: other_header[k] for k in ("faiss_file", "faiss_sha256", "faiss_bytes")})
     (folder / INDEX_JSON).write_text(json.dumps(header))
-    with pytest.raises(IndexFormatError, match="holds 8-dim vectors but index.json says 16"):
+    with pytest.raises(IndexFormatError, match="search_sha256 differs"):  # the seal notices the edit
         FaissIndex.load(folder)
+    # resealed by hand (a forger who knows the format): the faiss file itself still disagrees with the header
+    header["search_sha256"] = reseal(header)
+    (folder / INDEX_JSON).write_text(json.dumps(header))
+    with pytest.raises(IndexFormatError, match="holds 8-dim vectors where index.json says 16"):
+        FaissIndex.load(folder)
+
+
+def reseal(header: dict) -> str:
+    from mote_rag.index.header import IndexHeader
+    from mote_rag.schema import canonical_sha256
+
+    unsealed = {k: v for k, v in header.items() if k != "search_sha256"}
+    return canonical_sha256(IndexHeader.from_json(unsealed).search_fields())
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "why"),
+    [
+        ("kind", "hnsw", "a flat index where index.json says 'hnsw'"),
+        ("query_task", "search_document", None),
+        ("dim", 8, "holds 16-dim vectors where index.json says 8"),
+    ],
+)
+def test_search_fields_are_sealed_and_checked_against_the_faiss_file(saved, field, value, why):
+    """Editing a field that changes what a search does is refused by the seal; resealed, by the faiss file."""
+    folder, _ = saved
+    header = json.loads((folder / INDEX_JSON).read_text())
+    header[field] = value
+    if field == "kind":
+        header["params"] = {"M": 32, "ef_construction": 200, "ef_search": 256}
+    (folder / INDEX_JSON).write_text(json.dumps(header))
+    with pytest.raises(IndexFormatError, match="search_sha256 differs"):
+        FaissIndex.load(folder)
+    if why is not None:
+        header["search_sha256"] = reseal(header)
+        (folder / INDEX_JSON).write_text(json.dumps(header))
+        with pytest.raises(IndexFormatError, match=why):
+            FaissIndex.load(folder)
 
 
 def test_fingerprint_mismatch_names_both(tiny_bert_dir, tmp_path):

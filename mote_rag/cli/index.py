@@ -79,6 +79,14 @@ def register(subparsers) -> None:
     )
     p.add_argument("--batch-size", type=int, default=64, help="texts embedded per batch (default: 64)")
     p.add_argument(
+        "--collection",
+        default=None,
+        help="the collection this index serves: its documents use that collection's document expert if the "
+        "model has one (search_document@NAME) and its queries that collection's query expert "
+        "(search_query@NAME, from `mote-rag adapt --collection NAME`); recorded in the index, so searches "
+        "route there with no option (default: the model's base experts)",
+    )
+    p.add_argument(
         "--no-store-text",
         action="store_true",
         help="do not keep the document texts in the index (smaller; search shows ids and metadata)",
@@ -114,6 +122,18 @@ def open_encoder(spec: str):
         return load_encoder(spec)
     except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
         raise BadInput(f"--model {spec}: {exc}") from None
+
+
+def collection_tasks(encoder, collection: str | None) -> tuple[str, str]:
+    """(document task, query task) for --collection (mote_rag.tasks.TaskSet.collection_paths)."""
+    from mote_rag.cli.main import BadInput
+
+    if collection is None:
+        return "search_document", "search_query"
+    try:
+        return encoder.tasks.collection_paths(collection)
+    except ValueError as exc:
+        raise BadInput(f"--collection {collection}: {exc}") from None
 
 
 def check_field_options(args) -> None:
@@ -212,6 +232,7 @@ def run(args) -> int:
         )
     check_model_files(args.model)
     encoder = open_encoder(args.model)
+    document_task, query_task = collection_tasks(encoder, args.collection)
     start = time.perf_counter()
     index = FaissIndex.build(
         encoder,
@@ -223,6 +244,8 @@ def run(args) -> int:
         show_progress_bar=not args.quiet,
         store_text=not args.no_store_text,
         encoder_spec=model_spec(args.model),
+        document_task=document_task,
+        query_task=query_task,
         **kind_params,
     )
     index.save(out)

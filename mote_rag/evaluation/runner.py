@@ -52,11 +52,19 @@ class Embedder:
         # The backend is part of the cache key: an ONNX fp32 export shares its torch model's fingerprint, but an
         # ONNX-vs-torch comparison must embed with each backend, not read the other's vectors.
         variant = getattr(encoder, "variant", None)
-        self.cache_key = f"{self.fingerprint}-{type(encoder).__name__}" + (f"-{variant}" if variant else "")
+        self.backend = type(encoder).__name__ + (f"-{variant}" if variant else "")
+        self.cache_key = f"{self.fingerprint}-{self.backend}"
         self.batch_size = batch_size
         self.show_progress = show_progress
         self.memory: dict[tuple, np.ndarray] = {}
         self.stats = {"encoded_texts": 0, "cached_texts": 0, "encode_seconds": 0.0}
+
+    def path_key(self, task: str) -> str:
+        """The disk-cache key of one task path: its own fingerprint, so a path that training left unchanged (a
+        frozen document expert, the classification path of a retrieval-only MoTE) hits the cache of the model
+        it was copied from."""
+        fn = getattr(self.encoder, "path_fingerprint", None)
+        return f"{fn(task)}-{self.backend}" if callable(fn) else self.cache_key
 
     def __call__(self, texts: Sequence[str], task: str, key: str) -> np.ndarray:
         unique = list(dict.fromkeys(texts))
@@ -65,11 +73,11 @@ class Embedder:
         mem_key = (task, key, texts_digest(unique))
         emb = self.memory.get(mem_key)
         if emb is None and self.cache is not None:
-            emb = self.cache.get(self.cache_key, task, key, unique)
+            emb = self.cache.get(self.path_key(task), task, key, unique)
         if emb is None:
             emb = self._encode(unique, task, f"{key} [{task}]")
             if self.cache is not None:
-                self.cache.put(self.cache_key, task, key, unique, emb)
+                self.cache.put(self.path_key(task), task, key, unique, emb)
         else:
             self.stats["cached_texts"] += len(unique)
         self.memory[mem_key] = emb

@@ -78,7 +78,7 @@ from .params import (
     check_search_overrides,
     new_faiss_index,
 )
-from .persistence import EncoderMismatchError, load_index, save_index
+from .persistence import EncoderMismatchError, load_index, path_fingerprint, save_index
 from .rwlock import ReadWriteLock
 
 __all__ = [
@@ -180,6 +180,8 @@ class FaissIndex:
         query_task: str = "search_query",
         store_text: bool = True,
         encoder_spec: str | None = None,
+        document_fingerprint: str | None = None,
+        query_fingerprint: str | None = None,
         **kind_params,
     ):
         check_kind(kind)
@@ -196,6 +198,8 @@ class FaissIndex:
             if tasks is not None and hasattr(tasks, "get"):
                 document_task = tasks.get(document_task).name
                 query_task = tasks.get(query_task).name
+            document_fingerprint = path_fingerprint(encoder, document_task)
+            query_fingerprint = path_fingerprint(encoder, query_task)
         if dim is None:
             raise ValueError("an index needs its dimension: pass an encoder or dim=")
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not 1 <= dim <= 1 << 16:
@@ -210,7 +214,9 @@ class FaissIndex:
         self.params = check_kind_params(kind, kind_params, self.dim)
         self.fingerprint = fingerprint
         self.document_task = document_task
-        self.query_task = query_task
+        self.query_task = query_task  # the path queries are routed to (a collection's expert, or search_query)
+        self.document_fingerprint = document_fingerprint  # the document path's (mote_rag.index.persistence)
+        self.query_fingerprint = query_fingerprint
         self.store_text = bool(store_text)
         self.encoder = encoder
         self.encoder_spec = encoder_spec
@@ -238,9 +244,15 @@ class FaissIndex:
         store_text: bool = True,
         encoder_spec: str | None = None,
         skip_empty: bool = False,
+        collection: str | None = None,
         **kind_params,
     ) -> FaissIndex:
-        """Embed `texts` with the encoder's document path and index them (empty texts: see `add`)."""
+        """Embed `texts` with the encoder's document path and index them (empty texts: see `add`).
+
+        `collection="medquad"`: the index serves that collection, so its documents and queries take the
+        collection's experts where the model has them (`search_document@medquad`, `search_query@medquad`)."""
+        if collection is not None:
+            document_task, query_task = encoder.tasks.collection_paths(collection)
         index = cls(
             encoder,
             kind=kind,
@@ -508,6 +520,19 @@ class FaissIndex:
                 bar.update(len(part))
         return out
 
+    def route_queries(self, task: str) -> None:
+        """Send this index's queries to another path of its encoder, e.g. a collection's query expert
+        ("search_query@medquad") trained after the index was built: no document is re-embedded. Saved with the
+        index, so every later load and front end (FaissIndex.search, the vector stores) routes there too."""
+        if self.encoder is None:
+            raise RuntimeError(
+                "route_queries needs the index's encoder: load it with FaissIndex.load(dir, encoder=...)"
+            )
+        name = self.encoder.tasks.get(task).name
+        with self._lock.write():
+            self.query_task = name
+            self.query_fingerprint = path_fingerprint(self.encoder, name)
+
     def search_parameters(
         self, k: int = 10, ef_search: int | None = None, nprobe: int | None = None, selection: np.ndarray | None = None
     ):
@@ -671,6 +696,8 @@ class FaissIndex:
             query_task=header.query_task,
             store_text=header.store_text,
             encoder_spec=header.encoder_spec,
+            document_fingerprint=header.document_fingerprint,
+            query_fingerprint=header.query_fingerprint,
             **header.params,
         )
         if encoder is not None:
@@ -678,6 +705,9 @@ class FaissIndex:
             if tasks is not None and hasattr(tasks, "get"):
                 for task in (header.document_task, header.query_task):
                     tasks.get(task)  # the encoder must serve the index's task paths
+            if header.document_fingerprint and stored_fp is not None:  # opened through its document path
+                index.fingerprint = str(encoder.fingerprint)
+                index.query_fingerprint = path_fingerprint(encoder, header.query_task)
         index.encoder = encoder
         index.encoder_class = header.encoder_class or (type(encoder).__name__ if encoder is not None else None)
         index._faiss_index = findex

@@ -1,12 +1,16 @@
 """index.json, the header of an index directory: one dataclass, read and written only here.
 
     format_version 2, kind, metric, dim, count, params (the kind's options, see index.params),
-    encoder {fingerprint (required: EXTERNAL when the vectors came from outside mote-rag), spec, class},
-    document_task, query_task, id_hash, store_text, deleted_int_ids (HNSW tombstones),
+    encoder {fingerprint (required: EXTERNAL when the vectors came from outside mote-rag), spec, class,
+             document_path, query_path (per-path fingerprints, MoTEModel.path_fingerprint; absent before them)},
+    document_task, query_task (the path queries are routed to: "search_query", or a collection's
+    "search_query@<name>"), id_hash, store_text, deleted_int_ids (HNSW tombstones),
     faiss_file (a plain name in the folder), faiss_sha256, faiss_bytes,
     ids, texts (or null), metadatas, content_sha256 {ids, texts, metadatas}: sha256 of each column's canonical
     JSON, so an id, text or metadata edited by hand is refused on load, naming the column (and the id, when an
-    edited id no longer matches a stored vector).
+    edited id no longer matches a stored vector), search_sha256: sha256 of every field that changes what a search
+    does (kind, metric, dim, params, encoder, tasks, tombstones, the faiss file's identity), so an edited kind or
+    query path is refused too; the loader also checks kind, metric and dim against the faiss file itself.
 Format 1 (before content hashes and required fingerprints) is refused with a "rebuild" message.
 """
 
@@ -46,6 +50,8 @@ class IndexHeader:
     encoder_spec: str | None = None
     encoder_class: str | None = None
     deleted_int_ids: list[int] = field(default_factory=list)
+    document_fingerprint: str | None = None  # the document path's fingerprint; None: written before paths
+    query_fingerprint: str | None = None  # the query path's, at build time (informative: queries may be retrained)
     format_version: int = FORMAT_VERSION
 
     @property
@@ -58,7 +64,27 @@ class IndexHeader:
 
     @property
     def encoder(self) -> dict:
-        return {"fingerprint": self.fingerprint, "spec": self.encoder_spec, "class": self.encoder_class}
+        out = {"fingerprint": self.fingerprint, "spec": self.encoder_spec, "class": self.encoder_class}
+        if self.document_fingerprint is not None:
+            out.update(document_path=self.document_fingerprint, query_path=self.query_fingerprint)
+        return out
+
+    def search_fields(self) -> dict:
+        """Every field that changes what a search returns, as written; sealed by `search_sha256`."""
+        return {
+            "kind": self.kind,
+            "metric": METRIC,
+            "dim": self.dim,
+            "params": self.params,
+            "encoder": self.encoder,
+            "document_task": self.document_task,
+            "query_task": self.query_task,
+            "store_text": self.store_text,
+            "deleted_int_ids": sorted(self.deleted_int_ids),
+            "faiss_file": self.faiss_file,
+            "faiss_sha256": self.faiss_sha256,
+            "faiss_bytes": self.faiss_bytes,
+        }
 
     # ------------------------------------------------------------------ writing
     def to_json(self) -> dict:
@@ -82,6 +108,7 @@ class IndexHeader:
             "faiss_sha256": self.faiss_sha256,
             "faiss_bytes": self.faiss_bytes,
             "content_sha256": content_hashes(ids, texts, metas),
+            "search_sha256": canonical_sha256(self.search_fields()),
             "ids": ids,
             "texts": texts,
             "metadatas": metas,
@@ -119,6 +146,8 @@ class IndexHeader:
         fingerprint = enc.str("fingerprint", nonempty=True)
         spec = enc.str("spec", optional=True, nullable=True)
         enc_class = enc.str("class", optional=True, nullable=True)
+        document_fp = enc.str("document_path", optional=True, nullable=True, nonempty=True)
+        query_fp = enc.str("query_path", optional=True, nullable=True, nonempty=True)
         document_task = f.str("document_task", nonempty=True)
         query_task = f.str("query_task", nonempty=True)
         f.str("id_hash", choices=(ID_HASH,))
@@ -150,7 +179,7 @@ class IndexHeader:
             dup = next(d for i, d in enumerate(ids) if d in ids[:i])
             raise f.fail("ids", f"id {dup!r:.60} is listed twice")
         records = [DocRecord(i, t, m) for i, t, m in zip(ids, texts or [None] * count, metas)]
-        return cls(
+        header = cls(
             kind=kind,
             dim=dim,
             params=params,
@@ -165,7 +194,17 @@ class IndexHeader:
             encoder_spec=spec,
             encoder_class=enc_class,
             deleted_int_ids=list(deleted),
+            document_fingerprint=document_fp,
+            query_fingerprint=query_fp,
         )
+        sealed = f.value("search_sha256", lambda v: v is None or is_sha256(v), "a sha256 hex digest", optional=True)
+        if sealed is not None and sealed != canonical_sha256(header.search_fields()):
+            raise SchemaError(
+                f"{source}: a field that changes search results (kind, metric, dim, params, encoder, document_task, "
+                "query_task, store_text, deleted_int_ids or the faiss file) was edited after the index was saved "
+                "(search_sha256 differs); rebuild the index, or restore the file"
+            )
+        return header
 
     @classmethod
     def read(cls, directory: str | os.PathLike) -> IndexHeader:

@@ -60,6 +60,8 @@ def save_index(index, directory: str | os.PathLike, lock_timeout: float | None =
         encoder_spec=index.encoder_spec,
         encoder_class=index.encoder_class,
         deleted_int_ids=tombstones,
+        document_fingerprint=index.document_fingerprint,
+        query_fingerprint=index.query_fingerprint,
     )
     payload = header.to_json()  # checks that everything is strict JSON before a byte is written
     directory.mkdir(parents=True, exist_ok=True)
@@ -99,24 +101,71 @@ def read_faiss_bytes(directory: Path, retries: int = 3) -> tuple[IndexHeader, by
     raise AssertionError("unreachable")
 
 
-def check_encoder(header: IndexHeader, encoder, where: str) -> None:
-    """Refuse an encoder of another dimension or fingerprint than the index was built with."""
-    if int(encoder.dim) != header.dim:
+def path_fingerprint(encoder, task: str) -> str | None:
+    """The encoder's fingerprint of one task path, or None for an encoder that cannot tell (checked whole)."""
+    fn = getattr(encoder, "path_fingerprint", None)
+    return str(fn(task)) if callable(fn) else None
+
+
+def check_compatible(index, encoder, where: str) -> None:
+    """The one rule for opening stored vectors with an encoder (FaissIndex, ShardedIndex, the vector stores).
+
+    `index` is anything with dim, fingerprint, document_task, query_task and document_fingerprint (an IndexHeader,
+    a shard manifest, an index). The dimension must match. When the index records its document path's fingerprint,
+    that path must be the encoder's, bit for bit, and the encoder must have the query path the index routes to;
+    the rest of the model may differ (a retrained query expert, a new collection expert). An index written before
+    per-path fingerprints needs the whole model's fingerprint."""
+    if int(encoder.dim) != index.dim:
         raise EncoderMismatchError(
-            f"index {where} holds {header.dim}-dim vectors but the encoder gives {int(encoder.dim)}-dim ones: "
-            f"it was built with another model (fingerprint {header.fingerprint})"
+            f"index {where} holds {index.dim}-dim vectors but the encoder gives {int(encoder.dim)}-dim ones: "
+            f"it was built with another model (fingerprint {index.fingerprint})"
         )
-    if header.fingerprint == EXTERNAL:
+    if index.fingerprint == EXTERNAL:
         raise EncoderMismatchError(
             f"index {where} records no encoder fingerprint (its vectors were embedded outside mote-rag), so the "
             "encoder given cannot be vouched for; load it without an encoder, or with check_fingerprint=False"
         )
-    if str(encoder.fingerprint) != header.fingerprint:
+    stored = getattr(index, "document_fingerprint", None)
+    mine = path_fingerprint(encoder, index.document_task) if stored else None
+    if stored and mine is not None:
+        if mine != stored:
+            raise EncoderMismatchError(
+                f"index {where} holds documents embedded by the {index.document_task!r} path with fingerprint "
+                f"{stored}, but the encoder's {index.document_task!r} path has fingerprint {mine} (whole models: "
+                f"{index.fingerprint} built the index, the encoder is {encoder.fingerprint}): its document vectors "
+                f"are not this encoder's. Load the model whose document path matches (index spec: "
+                f"{getattr(index, 'encoder_spec', None)}) or re-index the collection with this one"
+            )
+        if index.query_task not in encoder.tasks:
+            raise EncoderMismatchError(
+                f"index {where} routes queries to {index.query_task!r}, which the encoder does not have "
+                f"(tasks: {', '.join(encoder.tasks.names)}); open it with the model that holds that expert "
+                "(`mote-rag experts list MODEL`)"
+            )
+        return
+    if str(encoder.fingerprint) != index.fingerprint:
         raise EncoderMismatchError(
-            f"index {where} was built with encoder fingerprint {header.fingerprint}, but the encoder given has "
+            f"index {where} was built with encoder fingerprint {index.fingerprint}, but the encoder given has "
             f"fingerprint {encoder.fingerprint}; its query vectors would not be comparable. Load the same "
-            f"model (index spec: {header.encoder_spec}) or rebuild the index"
+            f"model (index spec: {getattr(index, 'encoder_spec', None)}) or rebuild the index"
         )
+
+
+def check_faiss_matches(findex, header: IndexHeader, fpath: Path) -> None:
+    """The faiss file must be what index.json says: dimension, metric and kind (an edited header is refused)."""
+    import faiss
+
+    inner = faiss.downcast_index(findex.index) if hasattr(findex, "id_map") else findex
+    kind = {faiss.IndexFlatIP: "flat", faiss.IndexHNSWFlat: "hnsw", faiss.IndexIVFPQ: "ivfpq"}.get(type(inner))
+    problems = []
+    if findex.d != header.dim:
+        problems.append(f"{findex.d}-dim vectors where {INDEX_JSON} says {header.dim}")
+    if findex.metric_type != faiss.METRIC_INNER_PRODUCT:
+        problems.append(f"metric {findex.metric_type} where {INDEX_JSON} says inner product")
+    if kind != header.kind:
+        problems.append(f"a {kind or type(inner).__name__} index where {INDEX_JSON} says {header.kind!r}")
+    if problems:
+        raise IndexFormatError(f"{fpath} holds {'; '.join(problems)}: the header or the file was altered")
 
 
 def load_index(cls, directory: str | os.PathLike, encoder=None, *, check_fingerprint: bool = True):
@@ -127,17 +176,14 @@ def load_index(cls, directory: str | os.PathLike, encoder=None, *, check_fingerp
     directory = Path(directory)
     header, data = read_faiss_bytes(directory)
     if encoder is not None:
-        if check_fingerprint:
-            check_encoder(header, encoder, str(directory))
-        elif int(encoder.dim) != header.dim:
-            check_encoder(header, encoder, str(directory))
+        if check_fingerprint or int(encoder.dim) != header.dim:
+            check_compatible(header, encoder, str(directory))
     fpath = directory / header.faiss_file
     try:
         findex = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
     except RuntimeError as exc:
         raise IndexFormatError(f"{fpath}: FAISS cannot read it ({str(exc).splitlines()[0]})") from None
-    if findex.d != header.dim:
-        raise IndexFormatError(f"{fpath} holds {findex.d}-dim vectors but {INDEX_JSON} says {header.dim}")
+    check_faiss_matches(findex, header, fpath)
     tombstones = set(header.deleted_int_ids)
     if findex.ntotal != header.count + len(tombstones):
         raise IndexFormatError(

@@ -36,7 +36,7 @@ from ..inputs import check_batch_size, check_vectors, validate_texts
 from .faiss_index import INDEX_JSON, EncoderMismatchError, FaissIndex, Hit, IndexFormatError, int_id
 from .header import IndexHeader
 from .params import check_k, check_search_overrides
-from .persistence import check_encoder
+from .persistence import check_compatible
 from .shard_manifest import (
     ROUTING,
     SHARD_SET_FORMAT,
@@ -134,7 +134,12 @@ def _check_consistent(named: Sequence[tuple[str, object]]) -> None:
     vectors as the first one."""
     name0, h0 = named[0]
     for name, h in named[1:]:
-        if h.fingerprint != h0.fingerprint:
+        same_documents = (
+            h.document_fingerprint == h0.document_fingerprint
+            if h.document_fingerprint and h0.document_fingerprint
+            else h.fingerprint == h0.fingerprint
+        )
+        if not same_documents:
             raise ShardSetError(
                 f"shard {name} was built with another encoder: {_describe_encoder(h)}, but shard {name0} with "
                 f"{_describe_encoder(h0)}; its vectors are not comparable. Rebuild it with the same model"
@@ -182,6 +187,7 @@ class ShardedIndex:
         first = shards[0]
         self.dim, self.kind, self.fingerprint = first.dim, first.kind, first.fingerprint
         self.document_task, self.query_task = first.document_task, first.query_task
+        self.document_fingerprint = first.document_fingerprint
         self._encode_lock = threading.Lock()
         self._faiss_index = None
 
@@ -217,7 +223,7 @@ class ShardedIndex:
             )
         _check_consistent(headers)
         if encoder is not None and check_fingerprint:
-            check_encoder(headers[0][1], encoder, str(directory))
+            check_compatible(headers[0][1], encoder, str(directory))
         shards = [
             FaissIndex.load(directory / e.path, encoder=encoder, check_fingerprint=check_fingerprint)
             for e in manifest.shards

@@ -249,6 +249,7 @@ class OnnxManifest:
             t.str("expert", optional=True, nonempty=True)
             t.float("temperature", optional=True, positive=True)
             t.str_list("aliases", optional=True)
+            t.str("path_fingerprint", optional=True, nonempty=True)  # absent in exports made before per-path
             graphs = t.obj("graphs")
             for variant, graph in graphs.data.items():
                 plain_name(graph, f"{f.source} task {name} variant {variant}")

@@ -142,6 +142,16 @@ class OnnxEncoder(EncoderBase):
         """Graph files opened so far (graphs load lazily, on the first encode of one of their tasks)."""
         return sorted(self._sessions)
 
+    def path_fingerprint(self, task) -> str:
+        """The torch model's fingerprint of `task`'s path, recorded at export (sealed in the manifest); like
+        `fingerprint`, "-int8" marks the int8 variant. Exports made before per-path fingerprints fall back to the
+        whole-model rule (EncoderBase.path_fingerprint)."""
+        t = task if isinstance(task, Task) else self.tasks.get(task)
+        recorded = self.manifest.data["tasks"][t.name].get("path_fingerprint")
+        if not recorded:
+            return super().path_fingerprint(t)
+        return f"{recorded}-int8" if self.variant == "int8" else recorded
+
     def _task_name(self, task: str) -> str:
         name = self.tasks.get(task).name  # ValueError naming the valid tasks
         return name

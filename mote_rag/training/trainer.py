@@ -299,27 +299,15 @@ class Trainer:
         self.model.refresh_fingerprint()
         self.model.save_pretrained(ckpt)
         logger.info("checkpoint at step %d -> %s", self.step_count, ckpt)
-        opt = self.optimizer.state_dict()
-        tensors = {"rng.cpu": torch.get_rng_state()}
-        scalars: dict = {}
-        for idx, state in opt["state"].items():
-            for key, value in state.items():
-                if torch.is_tensor(value):
-                    tensors[f"state.{idx}.{key}"] = value.detach().contiguous().cpu()
-                else:
-                    scalars.setdefault(str(idx), {})[key] = value
+        tensors, opt_state = optimizer_payload(self.optimizer, self.scheduler)
         with atomic_path(ckpt / OPTIMIZER_NAME) as tmp:
             save_file(tensors, str(tmp))
-        groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in opt["param_groups"]]
-        sched = {k: v for k, v in self.scheduler.state_dict().items() if k != "lr_lambdas"}
         state = {
             "step": self.step_count,
             "recipe_hash": self.config.recipe_hash(),
             "arm": self.config.arm,
             "sampler": self.sampler.state_dict(),
-            "scheduler": sched,
-            "optimizer_param_groups": groups,
-            "optimizer_scalars": scalars,
+            **opt_state,
             "history": self.history,
         }
         write_json_atomic(ckpt / STATE_NAME, state)  # written last: its presence marks a complete checkpoint
@@ -352,22 +340,42 @@ class Trainer:
             raise ValueError(
                 f"{ckpt}: weights do not fit this model (missing {missing[:3]}, unexpected {unexpected[:3]})"
             )
-        tensors = load_file(str(ckpt / OPTIMIZER_NAME))
-        opt_state: dict[int, dict] = {}
-        for name, value in tensors.items():
-            if name.startswith("state."):
-                _, idx, key = name.split(".", 2)
-                opt_state.setdefault(int(idx), {})[key] = value
-        for idx, extra in state["optimizer_scalars"].items():
-            opt_state.setdefault(int(idx), {}).update(extra)
-        groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in state["optimizer_param_groups"]]
-        self.optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
-        self.scheduler.load_state_dict({**state["scheduler"], "lr_lambdas": [None] * len(self.optimizer.param_groups)})
+        restore_optimizer(self.optimizer, self.scheduler, load_file(str(ckpt / OPTIMIZER_NAME)), state)
         self.sampler.load_state_dict(state["sampler"])
-        torch.set_rng_state(tensors["rng.cpu"])
         self.step_count = int(state["step"])
         self.history = list(state["history"])
         self.model.refresh_fingerprint()
+
+
+def optimizer_payload(optimizer: torch.optim.Optimizer, scheduler) -> tuple[dict, dict]:
+    """A checkpoint's optimizer, schedule and RNG with no pickle: (tensors for safetensors, scalars for JSON)."""
+    opt = optimizer.state_dict()
+    tensors = {"rng.cpu": torch.get_rng_state()}
+    scalars: dict = {}
+    for idx, state in opt["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"state.{idx}.{key}"] = value.detach().contiguous().cpu()
+            else:
+                scalars.setdefault(str(idx), {})[key] = value
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in opt["param_groups"]]
+    sched = {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"}
+    return tensors, {"scheduler": sched, "optimizer_param_groups": groups, "optimizer_scalars": scalars}
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, scheduler, tensors: dict, state: dict) -> None:
+    """The inverse of `optimizer_payload`."""
+    opt_state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        if name.startswith("state."):
+            _, idx, key = name.split(".", 2)
+            opt_state.setdefault(int(idx), {})[key] = value
+    for idx, extra in state["optimizer_scalars"].items():
+        opt_state.setdefault(int(idx), {}).update(extra)
+    groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in state["optimizer_param_groups"]]
+    optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
+    scheduler.load_state_dict({**state["scheduler"], "lr_lambdas": [None] * len(optimizer.param_groups)})
+    torch.set_rng_state(tensors["rng.cpu"])
 
 
 def _neg_labels(ex) -> tuple:

@@ -91,6 +91,17 @@ class MoTEEmbeddings(BaseModel, Embeddings):
         field = {"query": "query_task", "document": "document_task"}[role]
         return f"mote:{self.fingerprint}:{self._embedder.check_task(getattr(self, field), field)}:"
 
+    def with_tasks(self, *, query_task: str | None = None, document_task: str | None = None) -> MoTEEmbeddings:
+        """The same encoder (not reloaded) with other tasks for its roles: how `MoTEVectorStore` sends a collection's
+        queries to the query expert its index records (e.g. "search_query@medquad")."""
+        update = {}
+        for field, task in (("query_task", query_task), ("document_task", document_task)):
+            if task is not None:
+                update[field] = self._embedder.check_task(task, field)
+        clone = self.model_copy(update=update)
+        clone._embedder = self._embedder
+        return clone
+
     # ------------------------------------------------------------------ sync API
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed passages with the document task's expert (search_document unless overridden)."""

@@ -35,6 +35,7 @@ from mote_rag.index import EncoderMismatchError, FaissIndex, Hit
 from mote_rag.index.faiss_index import metadata_matcher
 from mote_rag.index.header import EXTERNAL
 from mote_rag.index.params import check_kind_params
+from mote_rag.index.persistence import check_compatible
 from mote_rag.index.sharded import ShardedIndex, open_index, read_any_header
 
 Filter = dict | Callable[[dict], bool]
@@ -132,24 +133,21 @@ class MoTEVectorStore(VectorStore):
                     f"MoTEEmbeddings of the model that built it"
                 )
             return
-        if index.fingerprint != mote.fingerprint:
-            raise EncoderMismatchError(
-                f"the index was built with encoder fingerprint {index.fingerprint}, but the embeddings given have "
-                f"fingerprint {mote.fingerprint}; its vectors would not be comparable. Use the same model or "
-                f"rebuild the index"
-            )
-        if int(index.dim) != mote.dim:
-            raise EncoderMismatchError(f"the index holds {index.dim}-dim vectors but the embeddings give {mote.dim}")
-        for role, field, stored in (
-            ("document", "document_task", index.document_task),
-            ("query", "query_task", index.query_task),
+        check_compatible(index, mote.encoder, "given to MoTEVectorStore")  # mote_rag.index.persistence
+
+    def _routed(self) -> Embeddings:
+        """The embeddings to use with this store's index: as given, or the same encoder routed to the task paths
+        the index records (a collection's own query expert, `mote-rag adapt --collection`), with no argument."""
+        mote, index = self._mote, self.index
+        if mote is None or index is None:
+            return self._embedding
+        tasks = mote.encoder.tasks
+        if (tasks.get(mote.query_task).name, tasks.get(mote.document_task).name) == (
+            index.query_task,
+            index.document_task,
         ):
-            task = mote.encoder.tasks.get(getattr(mote, field)).name
-            if task != stored:
-                raise EncoderMismatchError(
-                    f"the index embeds {role}s with task {stored!r} but the embeddings' {field} is {task!r}: "
-                    f"pass MoTEEmbeddings(..., {field}={stored!r})"
-                )
+            return self._embedding
+        return mote.with_tasks(query_task=index.query_task, document_task=index.document_task)
 
     def _writable(self) -> FaissIndex:
         if isinstance(self.index, ShardedIndex):
@@ -183,7 +181,7 @@ class MoTEVectorStore(VectorStore):
         if not texts:
             return []
         metadatas = [dict(m or {}) for m in metadatas] if metadatas is not None else None
-        vectors = np.asarray(self._embedding.embed_documents(texts), dtype=np.float32)
+        vectors = np.asarray(self._routed().embed_documents(texts), dtype=np.float32)
         with self._write_lock:
             if self.index is None:
                 self.index = self._new_index(vectors.shape[1])
@@ -254,7 +252,7 @@ class MoTEVectorStore(VectorStore):
     def similarity_search_with_score(
         self, query: str, k: int = DEFAULT_K, **kwargs: Any
     ) -> list[tuple[Document, float]]:
-        return self.similarity_search_with_score_by_vector(self._embedding.embed_query(query), k, **kwargs)
+        return self.similarity_search_with_score_by_vector(self._routed().embed_query(query), k, **kwargs)
 
     def similarity_search_by_vector(self, embedding: list[float], k: int = DEFAULT_K, **kwargs: Any) -> list[Document]:
         return [doc for doc, _ in self.similarity_search_with_score_by_vector(embedding, k, **kwargs)]
@@ -274,7 +272,7 @@ class MoTEVectorStore(VectorStore):
         if any(s.kind == "ivfpq" for s in shards):
             if any(h.text is None for h in hits):
                 raise ValueError("MMR over an IVF-PQ index needs the documents' texts (the index stores none)")
-            return np.asarray(self._embedding.embed_documents([h.text for h in hits]), dtype=np.float32)
+            return np.asarray(self._routed().embed_documents([h.text for h in hits]), dtype=np.float32)
         return index.vectors([h.id for h in hits])
 
     def max_marginal_relevance_search_by_vector(
@@ -304,7 +302,7 @@ class MoTEVectorStore(VectorStore):
         self, query: str, k: int = DEFAULT_K, fetch_k: int = DEFAULT_FETCH_K, lambda_mult: float = 0.5, **kwargs: Any
     ) -> list[Document]:
         return self.max_marginal_relevance_search_by_vector(
-            self._embedding.embed_query(query), k, fetch_k, lambda_mult, **kwargs
+            self._routed().embed_query(query), k, fetch_k, lambda_mult, **kwargs
         )
 
     def as_retriever(self, **kwargs: Any) -> MoTERetriever:
@@ -344,9 +342,10 @@ class MoTEVectorStore(VectorStore):
         *,
         allow_dangerous_deserialization: bool = False,  # noqa: ARG003 - LangChain load_local signature; no pickle here
     ) -> MoTEVectorStore:
-        """Open a saved index or a shard set (read-only). Refuses, with `EncoderMismatchError`, an index built by
-        another encoder (the error `FaissIndex.load` gives), or one whose document/query tasks differ from the
-        embeddings'. (`allow_dangerous_deserialization` is accepted for drop-in use and ignored: no pickle.)"""
+        """Open a saved index or a shard set (read-only). Refuses, with `EncoderMismatchError`, an index whose
+        documents another encoder's document path embedded (the error `FaissIndex.load` gives); a model whose
+        query expert was retrained since opens it. Queries go to the query path the index records (a collection's
+        own expert). (`allow_dangerous_deserialization` is accepted for drop-in use and ignored: no pickle.)"""
         mote = mote_embeddings_of(embeddings)
         if mote is not None and read_any_header(folder_path).fingerprint == EXTERNAL:
             raise EncoderMismatchError(
