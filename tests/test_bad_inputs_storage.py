@@ -481,7 +481,7 @@ CONFIG_EDITS = [
     ("use_prefixes str", _set("use_prefixes", "yes"), "field 'use_prefixes': expected true or false"),
     ("expert_rank 0", _set("expert_rank", 0), "field 'expert_rank': expected an integer >= 1"),
     ("experts disagree", _set("experts", ["a"]), "field 'experts': lists ['a'] but the tasks use"),
-    ("task name bad", _set("tasks.0.name", "no spaces"), "field 'tasks': task name must be a non-empty identifier"),
+    ("task name bad", _set("tasks.0.name", "no spaces"), "field 'tasks': task name must be an identifier"),
 ]
 
 
