@@ -239,30 +239,31 @@ def test_export_to_a_read_only_folder_keeps_the_previous_export(storage):
 
 
 # ---------------------------------------------------------------------------------------------- training checkpoint
-@pytest.fixture()
-def trainer_factory(tiny_bert_dir, data_dir, torch_one_thread):
+@pytest.fixture(scope="module")
+def trainer(tiny_bert_dir, data_dir, tmp_path_factory):
+    """One small trainer for both checkpoint tests; each points its output_dir at its own storage."""
+    import torch
+
     from mote_rag.training.config import parse_config
     from mote_rag.training.data import load_training_data
     from mote_rag.training.trainer import Trainer
 
-    def make(out: Path) -> Trainer:
-        raw = {
-            "tasks": {
-                "retrieval": [
-                    {"name": "scifact", "format": "beir", "path": "${data}/retrieval/scifact", "max_examples": 8}
-                ]
-            },
-            "base": str(tiny_bert_dir),
-            "steps": 2,
-            "batch_size": 4,
-            "max_seq_length": 16,
-            "output_dir": str(out),
-            "seed": 1,
-        }
-        config = parse_config(raw, data_dir=data_dir)
-        return Trainer(config, data=load_training_data(config), show_progress=False)
-
-    return make
+    raw = {
+        "tasks": {
+            "retrieval": [{"name": "scifact", "format": "beir", "path": "${data}/retrieval/scifact", "max_examples": 8}]
+        },
+        "base": str(tiny_bert_dir),
+        "steps": 2,
+        "batch_size": 4,
+        "max_seq_length": 16,
+        "output_dir": str(tmp_path_factory.mktemp("trainer") / "run"),
+        "seed": 1,
+    }
+    config = parse_config(raw, data_dir=data_dir)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield Trainer(config, data=load_training_data(config), show_progress=False)
+    torch.set_num_threads(threads)
 
 
 def _check_checkpoints(run: Path, step: int) -> None:
@@ -285,10 +286,11 @@ def _checkpoint_bytes(trainer) -> tuple[int, int]:
     return sum(sizes), max(sizes)
 
 
-def test_checkpoint_on_a_full_disk_keeps_the_previous_checkpoint(storage, trainer_factory, tmp_path):
-    total, largest = _checkpoint_bytes(trainer_factory(tmp_path / "m"))
+def test_checkpoint_on_a_full_disk_keeps_the_previous_checkpoint(storage, trainer):
+    trainer.step_count = 0
+    total, largest = _checkpoint_bytes(trainer)
     fs = storage(total + total // 2)  # one checkpoint fits, two do not
-    trainer = trainer_factory(fs.root / "run")
+    trainer.output_dir = fs.root / "run"
     trainer.save_checkpoint()
     trainer.step_count = 1
     kind, message = fs.attempt(trainer.save_checkpoint, limit=largest // 2)
@@ -296,9 +298,9 @@ def test_checkpoint_on_a_full_disk_keeps_the_previous_checkpoint(storage, traine
     _check_checkpoints(fs.root / "run", 0)
 
 
-def test_checkpoint_in_a_read_only_folder_keeps_the_previous_checkpoint(storage, trainer_factory):
+def test_checkpoint_in_a_read_only_folder_keeps_the_previous_checkpoint(storage, trainer):
     fs = storage(64 << 20)
-    trainer = trainer_factory(fs.root / "run")
+    trainer.output_dir, trainer.step_count = fs.root / "run", 0
     trainer.save_checkpoint()
     fs.make_readonly()
     trainer.step_count = 1
