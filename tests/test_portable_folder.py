@@ -80,6 +80,10 @@ for name, folder in folders.items():
         "st_document": st.encode_document(texts).tolist(),
         "st_default": st.encode(texts).tolist(),
     }
+    if name == "low_rank":  # sentence-transformers' own save (after fine-tuning, say) keeps the folder portable
+        st.save(folder + "-resaved")
+        again = SentenceTransformer(folder + "-resaved", trust_remote_code=True, device="cpu")
+        result[name]["resaved_query"] = again.encode_query(texts).tolist()
 result["mote_rag_modules"] = [m for m in sys.modules if m.split(".")[0] == "mote_rag"]
 json.dump(result, open(out, "w"))
 """
@@ -157,6 +161,24 @@ def test_every_task_path_gives_mote_encode_vectors(models, portable, name):
     # the paths really differ, so a routing mix-up could not pass
     q, d = model.encode(TEXTS, task="search_query"), model.encode(TEXTS, task="search_document")
     assert np.abs(q - d).max() > 1e-2
+
+
+def test_sentence_transformers_save_keeps_the_folder_portable(models, portable):
+    from mote_rag import MoTEModel
+
+    folders, got = portable
+    model = models["low_rank"]
+    np.testing.assert_allclose(
+        got["low_rank"]["resaved_query"], model.encode(TEXTS, task="search_query"), atol=TOL, rtol=0
+    )
+    resaved = folders["low_rank"] + "-resaved"
+    assert os.path.isfile(os.path.join(resaved, "modeling_mote.py"))
+    # and mote-rag still reads it: the same weights and task paths
+    again = MoTEModel.from_pretrained(resaved)
+    assert again.expert_rank == 4 and again.tasks.names == model.tasks.names
+    np.testing.assert_allclose(
+        again.encode(TEXTS, task="clustering"), model.encode(TEXTS, task="clustering"), atol=TOL, rtol=0
+    )
 
 
 def test_folder_code_imports_only_torch_and_transformers(portable):
