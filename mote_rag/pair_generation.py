@@ -12,7 +12,10 @@ A generator turns one passage into pairs (anchor, positive). Three are built in:
 - `SentenceGenerator`: one sentence of the passage -> the passage (the Inverse Cloze Task of Lee et al., ORQA,
   2019). The sentence is removed from the positive with probability 1 - `keep_sentence` (default 0.1 keeps it one
   time in ten): left in, the pair is solved by word overlap alone and gives little gradient; always removed, the
-  model never sees that exact matches should score high. ORQA's ablation found 90% removal best.
+  model never sees that exact matches should score high. ORQA's ablation found 90% removal best. A small proxy
+  here agrees in direction only (LlamaIndex's linear query adapter, 300 x 32 on 800 SciFact passages, 100 test
+  queries, one seed, no interval: removed +0.13 nDCG@10, kept -0.07, title -> body +1.36 over the base's 66.53);
+  the training comparison of issue 21 should measure it on the experts.
 
 `generate_pairs` runs a generator over passages in corpus order (deterministic for a seed: each passage's random
 draws depend only on the seed and the passage id) and returns a `PairGenerationReport`; `write_pairs` writes the
