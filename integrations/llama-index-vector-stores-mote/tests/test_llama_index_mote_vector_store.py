@@ -437,3 +437,42 @@ def test_a_shard_set_opens_read_only_and_answers_like_one_index(tiny_mote, tmp_p
         sharded.add([TextNode(id_="new", text="t", embedding=[0.1] * tiny_mote.dim)])
     with pytest.raises(NotImplementedError, match="read-only"):
         sharded.delete("d1")
+
+
+def test_an_index_built_for_a_collection_routes_queries_to_its_expert(tiny_mote, tmp_path):
+    """A collection's query expert (`search_query@medquad`, issue 21): the index records it, and the store's queries
+    go there with no argument; a model without that expert is refused; the base index keeps the base path."""
+    import copy
+
+    import torch
+
+    model = copy.deepcopy(tiny_mote)
+    name = model.add_collection_expert("medquad")
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for p in model.expert_parameters(name):
+            p.add_(0.5 * torch.randn_like(p))
+    model.refresh_fingerprint()
+    ids = [f"d{i}" for i in range(len(DOCS))]
+    FaissIndex.build(model, DOCS, ids=ids, collection="medquad", show_progress_bar=False).save(tmp_path / "medquad")
+    store = MoTEVectorStore.from_persist_dir(tmp_path / "medquad", embed_model=MoTEEmbedding(model))
+    assert (store.index.document_task, store.index.query_task) == ("search_document", name)
+    retriever = VectorStoreIndex.from_vector_store(store, embed_model=MoTEEmbedding(model)).as_retriever(
+        similarity_top_k=3
+    )
+    docs = model.encode(DOCS, task="search_document")
+    for q in QUESTIONS:
+        hits = retriever.retrieve(q)
+        want = docs @ model.encode([q], task=name)[0]
+        np.testing.assert_allclose([h.score for h in hits], np.sort(want)[::-1][:3], atol=1e-5)
+        base = docs @ model.encode([q], task="search_query")[0]
+        assert np.abs(np.sort(base)[::-1][:3] - [h.score for h in hits]).max() > 1e-3  # the expert really differs
+    # the model without the collection's expert cannot answer this index's queries
+    with pytest.raises(EncoderMismatchError, match="search_query@medquad"):
+        MoTEVectorStore.from_persist_dir(tmp_path / "medquad", embed_model=MoTEEmbedding(tiny_mote))
+    # an index of the same documents built without the collection keeps the base query path, bit for bit
+    FaissIndex.build(tiny_mote, DOCS, ids=ids, show_progress_bar=False).save(tmp_path / "base")
+    base_store = MoTEVectorStore.from_persist_dir(tmp_path / "base", embed_model=MoTEEmbedding(model))
+    got = base_store.query(VectorStoreQuery(query_str=QUESTIONS[0], similarity_top_k=3))
+    expected = FaissIndex.load(tmp_path / "base", encoder=tiny_mote).search(QUESTIONS[0], k=3)
+    assert got.ids == [h.id for h in expected] and got.similarities == [h.score for h in expected]
