@@ -91,13 +91,15 @@ json.dump(result, open(out, "w"))
 
 @pytest.fixture(scope="module")
 def models(tiny_bert_dir, nudge_experts):
-    """Two tiny MoTEs with every path different: full experts, prefixes on, plus a collection-style extra query
-    path with its own expert; and low-rank experts (rank 4), prefixes off."""
+    """Two tiny MoTEs with every path different: full experts, prefixes on, plus an extra task with its own expert
+    and a collection's query expert; and low-rank experts (rank 4), prefixes off."""
     from mote_rag import MoTEModel
     from mote_rag.tasks import DEFAULT_TASKS, Task
 
     tasks = (*DEFAULT_TASKS, Task("medquad_query", "medquad query: ", 0.03))
-    full = nudge_experts(MoTEModel.upcycle(tiny_bert_dir, tasks=tasks, placement="all"), seed=1, scale=0.3)
+    full = MoTEModel.upcycle(tiny_bert_dir, tasks=tasks, placement="all")
+    full.add_collection_expert("scifact")  # a collection's query path, search_query@scifact (issue 21)
+    full = nudge_experts(full, seed=1, scale=0.3)
     low_rank = nudge_experts(
         MoTEModel.upcycle(tiny_bert_dir, use_prefixes=False, expert_rank=4, max_seq_length=16), seed=2, scale=0.3
     )
