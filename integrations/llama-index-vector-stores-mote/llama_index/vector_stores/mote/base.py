@@ -41,11 +41,7 @@ from llama_index.core.vector_stores.utils import build_metadata_filter_fn, metad
 
 from mote_rag.index import EncoderMismatchError, FaissIndex, Hit
 from mote_rag.index.header import EXTERNAL, INDEX_JSON
-
-try:  # the one rule for opening stored vectors with an encoder, the check FaissIndex.load makes
-    from mote_rag.index.persistence import check_compatible
-except ImportError:  # mote-rag before per-path fingerprints
-    from mote_rag.index.persistence import check_encoder as check_compatible
+from mote_rag.index.persistence import check_compatible  # the check FaissIndex.load makes
 from mote_rag.index.sharded import SHARDS_JSON, ShardedIndex, open_index
 
 PERSIST_DIRNAME = "vector_store"  # StorageContext.persist(dir) -> dir/<namespace>__vector_store/ (an index folder)
