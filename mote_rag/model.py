@@ -305,18 +305,18 @@ class MoTEModel(EncoderBase, nn.Module):
 
     def path_fingerprint(self, task: str) -> str:
         """sha256 over what `task`'s path computes, and nothing else: the shared weights, that task's expert in
-        each MoTE layer, its prefix, pooling, normalisation and length limit.
+        each MoTE layer (named as the dense block it replaces), its prefix, pooling, normalisation and length limit.
 
         Retraining one expert changes only the paths that read it, so an index whose document path is unchanged
-        stays valid after query-side adaptation. The expert's name is not hashed: a fresh copy of an expert has
-        the fingerprint of the path it was copied from. Cached like `fingerprint`."""
+        stays valid after query-side adaptation. Neither the expert's name nor the layer's routing is hashed: a
+        fresh copy of an expert has the fingerprint of the path it was copied from, and an untrained path of an
+        upcycled model the fingerprint of the dense model it came from. Cached like `fingerprint`."""
         t = self.tasks.get(task)
         if t.name not in self._path_fingerprints:
             h = hashlib.sha256()
             meta = {
                 "path": "mote-rag task path v1",
                 "prefix": t.prefix_for(self.use_prefixes),
-                "mote_layers": self.mote_layer_ids,
                 "normalize": self.normalize,
                 "max_seq_length": self.max_seq_length,
                 "pooling": "mean",
@@ -324,17 +324,20 @@ class MoTEModel(EncoderBase, nn.Module):
             if self.expert_rank is not None:
                 meta["expert_rank"] = self.expert_rank
             h.update(json.dumps(meta, sort_keys=True).encode())
-            for name, tensor in sorted(self.backbone.state_dict().items()):
+            weights = {}
+            for name, tensor in self.backbone.state_dict().items():
                 if name.endswith("position_ids"):
                     continue
-                if ".experts." in name:
+                if ".experts." in name:  # "<layer>.output.experts.<expert>.<block>" -> "<layer>.<block>", as dense
                     head, rest = name.split(".experts.", 1)
                     expert, _, tail = rest.partition(".")
                     if expert != t.expert:
                         continue
-                    name = f"{head}.experts.*.{tail}"
+                    name = f"{head.rsplit('.', 1)[0]}.{tail}"
+                weights[name] = tensor
+            for name in sorted(weights):
                 h.update(name.encode())
-                h.update(tensor.detach().cpu().contiguous().float().numpy().tobytes())
+                h.update(weights[name].detach().cpu().contiguous().float().numpy().tobytes())
             self._path_fingerprints[t.name] = h.hexdigest()[:32]
         return self._path_fingerprints[t.name]
 

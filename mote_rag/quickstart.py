@@ -2,10 +2,11 @@
 
 Everything runs on the MedQuAD sample shipped in `mote_rag/data/quickstart` (CC BY 4.0), so it needs no
 download and no shared data. It tells the domain-adaptation story: the same (question, answer) pairs train a
-router-only MoTE whose trunk is frozen (only the query/document experts learn) and, for comparison, the whole
-dense model (`plain`); base, MoTE and plain are then scored on held-out retrieval and on the classification
-and clustering tasks that neither was trained for. Each stage writes into `out/` and is reused by a second run
-when its inputs (recipe and steps, model fingerprint) are unchanged.
+router-only MoTE whose trunk is frozen (only the query/document experts learn), the whole dense model (`plain`)
+for comparison, and a query-only collection expert (`search_query@medquad`, `mote-rag adapt`) that adapts an
+index built with the untuned base without re-embedding a document; all are scored on held-out retrieval and on
+the classification and clustering tasks that none was trained for. Each stage writes into `out/` and is reused
+by a second run when its inputs (recipe and steps, model fingerprint) are unchanged.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from .readers import iter_jsonl, read_qrels
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "data" / "quickstart"
 EXAMPLE_QUERIES = 3
+COLLECTION = "medquad"  # the sample's collection: the adapted model's query expert is search_query@medquad
+ROUTED = ("adapted",)
 
 
 def _log(msg: str) -> None:
@@ -60,7 +64,29 @@ def train_stage(out: Path, steps: int | None, show_progress: bool, arm: str = "m
     return MoTEModel.from_pretrained(folder), config, log
 
 
+def adapt_stage(out: Path, steps: int | None, show_progress: bool):
+    """The untuned base (router-only MoTE) with a query expert for this collection, trained on the same pairs with
+    the document path frozen: out/adapted. Returns (model, adapt log)."""
+    from .model import MoTEModel
+    from .readers import load_pairs
+    from .training.adapt import AdaptConfig, adapt
+
+    folder = out / "adapted"
+    config = AdaptConfig(collection=COLLECTION, steps=steps or AdaptConfig.steps)
+    log = _read_json(folder / "adapt_log.json")
+    if log and log.get("recipe") == asdict(config) and (folder / "mote_config.json").is_file():
+        _log(f"reusing the adapted model in {folder} ({config.steps} steps)")
+        return MoTEModel.from_pretrained(folder), log
+    _log(f"adapting the base's query expert to the collection ({config.steps} steps; document path frozen)")
+    model = MoTEModel.upcycle(use_prefixes=False)
+    pairs = load_pairs(SAMPLE_DIR / "retrieval", split="train")
+    result = adapt(model, pairs, config, output_dir=folder, show_progress_bar=show_progress)
+    return model, {"recipe": asdict(config), **result.to_dict()}
+
+
 def evaluate_stage(models: dict, out: Path, show_progress: bool, limits: dict | None) -> dict:
+    """base and every model on the held-out slice; a model named in ROUTED is scored through its collection's
+    query expert, as an index built for the collection routes it."""
     from .evaluation import evaluate, load_suite, write_report
     from .model import MoTEModel
 
@@ -75,7 +101,13 @@ def evaluate_stage(models: dict, out: Path, show_progress: bool, limits: dict | 
             continue
         _log(f"evaluating {name} on the held-out slice")
         results[name] = evaluate(
-            encoder, suite=suite, cache_dir=out / "cache", show_progress=show_progress, name=name, limits=limits
+            encoder,
+            suite=suite,
+            cache_dir=out / "cache",
+            show_progress=show_progress,
+            name=name,
+            limits=limits,
+            collection=COLLECTION if name in ROUTED else None,
         )
     write_report(results, out / "eval", baseline="base")
     return results
@@ -114,6 +146,30 @@ def index_stage(encoder, out: Path, show_progress: bool):
     return index
 
 
+def adapted_index_stage(adapted, out: Path, show_progress: bool) -> dict:
+    """The zero re-embedding story: an index of the corpus built with the untuned base (the user's existing index)
+    is opened by the adapted model, whose document path is the base's bit for bit, and its queries are routed to
+    the collection's expert; the faiss file is not rewritten."""
+    from .index.faiss_index import FaissIndex
+    from .model import MoTEModel
+
+    folder = out / "base-index"
+    if not (folder / "index.json").is_file():
+        rows = list(iter_jsonl(SAMPLE_DIR / "retrieval" / "corpus.jsonl"))
+        _log(f"indexing {len(rows)} answers with the untuned base (the index a user already has)")
+        base = MoTEModel.upcycle(use_prefixes=False)
+        FaissIndex.build(
+            base, [r["text"] for r in rows], ids=[r["_id"] for r in rows], show_progress_bar=show_progress
+        ).save(folder)
+    before = json.loads((folder / "index.json").read_text())["faiss_sha256"]
+    index = FaissIndex.load(folder, encoder=adapted)  # refused if the document path had changed
+    if index.query_task != f"search_query@{COLLECTION}":
+        index.route_queries(f"search_query@{COLLECTION}")
+        index.save(folder)
+    after = json.loads((folder / "index.json").read_text())["faiss_sha256"]
+    return {"index": index, "path": folder, "faiss_file_unchanged": before == after}
+
+
 def example_queries(n: int = EXAMPLE_QUERIES) -> list[tuple[str, set[str]]]:
     qrels = read_qrels(SAMPLE_DIR / "retrieval" / "qrels" / "test.tsv")
     texts = {r["_id"]: r["text"] for r in iter_jsonl(SAMPLE_DIR / "retrieval" / "queries.jsonl")}
@@ -148,13 +204,23 @@ def run_quickstart(
     started = time.perf_counter()
     model, config, log = train_stage(out, steps, show_progress)
     plain, _, _ = train_stage(out, steps, show_progress, arm="plain")
-    results = evaluate_stage({"mote": model, "plain": plain}, out, show_progress, eval_limits)
+    adapted, adapt_log = adapt_stage(out, steps, show_progress)
+    results = evaluate_stage({"mote": model, "plain": plain, "adapted": adapted}, out, show_progress, eval_limits)
     encoder = export_stage(model, out)
     index = index_stage(encoder, out, show_progress)
+    routed = adapted_index_stage(adapted, out, show_progress)
     print()
-    print("Held-out slice of the sample (scores x100). Both models trained on the same question-answer pairs;")
-    print("MoTE's classification and clustering paths were not trained, so they score exactly as the base:")
+    print("Held-out slice of the sample (scores x100). Every model trained on the same question-answer pairs;")
+    print("mote: both experts; plain: every weight; adapted: only a query expert for this collection")
+    print(f"(search_query@{COLLECTION}): its document path is the base's, so an existing index needs no re-embedding.")
+    print("The untrained paths (classification, clustering) of mote and adapted score exactly as the base:")
     print(results_table(results))
+    print()
+    print(
+        f"{routed['path']}: built with the untuned base, opened by the adapted model (document path "
+        f"{adapted.path_fingerprint('search_document')} unchanged), queries routed to {routed['index'].query_task}; "
+        f"0 documents re-embedded, faiss file unchanged: {routed['faiss_file_unchanged']}"
+    )
     print()
     answers = []
     for query, relevant in example_queries():
@@ -171,9 +237,16 @@ def run_quickstart(
         "seconds": round(time.perf_counter() - started, 1),
         "scores": {name: {ds: r["main_score"] for ds, r in res["datasets"].items()} for name, res in results.items()},
         "fingerprint": model.fingerprint,
+        "adapted": {
+            "query_task": routed["index"].query_task,
+            "seconds": round(adapt_log["train_seconds"] + adapt_log["passage_cache_seconds"], 1),
+            "faiss_file_unchanged": routed["faiss_file_unchanged"],
+        },
         "paths": {
             "model": str(out / "model"),
             "plain": str(out / "plain"),
+            "adapted": str(out / "adapted"),
+            "base-index": str(routed["path"]),
             "onnx": str(out / "onnx"),
             "index": str(out / "index"),
             "eval": str(out / "eval"),

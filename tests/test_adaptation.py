@@ -339,3 +339,109 @@ def test_experts_cli(base, tmp_path, capsys):
     capsys.readouterr()
     assert main(["experts", "list", str(tmp_path / "m")]) == 0
     assert "search_query@docs" not in capsys.readouterr().out
+
+
+def test_adapt_cli_reroutes_an_index_without_reembedding(base, tmp_path, capsys):
+    from mote_rag import MoTEModel
+    from mote_rag.cli.main import main
+
+    base.save_pretrained(tmp_path / "m")
+    FaissIndex.build(base, DOCS, show_progress_bar=False).save(tmp_path / "ix")
+    before = json.loads((tmp_path / "ix" / "index.json").read_text())
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"anchor": q, "positive": p}) + "\n" for q, p in PAIRS))
+    args = ["adapt", "--model", str(tmp_path / "m"), "--pairs", str(pairs), "--collection", "docs"]
+    args += ["-o", str(tmp_path / "out"), "--steps", "2", "--batch-size", "8", "--threads", "1", "-q"]
+    assert main([*args, "--index", str(tmp_path / "ix"), "--side", "both"]) == 2  # would need re-embedding
+    assert main([*args, "--index", str(tmp_path / "ix")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["index"] == {
+        "path": str(tmp_path / "ix"),
+        "query_task": "search_query@docs",
+        "documents_reembedded": 0,
+    }
+    after = json.loads((tmp_path / "ix" / "index.json").read_text())
+    assert after["faiss_sha256"] == before["faiss_sha256"] and after["query_task"] == "search_query@docs"
+    adapted = MoTEModel.from_pretrained(tmp_path / "out")
+    index = FaissIndex.load(tmp_path / "ix", encoder=adapted)
+    assert as_pairs(index.search(QUERIES, k=4)) == expected_hits(index, adapted, "search_query@docs")
+
+
+def test_routing_llama_index_store(adapted, tmp_path):
+    from llama_index.core import VectorStoreIndex
+    from llama_index.embeddings.mote import MoTEEmbedding
+    from llama_index.vector_stores.mote import MoTEVectorStore
+
+    ids = [f"d{i}" for i in range(len(DOCS))]
+    FaissIndex.build(adapted, DOCS, ids=ids, collection="docs", show_progress_bar=False).save(tmp_path / "ix")
+    embed_model = MoTEEmbedding(adapted)  # its query task is the base search_query: the store routes it
+    store = MoTEVectorStore.from_persist_dir(tmp_path / "ix", embed_model=embed_model)
+    retriever = VectorStoreIndex.from_vector_store(store, embed_model=embed_model).as_retriever(similarity_top_k=4)
+    index = FaissIndex.load(tmp_path / "ix", encoder=adapted)
+    for query, want in zip(QUERIES, expected_hits(index, adapted, "search_query@docs")):
+        got = [(n.node.node_id, round(n.score, 5)) for n in retriever.retrieve(query)]
+        assert got == want
+
+
+def test_evaluate_routes_a_collection(adapted, tmp_path, capsys):
+    from mote_rag.cli.main import main
+    from mote_rag.evaluation import evaluate
+    from mote_rag.evaluation.suite import DatasetSpec, Suite
+
+    beir = tmp_path / "beir"
+    (beir / "qrels").mkdir(parents=True)
+    (beir / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(DOCS))
+    )
+    (beir / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": f"q{i}", "text": q}) + "\n" for i, (q, _) in enumerate(PAIRS))
+    )
+    (beir / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(len(PAIRS)))
+    )
+    suite = Suite("tiny", (DatasetSpec("docs", "retrieval", str(beir)),), root=str(tmp_path))
+    explicit = Suite(
+        "tiny", (DatasetSpec("docs", "retrieval", str(beir), options={"query_task": "search_query@docs"}),)
+    )
+    routed = evaluate(adapted, suite, show_progress=False, collection="docs")["datasets"]["docs"]["main_score"]
+    plain = evaluate(adapted, suite, show_progress=False)["datasets"]["docs"]["main_score"]
+    assert routed == evaluate(adapted, explicit, show_progress=False)["datasets"]["docs"]["main_score"]
+    assert routed != plain
+    adapted.save_pretrained(tmp_path / "m")
+    (tmp_path / "suite.json").write_text(
+        json.dumps({"name": "tiny", "datasets": [{"name": "docs", "type": "retrieval", "path": str(beir)}]})
+    )
+    base_args = [
+        "eval",
+        "--model",
+        str(tmp_path / "m"),
+        "--suite",
+        str(tmp_path / "suite.json"),
+        "--out",
+        str(tmp_path / "r"),
+        "--quiet",
+    ]
+    assert main([*base_args, "--collection", "nope"]) == 2
+    assert "no expert for the collection 'nope'" in capsys.readouterr().err
+    assert main([*base_args, "--collection", "docs"]) == 0
+    assert f"{routed:7.2f}" in capsys.readouterr().out
+
+
+def test_export_writes_a_graph_per_path_and_the_onnx_encoder_opens_the_index(adapted, tmp_path):
+    from mote_rag import OnnxEncoder
+
+    adapted.export_onnx(tmp_path / "onnx", tasks=["search_document", "search_query", "search_query@docs"])
+    manifest = json.loads((tmp_path / "onnx" / "manifest.json").read_text())
+    assert manifest["tasks"]["search_query@docs"]["graphs"]["fp32"] == "search_query@docs.onnx"
+    for task, entry in manifest["tasks"].items():
+        assert entry["path_fingerprint"] == adapted.path_fingerprint(task)
+    enc = OnnxEncoder(tmp_path / "onnx")
+    np.testing.assert_allclose(
+        enc.encode(QUERIES, task="search_query@docs"), adapted.encode(QUERIES, task="search_query@docs"), atol=1e-5
+    )
+    FaissIndex.build(adapted, DOCS, collection="docs", show_progress_bar=False).save(tmp_path / "ix")
+    index = FaissIndex.load(tmp_path / "ix", encoder=enc)  # torch built it, the ONNX document path opens it
+    assert index.query_task == "search_query@docs"
+    assert [h.id for h in index.search(QUERIES[0], k=3)] == [
+        h.id for h in FaissIndex.load(tmp_path / "ix", encoder=adapted).search(QUERIES[0], k=3)
+    ]

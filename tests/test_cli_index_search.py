@@ -21,13 +21,14 @@ DOCS = [
 
 
 @pytest.fixture(scope="module")
-def model_dirs(tmp_path_factory, tiny_bert_dir):
-    """Two saved tiny MoTE models with the same dimension but different fingerprints."""
+def model_dirs(tmp_path_factory, tiny_bert_dir, nudge_experts):
+    """Two saved tiny MoTE models with the same dimension but different fingerprints (b's experts are nudged: two
+    fresh upcyclings of one base compute the same function, so their document paths would match)."""
     from mote_rag import MoTEModel
 
     root = tmp_path_factory.mktemp("models")
     MoTEModel.upcycle(tiny_bert_dir).save_pretrained(root / "a")
-    MoTEModel.upcycle(tiny_bert_dir, placement="all").save_pretrained(root / "b")
+    nudge_experts(MoTEModel.upcycle(tiny_bert_dir, placement="all"), seed=3).save_pretrained(root / "b")
     return root / "a", root / "b"
 
 

@@ -180,11 +180,12 @@ def test_search_fields_are_sealed_and_checked_against_the_faiss_file(saved, fiel
             FaissIndex.load(folder)
 
 
-def test_fingerprint_mismatch_names_both(tiny_bert_dir, tmp_path):
+def test_fingerprint_mismatch_names_both(tiny_bert_dir, tmp_path, nudge_experts):
     from mote_rag import MoTEModel
 
     built_with = MoTEModel.upcycle(tiny_bert_dir)
-    other = MoTEModel.upcycle(tiny_bert_dir, placement="all")  # same dim, other weights layout
+    same_function = MoTEModel.upcycle(tiny_bert_dir, placement="all")  # other layout, untrained: same vectors
+    other = nudge_experts(MoTEModel.upcycle(tiny_bert_dir, placement="all"), seed=2)  # same dim, other weights
     assert built_with.fingerprint != other.fingerprint and built_with.dim == other.dim
     texts = ["alpha particles", "beta blockers", "gamma rays", "delta wings"]
     original = FaissIndex.build(built_with, texts, show_progress_bar=False)
@@ -192,5 +193,8 @@ def test_fingerprint_mismatch_names_both(tiny_bert_dir, tmp_path):
     with pytest.raises(EncoderMismatchError) as err:
         FaissIndex.load(tmp_path / "ix", encoder=other)
     assert built_with.fingerprint in str(err.value) and other.fingerprint in str(err.value)
+    # what an index checks is the function of its document path, not how the model is laid out
+    assert same_function.fingerprint != built_with.fingerprint
+    FaissIndex.load(tmp_path / "ix", encoder=same_function)
     loaded = FaissIndex.load(tmp_path / "ix", encoder=built_with)
     assert loaded.search(texts, k=3) == original.search(texts, k=3)

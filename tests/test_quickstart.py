@@ -68,12 +68,18 @@ def test_quickstart_end_to_end_and_rerun_reuses(tmp_path, capsys, sample_slice):
     corpus_size = sum(1 for _ in iter_jsonl(sample_slice / "retrieval" / "corpus.jsonl"))
     assert json.loads((out / "index" / "index.json").read_text())["count"] == corpus_size
     scores = summary["scores"]
-    assert set(scores) == {"base", "mote", "plain"}
+    assert set(scores) == {"base", "mote", "plain", "adapted"}
     assert set(scores["base"]) == {"medquad_retrieval", "medquad_qtype", "medquad_source"}
     # trained on retrieval pairs with the trunk frozen: MoTE's classification and clustering paths are the base's
     for ds in ("medquad_qtype", "medquad_source"):
         assert scores["mote"][ds] == scores["base"][ds], ds
+        assert scores["adapted"][ds] == scores["base"][ds], ds
     assert scores["mote"]["medquad_retrieval"] != scores["base"]["medquad_retrieval"]
+    # the query-only collection expert: routed through search_query@medquad, the base's index reused as it was
+    assert scores["adapted"]["medquad_retrieval"] != scores["base"]["medquad_retrieval"]
+    assert summary["adapted"]["query_task"] == "search_query@medquad" and summary["adapted"]["faiss_file_unchanged"]
+    adapted_eval = json.loads((out / "eval" / "adapted.json").read_text())
+    assert adapted_eval["embedding"]["cached_texts"] >= corpus_size  # the document path hit the base's cache
     # the untuned base is a real retriever on this sample: far above chance
     assert scores["base"]["medquad_retrieval"] > 30
     assert len(summary["examples"]) == 3 and all(len(e["hits"]) == 3 for e in summary["examples"])
@@ -82,8 +88,9 @@ def test_quickstart_end_to_end_and_rerun_reuses(tmp_path, capsys, sample_slice):
     assert main(["quickstart", "--out", str(out), "--steps", "3", "--no-progress"]) == 0
     second = capsys.readouterr().out
     assert "reusing the trained mote model" in second and "reusing the trained plain model" in second
+    assert "reusing the adapted model" in second
     assert "reusing the evaluation of base" in second and "reusing the evaluation of mote" in second
-    assert "reusing the evaluation of plain" in second
+    assert "reusing the evaluation of plain" in second and "reusing the evaluation of adapted" in second
     assert "reusing the ONNX graphs" in second
     assert "reusing the FAISS index" in second
     again = json.loads((out / "summary.json").read_text())

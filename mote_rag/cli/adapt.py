@@ -106,26 +106,27 @@ def run(args) -> int:
     except (FileNotFoundError, ValueError) as exc:
         raise BadInput(f"--pairs: {exc}") from None
     output_folder(args.output, "--output")
-    index = None
-    if args.index is not None:
-        from ..index.faiss_index import FaissIndex
-
-        index_dir = Path(args.index)
-        FaissIndex.read_header(index_dir)  # a bad --index is refused before training, not after
+    if args.index is not None and args.side == "both":
+        raise BadInput(
+            "--index re-routes an index's queries without re-embedding it, which only a query-side adaptation "
+            "allows; with --side both, rebuild the collection's index: mote-rag index ... --collection NAME"
+        )
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
     model = open_model(args.model)
+    index = None
+    if args.index is not None:  # refused now, not after training, if its documents are not this model's
+        from ..index.faiss_index import FaissIndex
+
+        index = FaissIndex.load(args.index, encoder=model)
     adapter = Adapter(model, pairs, config, output_dir=args.output, show_progress_bar=not args.quiet)
     result = adapter.run(resume=args.resume)
     summary = {k: v for k, v in result.to_dict().items() if k != "history"}
-    if args.index is not None:
-        from ..index.faiss_index import FaissIndex
-
-        index = FaissIndex.load(index_dir, encoder=model)  # refuses an index whose documents are another model's
+    if index is not None:
         index.route_queries(result.query_task)
-        index.save(index_dir)
-        summary["index"] = {"path": str(index_dir), "query_task": index.query_task, "documents_reembedded": 0}
+        index.save(args.index)
+        summary["index"] = {"path": args.index, "query_task": index.query_task, "documents_reembedded": 0}
     print(json.dumps(summary, indent=2), file=sys.stdout)
     return 0

@@ -57,6 +57,11 @@ def register(subparsers) -> None:
     )
     p.add_argument("--datasets", help="comma-separated dataset names of the suite to run")
     p.add_argument(
+        "--collection",
+        help="read retrieval/reranking sets through this collection's experts (search_query@NAME from "
+        "`mote-rag adapt --collection NAME`), as the collection's index routes its queries",
+    )
+    p.add_argument(
         "--tasks",
         help="comma-separated task types: retrieval,reranking,sts,pair_classification,classification,clustering",
     )
@@ -142,6 +147,11 @@ def run(args) -> int:
             if v is not None
         }
         encoder = open_model(args)
+        if args.collection is not None:
+            try:
+                encoder.tasks.collection_paths(args.collection)
+            except ValueError as exc:
+                raise BadInput(f"--collection {args.collection}: {exc}") from None
         name = args.name or ("base" if args.model in ("base", "embedded", "default") else encoder_name(encoder))
         cache = None if args.no_cache else (args.cache_dir or out / "cache")
         result = evaluate(
@@ -153,6 +163,7 @@ def run(args) -> int:
             name=name,
             limits=limits or None,
             batch_size=args.batch_size,
+            collection=args.collection,
         )
         results[name] = result
         seeds.setdefault(name, []).append(result)

@@ -137,8 +137,12 @@ def evaluate(
     limits: dict | None = None,
     batch_size: int = 64,
     keep_runs: bool = False,
+    collection: str | None = None,
 ) -> dict:
     """Evaluate `encoder` on every dataset of `suite`; write <out_dir>/<name>.json when out_dir is given.
+
+    `collection`: read retrieval and reranking sets through that collection's experts (`search_query@<name>`, and
+    `search_document@<name>` where the model has one), as an index built for the collection routes them.
 
     `limits` (max_corpus, max_queries, max_rows) shrink every dataset for short runs. Returns the result dict
     (scores x100, per-type averages, seconds per dataset). `keep_runs=True` keeps retrieval runs/qrels
@@ -147,6 +151,8 @@ def evaluate(
     from tqdm.auto import tqdm
 
     chosen = get_suite(suite).with_limits(limits)
+    if collection is not None:
+        chosen = chosen.routed(*encoder.tasks.collection_paths(collection))
     root = chosen.root_dir()
     embed = Embedder(encoder, EmbeddingCache(cache_dir) if cache_dir else None, batch_size, show_progress)
     name = name or encoder_name(encoder)
@@ -168,6 +174,7 @@ def evaluate(
     result = {
         "model": name,
         "fingerprint": embed.fingerprint,
+        "collection": collection,
         "suite": chosen.name,
         "datasets": results,
         "averages": averages,

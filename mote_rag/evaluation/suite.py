@@ -91,6 +91,17 @@ class Suite:
             raise ValueError(f"the selection leaves suite {self.name!r} with no datasets")
         return replace(self, datasets=tuple(chosen))
 
+    def routed(self, document_task: str, query_task: str) -> Suite:
+        """The suite with its retrieval and reranking sets read through other paths (a collection's experts), unless
+        a dataset names its own; the other types keep theirs."""
+        out = []
+        for d in self.datasets:
+            if d.type in ("retrieval", "reranking"):
+                opts = {"doc_task": document_task, "query_task": query_task, **d.options}
+                d = replace(d, options=opts)
+            out.append(d)
+        return replace(self, datasets=tuple(out))
+
     def with_limits(self, limits: dict | None) -> Suite:
         """Apply max_corpus / max_queries / max_rows to every dataset (smaller of suite's and given)."""
         if not limits:

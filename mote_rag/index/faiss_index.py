@@ -532,6 +532,7 @@ class FaissIndex:
         with self._lock.write():
             self.query_task = name
             self.query_fingerprint = path_fingerprint(self.encoder, name)
+            self.fingerprint = str(self.encoder.fingerprint)  # the model it now serves with
 
     def search_parameters(
         self, k: int = 10, ef_search: int | None = None, nprobe: int | None = None, selection: np.ndarray | None = None

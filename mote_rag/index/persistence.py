@@ -2,7 +2,7 @@
 
     index.<sha256[:16]>.faiss    faiss.serialize_index bytes, content-addressed
     index.json                   the header (mote_rag.index.header.IndexHeader), written last, atomically
-    .mote-rag.lock               the one-writer lock (mote_rag.atomic.folder_lock); never deleted
+    .mote-rag.lock               the one-writer lock (mote_rag.atomic.folder_lock), removed by a clean exit
 
 A save takes the folder lock (a second writer waits up to `lock_timeout` seconds, then gets FolderLockedError),
 writes the new faiss file under a new name, atomically replaces index.json, then removes the faiss files and
@@ -10,7 +10,8 @@ temp files index.json no longer names (safe: the lock guarantees no other save i
 moment leaves an index.json whose faiss file exists with the recorded size and sha256: the previous index or the
 new one, never a mix. Load validates every header field, the content hashes of the document table, the faiss
 file's size (truncation) and sha256 (corruption), dimension, vector count and, with an encoder, its
-fingerprint, before FAISS reads a byte. A load racing a save re-reads index.json when its faiss file vanished.
+document path's fingerprint (check_compatible), before FAISS reads a byte; then the faiss file's kind, metric and
+dimension against the header. A load racing a save re-reads index.json when its faiss file vanished.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def check_compatible(index, encoder, where: str) -> None:
                 f"{stored}, but the encoder's {index.document_task!r} path has fingerprint {mine} (whole models: "
                 f"{index.fingerprint} built the index, the encoder is {encoder.fingerprint}): its document vectors "
                 f"are not this encoder's. Load the model whose document path matches (index spec: "
-                f"{getattr(index, 'encoder_spec', None)}) or re-index the collection with this one"
+                f"{getattr(index, 'encoder_spec', None)}) or rebuild the index with this one"
             )
         if index.query_task not in encoder.tasks:
             raise EncoderMismatchError(

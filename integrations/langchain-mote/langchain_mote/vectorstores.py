@@ -134,6 +134,17 @@ class MoTEVectorStore(VectorStore):
                 )
             return
         check_compatible(index, mote.encoder, "given to MoTEVectorStore")  # mote_rag.index.persistence
+        tasks = mote.encoder.tasks
+        for role, field, stored in (
+            ("document", "document_task", index.document_task),
+            ("query", "query_task", index.query_task),
+        ):
+            task = tasks.get(getattr(mote, field)).name
+            if task not in (stored, tasks.get(stored).base_task):  # a collection's own expert is routed to
+                raise EncoderMismatchError(
+                    f"the index embeds {role}s with task {stored!r} but the embeddings' {field} is {task!r}: "
+                    f"pass MoTEEmbeddings(..., {field}={stored!r})"
+                )
 
     def _routed(self) -> Embeddings:
         """The embeddings to use with this store's index: as given, or the same encoder routed to the task paths
