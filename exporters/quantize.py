@@ -27,9 +27,12 @@ Speed on 600 real texts (SciFact abstracts and claims, Banking77, AG News). Wors
     smoothed alpha 0.7, every MatMul                                      224                  0.984
 
 Signed weights use the u8s8 VNNI kernels; unsigned ones fall back to slower u8u8 kernels. Weights are quantised
-to 7 bits (`reduce_range`): without VNNI (AVX2 only, e.g. AMD Zen 3) the u8s8 kernels add pairs of u8 x s8
-products in int16 and saturate, which took the worst row of the parity test to 0.93; with 7-bit weights a pair
-cannot overflow, so the same graph is accurate on every x86 CPU. With 7-bit weights the first two layers' FFN
+to 7 bits (`reduce_range`) when the exporting CPU has no VNNI (mote_rag.runtime.cpu): without VNNI (AVX2 only,
+e.g. AMD Zen 3) the u8s8 kernels add pairs of u8 x s8 products in int16 and saturate, which took the worst row of
+the parity test to 0.93; with 7-bit weights a pair cannot overflow, so that graph is accurate on every x86 CPU.
+On a VNNI CPU the weights are 8-bit: there 7 bits cost 1.1 nDCG@10 on the parity test's SciFact slice (an AVX-512
+VNNI Xeon); such a graph is meant for VNNI CPUs, and OnnxEncoder warns when it runs on one without VNNI. With
+7-bit weights the first two layers' FFN
 output projections stay fp32 (worst row 0.989 with one, on AVX2). The first layer's
 feed-forward output projection (its GELU outputs carry the largest outliers) stays fp32 at a 3% cost. What
 is left after int8 is mostly fp32: on the chosen graph onnxruntime's profiler puts 26% of the time in
@@ -57,7 +60,6 @@ SETTINGS = {
     "source": "optimized graph",
     "weight_type": "QInt8",
     "per_channel": True,
-    "reduce_range": True,
     "op_types": ["MatMul"],
     "smoothing": {"method": "SmoothQuant-style per-channel input scaling", "alpha": ALPHA},
     "fp32_nodes": "feed-forward output projection (intermediate -> hidden) of the first two layers",
@@ -160,9 +162,15 @@ def quantize_graph(
     """Write the int8 version of the optimised graph `source` to `target` (atomically); return the settings.
 
     `calibration`: input feeds (token ids of real texts, with the task's prefix) for the smoothing scales.
+    Weights are 8-bit on a CPU with VNNI, 7-bit (`reduce_range`) on one without (see the module docstring).
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from mote_rag.runtime.cpu import has_vnni
+
+    vnni = has_vnni()
+    reduce_range = not vnni
 
     model = onnx.load(str(source))
     maxima = input_channel_maxima(model, calibration)
@@ -182,9 +190,15 @@ def quantize_graph(
             per_channel=True,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=keep,
-            reduce_range=True,
+            reduce_range=reduce_range,
         )
     logger.debug(
         "quantised %s -> %s (%d fp32 feed-forward outputs, smoothed inputs: %s)", source, target, len(keep), smoothed
     )
-    return {**SETTINGS, "fp32_node_count": len(keep), "smoothed_inputs": smoothed}
+    return {
+        **SETTINGS,
+        "reduce_range": reduce_range,
+        "exported_on_vnni": vnni,
+        "fp32_node_count": len(keep),
+        "smoothed_inputs": smoothed,
+    }

@@ -50,6 +50,7 @@ class OnnxEncoder(EncoderBase):
         self.path = self.manifest.root
         self.source = str(self.path)
         self.variant = self.manifest.check_variant(variant)
+        self._check_int8_cpu()
         if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
             raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
         self.threads = threads
@@ -141,6 +142,18 @@ class OnnxEncoder(EncoderBase):
     def loaded_graphs(self) -> list[str]:
         """Graph files opened so far (graphs load lazily, on the first encode of one of their tasks)."""
         return sorted(self._sessions)
+
+    def _check_int8_cpu(self) -> None:
+        """An int8 export with 8-bit weights (made on a VNNI CPU) saturates on a CPU without VNNI: say so."""
+        from .cpu import has_vnni
+
+        settings = self.manifest.data["variants"].get(self.variant, {}).get("quantization") or {}
+        if self.variant == "int8" and settings.get("reduce_range") is False and not has_vnni():
+            logger.warning(
+                "%s: the int8 graphs have 8-bit weights (exported on a VNNI CPU) and this CPU has no VNNI, where "
+                "onnxruntime's int8 kernels can saturate; re-export here (7-bit weights) or use variant='fp32'",
+                self.path,
+            )
 
     def path_fingerprint(self, task) -> str:
         """The torch model's fingerprint of `task`'s path, recorded at export (sealed in the manifest); like
