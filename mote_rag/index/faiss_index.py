@@ -371,8 +371,15 @@ class FaissIndex:
         self, vectors, ids: Sequence[str], metadatas: Sequence[dict] | None = None, texts: Sequence[str] | None = None
     ) -> list[str]:
         """Add vectors embedded elsewhere (with this index's encoder fingerprint and document task)."""
+        x, ids, metas, texts = self._checked_rows(vectors, ids, metadatas, texts, self._known)
+        self._add_vectors(x, ids, metas, texts)
+        return ids
+
+    def _checked_rows(self, vectors, ids, metadatas, texts, known):
+        """Vectors (normalised), ids, metadata and texts of rows to store, each checked once; `known` says which
+        ids are already taken (add refuses them, upsert replaces them)."""
         x = _normalised(vectors, self.dim, "vectors")
-        ids = check_new_ids(ids, len(x), self._known)
+        ids = check_new_ids(ids, len(x), known)
         metas = check_metadatas(metadatas, len(x))
         if texts is not None:
             texts, _ = validate_texts(texts)
@@ -380,8 +387,7 @@ class FaissIndex:
                 raise ValueError(f"got {len(x)} vectors but {len(texts)} texts")
             for i, text in enumerate(texts):
                 check_str(text, f"texts[{i}]")
-        self._add_vectors(x, ids, metas, texts)
-        return ids
+        return x, ids, metas, texts
 
     def _add_vectors(self, x: np.ndarray, ids: list[str], metas: list[dict], texts) -> None:
         with self._lock.write():
@@ -426,15 +432,7 @@ class FaissIndex:
     ) -> list[str]:
         """`add_embeddings`, except that an id already stored is replaced: everything is checked first, then the
         old entries are removed and the new ones added under one write lock (a search sees the old or the new)."""
-        x = _normalised(vectors, self.dim, "vectors")
-        ids = check_new_ids(ids, len(x), lambda _: None)
-        metas = check_metadatas(metadatas, len(x))
-        if texts is not None:
-            texts, _ = validate_texts(texts)
-            if len(texts) != len(x):
-                raise ValueError(f"got {len(x)} vectors but {len(texts)} texts")
-            for i, text in enumerate(texts):
-                check_str(text, f"texts[{i}]")
+        x, ids, metas, texts = self._checked_rows(vectors, ids, metadatas, texts, lambda _: None)
         self._upsert(x, ids, metas, texts)
         return ids
 
