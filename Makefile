@@ -28,6 +28,7 @@ quickstart: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 test: setup lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15

@@ -50,7 +50,7 @@ def short_texts() -> list[str]:
 
 def real_embeddings(n_real: int) -> tuple[np.ndarray, np.ndarray, dict]:
     from mote_rag.atomic import atomic_path
-    from mote_rag.encoders import load_encoder
+    from mote_rag.loading import load_encoder
 
     encoder = load_encoder("base")
     texts = short_texts()

@@ -29,9 +29,9 @@ import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client.models import Distance, PointStruct, VectorParams
 
-from mote_rag.encoders import load_encoder
 from mote_rag.index.faiss_index import FaissIndex, int_id
 from mote_rag.index.sharded import ShardedIndex, open_index, read_any_header
+from mote_rag.loading import load_encoder
 from mote_rag.quickstart import SAMPLE_DIR, example_model
 from mote_rag.readers import load_beir
 

@@ -32,8 +32,10 @@ from mote_rag.atomic import (
     write_bytes_atomic,
     write_json_atomic,
 )
+from mote_rag.model_config import MANIFEST_KEYS
 from mote_rag.runtime.manifest import MANIFEST_NAME, OnnxManifest
 from mote_rag.schema import sha256_file
+from mote_rag.tasks import TaskSet
 
 from .fastembed_files import write_fastembed_files
 
@@ -172,10 +174,12 @@ def _write_export(
     write_bytes_atomic(out / TOKENIZER_FILE, tok.backend_tokenizer.to_str().encode("utf-8"))
     fastembed_files = write_fastembed_files(model, out)
     listed = sorted({f for files in graphs.values() for f in files.values()} | {TOKENIZER_FILE, *fastembed_files})
+    declared = {k: v for k, v in model.get_config_dict().items() if k in MANIFEST_KEYS}  # the model's own
+    exported = TaskSet(model.tasks.get(task) for task in graphs)
+    declared["default_task"] = exported.default_task(model.default_task)  # one the export has (`--tasks`)
     manifest = OnnxManifest(
         fingerprint=model.fingerprint,
         dim=model.dim,
-        max_seq_length=model.max_seq_length,
         opset=opset,
         exporter={
             **onnx_graphs.EXPORTER,
@@ -186,10 +190,7 @@ def _write_export(
         },
         source=str(model.source),
         architecture="mote" if model.mote_layer_ids else "dense",
-        mote_layers=list(model.mote_layer_ids),
-        pooling="mean",
-        normalize=bool(model.normalize),
-        use_prefixes=bool(model.use_prefixes),
+        **declared,
         inputs=onnx_graphs.input_names(model),
         outputs={"normalized": onnx_graphs.OUTPUT_NORMALIZED, "pooled": onnx_graphs.OUTPUT_POOLED},
         tokenizer={
@@ -208,12 +209,12 @@ def _write_export(
         },  # pooling and normalisation are in the graph
         variants=variants,
         tasks={
-            task: {
-                **_task_entry(model.tasks.get(task)),
-                "graphs": graphs[task],
-                "path_fingerprint": model.path_fingerprint(task),
+            task.name: {
+                **{k: v for k, v in task.to_dict().items() if k != "name"},
+                "graphs": graphs[task.name],
+                "path_fingerprint": model.path_fingerprint(task.name),
             }
-            for task in graphs
+            for task in exported
         },
         files={name: sha256_file(out / name) for name in listed},
     )
@@ -226,12 +227,3 @@ def _write_export(
 def _before_manifest_hook(out: Path) -> None:
     """Test seam, a no-op: every file but the manifest is written (tests replace it to interrupt an export at its
     most delicate moment deterministically)."""
-
-
-def _task_entry(task) -> dict:
-    return {
-        "prefix": task.prefix,
-        "expert": task.expert,
-        "temperature": task.temperature,
-        "aliases": list(task.aliases),
-    }

@@ -89,15 +89,7 @@ def wave(model: MoTEModel) -> MoTEModel:
                 p.copy_(torch.stack([ps[name] for ps in params]).mean(dim=0))
             layers[i].intermediate = block.intermediate
             layers[i].output = block.output
-    out = MoTEModel(
-        backbone,
-        model.tokenizer,
-        model.tasks,
-        [],
-        model.max_seq_length,
-        use_prefixes=model.use_prefixes,
-        normalize=model.normalize,
-        source=f"wave({model.source})",
-    )
+    settings = {**model.config().model_kwargs(), "mote_layers": []}  # the model's settings, no expert layer
+    out = MoTEModel(backbone, model.tokenizer, **settings, source=f"wave({model.source})")
     out.backbone.eval()
     return out

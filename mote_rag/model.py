@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from .atomic import atomic_path, write_json_atomic
 from .encoders import EncoderBase
 from .experts import (
     copy_expert,
@@ -30,10 +29,11 @@ from .experts import (
     transformer_layers,
     upcycle_layers,
 )
-from .model_config import CONFIG_NAME, MoTEConfig
+from .model_config import FINGERPRINT_KEYS, PATH_KEYS, MoTEConfig, config_fields
+from .model_io import WEIGHTS_NAME, base_model_name, quiet_transformers, read_dense, read_pretrained
 from .tasks import DEFAULT_TASKS, Task, TaskSet, collection_task
 
-WEIGHTS_NAME = "model.safetensors"
+__all__ = ["MoTEModel", "WEIGHTS_NAME", "mean_pool", "quiet_transformers"]
 
 
 def mean_pool(token_embeddings: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -44,53 +44,6 @@ def mean_pool(token_embeddings: torch.Tensor, attention_mask: torch.Tensor) -> t
     return summed / counts
 
 
-@contextmanager
-def quiet_transformers():
-    """Silence transformers' load report and weight-loading bar (the pooler we drop is expected)."""
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
-def _resolve_dir(name_or_path: str | os.PathLike | None) -> str:
-    """A local directory as is; None -> the embedded default; anything else is a hub id."""
-    if name_or_path is None:
-        from .default_base import embedded_base_path
-
-        return str(embedded_base_path())
-    return os.fspath(name_or_path)
-
-
-def _read_max_seq_length(path: str, tokenizer, config) -> int:
-    st_config = Path(path) / "sentence_bert_config.json"
-    if st_config.is_file():
-        value = json.loads(st_config.read_text()).get("max_seq_length")
-        if value:
-            return int(value)
-    limit = getattr(config, "max_position_embeddings", 512)
-    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
-        limit -= 2  # positions are offset by padding_idx + 1
-    return int(min(tokenizer.model_max_length or limit, limit))
-
-
-def _base_model_name(base) -> str:
-    """How a model card names the base: the hub id of the embedded default, else what was passed."""
-    if base is None:
-        from .default_base import DEFAULT_BASE_HUB_ID
-
-        return DEFAULT_BASE_HUB_ID
-    return os.fspath(base)
-
-
 class MoTEModel(EncoderBase, nn.Module):
     """Mixture of Task Experts encoder (sequence-level routing: one expert per task, per sequence)."""
 
@@ -99,25 +52,26 @@ class MoTEModel(EncoderBase, nn.Module):
         backbone: nn.Module,
         tokenizer,
         tasks: TaskSet,
-        mote_layer_ids: Sequence[int],
+        mote_layers: Sequence[int],
         max_seq_length: int,
         use_prefixes: bool = True,
         normalize: bool = True,
         source: str = "",
         default_task: str | None = None,
     ):
+        """The settings are mote_rag.model_config's INIT_KEYS: `MoTEModel(backbone, tokenizer, **cfg.model_kwargs())`
+        rebuilds a model from its config, and `get_config_dict()` gives them back."""
         super().__init__()
         self.backbone = backbone
         self.tokenizer = tokenizer
         self.tasks = tasks
-        self.mote_layer_ids = list(mote_layer_ids)
+        self.mote_layer_ids = list(mote_layers)
         self.max_seq_length = int(max_seq_length)
         self.use_prefixes = use_prefixes
         self.normalize = normalize
         self.source = source
-        if default_task is None:  # search_document when the task set has it (sentence-transformers' default too)
-            default_task = "search_document" if "search_document" in tasks else tasks.names[0]
-        self.default_task = tasks.get(default_task).name  # what encode() uses with no task
+        # what encode() uses with no task; an unknown name is a ValueError naming the valid ones
+        self.default_task = tasks.get(default_task).name if default_task is not None else tasks.default_task()
         self._fingerprint: str | None = None
         self._path_fingerprints: dict[str, str] = {}
         self.base_model: str | None = None
@@ -143,24 +97,15 @@ class MoTEModel(EncoderBase, nn.Module):
         `use_prefixes=False` routes by task alone (no instruction text: the base never learnt prefixes).
         `expert_rank=r` makes each expert the frozen dense block plus a trainable rank-r delta (mote_rag.low_rank).
         """
-        from transformers import AutoModel, AutoTokenizer
-
-        from .weights import check_safe_weights
-
-        path = _resolve_dir(base)
-        check_safe_weights(path)  # a folder of pickled weights is refused before torch would unpickle it
+        backbone, tokenizer, seq, path = read_dense(base, max_seq_length, **from_pretrained_kwargs)
         task_set = tasks if isinstance(tasks, TaskSet) else TaskSet(tasks or DEFAULT_TASKS)
-        with quiet_transformers():
-            backbone = AutoModel.from_pretrained(path, add_pooling_layer=False, **from_pretrained_kwargs)
-            tokenizer = AutoTokenizer.from_pretrained(path)
         layer_ids = [] if placement == [] else resolve_placement(placement, len(transformer_layers(backbone)))
         if expert_rank is not None and not layer_ids:
             raise ValueError("expert_rank needs expert layers (placement is empty)")
         upcycle_layers(backbone, layer_ids, task_set.experts, rank=expert_rank)
         backbone.eval()
-        seq = max_seq_length or _read_max_seq_length(path, tokenizer, backbone.config)
         model = cls(backbone, tokenizer, task_set, layer_ids, seq, use_prefixes=use_prefixes, source=path)
-        model.base_model = _base_model_name(base)
+        model.base_model = base_model_name(base)
         return model
 
     @classmethod
@@ -170,83 +115,44 @@ class MoTEModel(EncoderBase, nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, device: str | None = None) -> MoTEModel:
-        """Load a model saved by `save_pretrained` (local directory or hub id)."""
-        from safetensors.torch import load_file
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
-
-        local = Path(path)
-        if not local.is_dir():
-            if os.path.exists(local):
-                raise NotADirectoryError(f"{local} is a file; a MoTE model is a directory")
-            from huggingface_hub import snapshot_download
-
-            local = Path(snapshot_download(os.fspath(path)))
-        cfg = MoTEConfig.read(local)
-        base_cfg = dict(cfg.base_config)
-        model_type = base_cfg.pop("model_type")
-        config = AutoConfig.for_model(model_type, **base_cfg)
-        with quiet_transformers():
-            backbone = AutoModel.from_config(config, add_pooling_layer=False)
-        tasks = cfg.task_set()
-        upcycle_layers(backbone, cfg.mote_layers, tasks.experts, rank=cfg.expert_rank)
-        state = load_file(str(local / WEIGHTS_NAME))
-        missing, unexpected = backbone.load_state_dict(state, strict=False)
-        missing = [k for k in missing if not k.endswith("position_ids")]
-        if missing or unexpected:
-            raise ValueError(
-                f"{local / WEIGHTS_NAME} does not match its config: missing {missing[:5]}, unexpected {unexpected[:5]}"
-            )
-        backbone.eval()
-        with quiet_transformers():  # a portable folder's config.json names its own code: not needed for the tokenizer
-            tokenizer = AutoTokenizer.from_pretrained(str(local), trust_remote_code=False)
-        model = cls(
-            backbone,
-            tokenizer,
-            tasks,
-            cfg.mote_layers,
-            cfg.max_seq_length,
-            use_prefixes=cfg.use_prefixes,
-            normalize=cfg.normalize,
-            source=str(local),
-            default_task=cfg.default_task,
-        )
+        """Load a model saved by `save_pretrained` (local directory or hub id; mote_rag.model_io)."""
+        backbone, tokenizer, cfg, local = read_pretrained(path)
+        model = cls(backbone, tokenizer, **cfg.model_kwargs(), source=str(local))
         model.base_model = cfg.base_model
         if device:
             model.to(device)
         return model
 
     def save_pretrained(self, path: str | os.PathLike, evaluation: dict | None = None, portable: bool = False) -> None:
-        """Write safetensors weights, mote_config.json and the tokenizer files (each write atomic), plus the
-        sentence-transformers files and a README.md model card (mote_rag.interop.st_folder).
+        """Write safetensors weights, mote_config.json and the tokenizer (each write atomic), plus the
+        sentence-transformers files and a README.md model card (mote_rag.model_io.save_pretrained).
 
         `evaluation`: an `evaluate` result whose scores go into the model card. `portable=True`: the folder also
         holds its modeling code (modeling_mote.py, config.json with auto_map; mote_rag.interop.portable), so
         `SentenceTransformer(path, trust_remote_code=True)` and transformers' `AutoModel.from_pretrained(path)`
         (with trust_remote_code=True) open it without mote-rag."""
-        from .interop.model_card import render
-        from .interop.portable import PORTABLE_MODULE, remove_portable_files, write_portable_files
-        from .interop.st_folder import MOTE_MODULE, write_st_files
+        from .model_io import save_pretrained
 
-        out = Path(path)
-        self.save_weights_and_config(out)
-        if portable:
-            write_portable_files(self, out)
-        else:
-            remove_portable_files(out)
-        card = render(self, out, evaluation, portable=portable)
-        write_st_files(self, out, card, module_type=PORTABLE_MODULE if portable else MOTE_MODULE)
+        save_pretrained(self, path, evaluation, portable=portable)
 
     def save_weights_and_config(self, path: str | os.PathLike) -> None:
         """What `from_pretrained` reads: weights, mote_config.json and the tokenizer."""
-        from safetensors.torch import save_file
+        from .model_io import write_weights_and_config
 
-        out = Path(path)
-        out.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.backbone.state_dict().items()}
-        with atomic_path(out / WEIGHTS_NAME) as tmp:
-            save_file(state, str(tmp), metadata={"format": "pt", "mote_fingerprint": self.fingerprint})
-        self.tokenizer.save_pretrained(str(out))
-        write_json_atomic(out / CONFIG_NAME, self.config_dict())
+        write_weights_and_config(self, path)
+
+    def get_config_dict(self) -> dict:
+        """The model's settings, mote_rag.model_config.CONFIG_KEYS (sentence-transformers' `get_config_dict`)."""
+        return {
+            "tasks": self.tasks.to_config(),
+            "mote_layers": list(self.mote_layer_ids),
+            "max_seq_length": self.max_seq_length,
+            "use_prefixes": self.use_prefixes,
+            "normalize": self.normalize,
+            "pooling": "mean",
+            "expert_rank": self.expert_rank,
+            "default_task": self.default_task,
+        }
 
     def config_dict(self) -> dict:
         """mote_config.json's content (mote_rag.model_config.MoTEConfig)."""
@@ -256,16 +162,10 @@ class MoTEModel(EncoderBase, nn.Module):
         base_cfg = self.backbone.config.to_dict()
         for key in ("_name_or_path", "transformers_version", "architectures", "torch_dtype", "dtype"):
             base_cfg.pop(key, None)
-        return MoTEConfig(
+        return MoTEConfig.of(
+            self.get_config_dict(),
             base_config=base_cfg,
-            tasks=self.tasks.to_config(),
             experts=list(self.tasks.experts),
-            mote_layers=list(self.mote_layer_ids),
-            normalize=self.normalize,
-            use_prefixes=self.use_prefixes,
-            max_seq_length=self.max_seq_length,
-            expert_rank=self.expert_rank,
-            default_task=self.default_task,
             base_model=self.base_model,
             fingerprint=self.fingerprint,
         )
@@ -279,16 +179,7 @@ class MoTEModel(EncoderBase, nn.Module):
         """
         if self._fingerprint is None:
             h = hashlib.sha256()
-            meta = {
-                "tasks": self.tasks.to_config(),
-                "mote_layers": self.mote_layer_ids,
-                "use_prefixes": self.use_prefixes,
-                "normalize": self.normalize,
-                "max_seq_length": self.max_seq_length,
-                "pooling": "mean",
-            }
-            if self.expert_rank is not None:
-                meta["expert_rank"] = self.expert_rank
+            meta = config_fields(self.get_config_dict(), FINGERPRINT_KEYS)
             h.update(json.dumps(meta, sort_keys=True).encode())
             for name, tensor in sorted(self.backbone.state_dict().items()):
                 if name.endswith("position_ids"):
@@ -317,12 +208,8 @@ class MoTEModel(EncoderBase, nn.Module):
             meta = {
                 "path": "mote-rag task path v1",
                 "prefix": t.prefix_for(self.use_prefixes),
-                "normalize": self.normalize,
-                "max_seq_length": self.max_seq_length,
-                "pooling": "mean",
+                **config_fields(self.get_config_dict(), PATH_KEYS),
             }
-            if self.expert_rank is not None:
-                meta["expert_rank"] = self.expert_rank
             h.update(json.dumps(meta, sort_keys=True).encode())
             weights = {}
             for name, tensor in self.backbone.state_dict().items():
@@ -431,16 +318,31 @@ class MoTEModel(EncoderBase, nn.Module):
             return_tensors="pt",
         )
 
+    def features(
+        self, texts: Sequence[str], tasks, max_length: int | None = None, prompt: str | None = None
+    ) -> dict[str, torch.Tensor]:
+        """What `forward` takes for `texts` on their tasks' paths: the token ids of the prefixed texts and
+        `expert_ids` (batch,), CPU tensors. The one place a torch path builds them (encode, training's
+        `embed_batch`, the sentence-transformers module, as sentence-transformers' Router.tokenize).
+
+        `tasks`: one task (name, alias or Task) for every text, or one per text. `prompt`: a text put before each
+        text instead of the task's prefix (sentence-transformers' resolved prompt; "" for texts already prefixed)."""
+        rows = self.resolve_tasks(tasks, len(texts))
+        prepared = [prompt + t for t in texts] if prompt is not None else self.prepare_texts(texts, rows)
+        out = dict(self.tokenize(prepared, max_length))
+        out["expert_ids"] = torch.tensor([self.tasks.experts.index(t.expert) for t in rows], dtype=torch.long)
+        return out
+
+    def _forward_features(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.forward(**{k: v.to(self.device) for k, v in features.items()})
+
     def embed_batch(self, texts: Sequence[str], tasks: Sequence[str], max_length: int | None = None) -> torch.Tensor:
         """Differentiable embeddings of texts (each with its own task): the training entry point.
 
         `max_length` truncates shorter than the model's max_seq_length (training does) without changing the model."""
         if len(texts) != len(tasks):
             raise ValueError(f"{len(texts)} texts but {len(tasks)} tasks")
-        prepared = [self.prefix(k) + t for t, k in zip(texts, tasks)]
-        features = {k: v.to(self.device) for k, v in self.tokenize(prepared, max_length).items()}
-        expert_ids = torch.tensor([self.tasks.expert_index(k) for k in tasks], device=self.device)
-        emb = self.forward(expert_ids=expert_ids, **features)
+        emb = self._forward_features(self.features(texts, list(tasks), max_length))
         return nn.functional.normalize(emb, p=2, dim=-1) if self.normalize else emb
 
     # ------------------------------------------------------------------ encode (mote_rag.encoders.EncoderBase)
@@ -455,10 +357,9 @@ class MoTEModel(EncoderBase, nn.Module):
 
     @torch.inference_mode()
     def _embed_batch(self, texts: list[str], tasks: list[Task], normalize: bool) -> np.ndarray:
-        """One forward pass; each row is routed to its own task's expert, so a batch may mix tasks."""
-        features = {k: v.to(self.device) for k, v in self.tokenize(texts).items()}
-        expert_ids = torch.tensor([self.tasks.experts.index(t.expert) for t in tasks], device=self.device)
-        emb = self.forward(expert_ids=expert_ids, **features)
+        """One forward pass over prefixed texts (EncoderBase.prepare_texts); each row is routed to its own task's
+        expert, so a batch may mix tasks."""
+        emb = self._forward_features(self.features(texts, tasks, prompt=""))
         if normalize:
             emb = nn.functional.normalize(emb, p=2, dim=-1)
         return emb.float().cpu().numpy()

@@ -5,9 +5,12 @@
      "pooling": "mean", "normalize": true, "use_prefixes": true, "max_seq_length": 256, "expert_rank": null,
      "default_task": "search_document", "base_model": "...", "fingerprint": "<32 hex>"}
 
-Like sentence-transformers' module configs (`config_keys` + `get_config_dict`), the file holds exactly the
-constructor's settings; unlike them, every field is checked for type and range on load, with the file and field
-named in the error. The fingerprint is recorded for tools (`mote-rag info`); a loaded model recomputes its own.
+Like sentence-transformers' module configs (`config_keys` + `get_config_dict` + `cls(**config)`), the model's
+settings are declared once, here (CONFIG_KEYS): `MoTEModel.get_config_dict()` gives them, `MoTEModel(backbone,
+tokenizer, **config.model_kwargs())` takes them, the fingerprints hash FINGERPRINT_KEYS / PATH_KEYS of them, and the
+ONNX manifest embeds MANIFEST_KEYS of them. Unlike sentence-transformers, every field is checked for type and range
+on load, with the file and field named in the error. The fingerprint is recorded for tools (`mote-rag info`); a
+loaded model recomputes its own.
 """
 
 from __future__ import annotations
@@ -18,11 +21,30 @@ from pathlib import Path
 from typing import Any
 
 from .schema import Fields, read_json_file
-from .tasks import TaskSet
+from .tasks import DEFAULT_TASK, TASK_FIELDS, TaskSet
 
 CONFIG_NAME = "mote_config.json"
 FORMAT_VERSION = 1
-DEFAULT_TASK = "search_document"
+# the model's settings: what MoTEModel.get_config_dict() returns (tasks as Task.to_dict() items)
+CONFIG_KEYS = (
+    "tasks",
+    "mote_layers",
+    "max_seq_length",
+    "use_prefixes",
+    "normalize",
+    "pooling",
+    "expert_rank",
+    "default_task",
+)
+INIT_KEYS = ("tasks", "mote_layers", "max_seq_length", "use_prefixes", "normalize", "default_task")  # constructor's
+FINGERPRINT_KEYS = tuple(k for k in CONFIG_KEYS if k != "default_task")  # what changes some output vector
+PATH_KEYS = ("max_seq_length", "normalize", "pooling", "expert_rank")  # what every path shares (+ its own prefix)
+MANIFEST_KEYS = ("mote_layers", "max_seq_length", "use_prefixes", "normalize", "pooling", "default_task")
+
+
+def config_fields(settings: dict, keys: tuple[str, ...]) -> dict:
+    """`keys` of a settings dict (CONFIG_KEYS), as the fingerprints hash them: expert_rank only when set."""
+    return {k: settings[k] for k in keys if not (k == "expert_rank" and settings[k] is None)}
 
 
 @dataclass(frozen=True)
@@ -55,20 +77,29 @@ class MoTEConfig:
     def task_set(self) -> TaskSet:
         return TaskSet.from_config(self.tasks)
 
+    def settings(self) -> dict:
+        """CONFIG_KEYS: the model's settings (what `MoTEModel.get_config_dict()` gives)."""
+        return {k: getattr(self, k) for k in CONFIG_KEYS}
+
+    def model_kwargs(self) -> dict:
+        """INIT_KEYS as MoTEModel's constructor takes them: `MoTEModel(backbone, tokenizer, **cfg.model_kwargs())`."""
+        return {**{k: getattr(self, k) for k in INIT_KEYS}, "tasks": self.task_set()}
+
+    @classmethod
+    def of(cls, settings: dict, **extra) -> MoTEConfig:
+        """A config from a settings dict (CONFIG_KEYS) and the fields that are not settings (base_config, ...)."""
+        missing = [k for k in CONFIG_KEYS if k not in settings]
+        if missing:
+            raise ValueError(f"settings lack {missing}")
+        return cls(**{k: settings[k] for k in CONFIG_KEYS}, **extra)
+
     def to_json(self) -> dict:
         return {
             "format_version": FORMAT_VERSION,
             "architecture": "mote",
             "base_config": self.base_config,
-            "tasks": self.tasks,
+            **self.settings(),  # default_task: what encode() uses with no task (sentence-transformers too)
             "experts": list(self.experts) or list(self.task_set().experts),
-            "mote_layers": list(self.mote_layers),
-            "pooling": self.pooling,
-            "normalize": self.normalize,
-            "use_prefixes": self.use_prefixes,
-            "max_seq_length": self.max_seq_length,
-            "expert_rank": self.expert_rank,
-            "default_task": self.default_task,  # what encode() uses with no task (sentence-transformers too)
             "base_model": self.base_model,  # the checkpoint this model was upcycled from (model card)
             "fingerprint": self.fingerprint,
         }
@@ -94,7 +125,7 @@ class MoTEConfig:
             t.float("temperature", positive=True)
             t.str("expert", optional=True)
             t.str_list("aliases", optional=True)
-            unknown = set(item) - {"name", "prefix", "temperature", "expert", "aliases"}
+            unknown = set(item) - set(TASK_FIELDS)
             if unknown:
                 raise t.fail(sorted(unknown)[0], "unknown task field")
         try:

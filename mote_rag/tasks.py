@@ -11,6 +11,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 
 COLLECTION_SEP = "@"  # "search_query@medquad": the search_query path of the collection "medquad"
+DEFAULT_TASK = "search_document"  # what encode() uses with no task when a model declares none (as in ST)
+DEFAULT_TEMPERATURE = 0.05  # InfoNCE temperature of a task declared without one
+TASK_FIELDS = ("name", "prefix", "temperature", "expert", "aliases")  # a task's serialised form (Task.to_dict)
 
 
 def _is_identifier(part: str) -> bool:
@@ -34,8 +37,8 @@ class Task:
     """One task: its canonical name, instruction prefix, InfoNCE temperature and expert."""
 
     name: str
-    prefix: str
-    temperature: float
+    prefix: str = ""
+    temperature: float = DEFAULT_TEMPERATURE
     expert: str = ""
     aliases: tuple[str, ...] = field(default_factory=tuple)
 
@@ -68,9 +71,17 @@ class Task:
         return self.name.partition(COLLECTION_SEP)[2] or None
 
     def to_dict(self) -> dict:
+        """The one serialised form of a task (mote_config.json's task list, the ONNX manifest's task entries)."""
         d = asdict(self)
         d["aliases"] = list(self.aliases)
         return d
+
+    @classmethod
+    def from_dict(cls, item: Mapping) -> Task:
+        """The inverse of `to_dict`; keys other than TASK_FIELDS (a manifest entry's graphs) are ignored."""
+        fields = {k: item[k] for k in TASK_FIELDS if k in item}
+        fields["aliases"] = tuple(fields.get("aliases", ()))
+        return cls(**fields)
 
 
 DEFAULT_TASKS: tuple[Task, ...] = (
@@ -98,7 +109,7 @@ class TaskSet:
 
     @classmethod
     def from_config(cls, items: Iterable[Mapping]) -> TaskSet:
-        return cls(Task(**{**item, "aliases": tuple(item.get("aliases", ()))}) for item in items)
+        return cls(Task.from_dict(item) for item in items)
 
     def to_config(self) -> list[dict]:
         return [t.to_dict() for t in self.tasks]
@@ -106,6 +117,13 @@ class TaskSet:
     @property
     def names(self) -> list[str]:
         return [t.name for t in self.tasks]
+
+    def default_task(self, declared: str | None = None) -> str:
+        """The task `encode` uses with no task: `declared` (a model's or an export's own) when this set has it,
+        else search_document when it has it, else the first task (the one place this rule is written)."""
+        if declared is not None and declared in self:
+            return self.get(declared).name
+        return DEFAULT_TASK if DEFAULT_TASK in self else self.tasks[0].name
 
     def get(self, task: str) -> Task:
         """Resolve a task name or alias; an unknown name is a ValueError listing the valid ones."""

@@ -12,8 +12,10 @@ import pytest
 
 from mote_rag import MoTEModel
 from mote_rag.cli.main import main
-from mote_rag.encoders import EncoderBase, TaskEmbedder, check_encoder, load_encoder, open_encoder
+from mote_rag.encoders import EncoderBase, check_encoder
 from mote_rag.evaluation.runner import Embedder
+from mote_rag.interop.frameworks import TaskEmbedder
+from mote_rag.loading import load_encoder, open_encoder
 from mote_rag.readers import iter_jsonl, load_beir, load_labelled_texts, load_sentence_pairs, read_corpus, read_jsonl
 from mote_rag.runtime.onnx_encoder import OnnxEncoder
 

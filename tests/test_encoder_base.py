@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from mote_rag import MoTEModel
-from mote_rag.encoders import Encoder, EncoderBase, TaskEmbedder, check_encoder
+from mote_rag.encoders import Encoder, EncoderBase, check_encoder
+from mote_rag.interop.frameworks import TaskEmbedder
 from mote_rag.runtime.onnx_encoder import OnnxEncoder
 
 TEXTS = [

@@ -33,7 +33,7 @@ CLI_EXPORT = textwrap.dedent("""
     import atexit, os, shutil, signal, sys, time
     from pathlib import Path
     from types import SimpleNamespace
-    import mote_rag.encoders as encoders
+    import mote_rag.loading as encoders
     import mote_rag.exporters as exporters
     source, out, when = sys.argv[1:4]
 

@@ -60,7 +60,7 @@ def register(subparsers) -> None:
 
 def open_model(spec: str):
     from mote_rag.cli.main import BadInput
-    from mote_rag.encoders import EMBEDDED, encoder_kind
+    from mote_rag.loading import EMBEDDED, encoder_kind
 
     from ..model import MoTEModel
 

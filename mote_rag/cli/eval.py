@@ -92,7 +92,7 @@ def _csv(value: str | None, option: str = "--datasets") -> list[str] | None:
 
 def open_model(args):
     from ..cli.main import BadInput
-    from ..encoders import EMBEDDED, load_encoder
+    from ..loading import EMBEDDED, load_encoder
 
     if args.backend == "sentence-transformers":
         if args.model in EMBEDDED:

@@ -39,7 +39,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from mote_rag.cli.main import BadInput
-    from mote_rag.encoders import encoder_kind
+    from mote_rag.loading import encoder_kind
 
     from ..model import MoTEModel
 

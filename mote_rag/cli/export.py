@@ -43,7 +43,7 @@ def run(args) -> int:
     out = Path(args.out)
     _check_out_folder(out)
 
-    from mote_rag.encoders import load_encoder
+    from mote_rag.loading import load_encoder
 
     model = load_encoder(args.model)
     if tasks:
@@ -78,7 +78,7 @@ def _bad_input(msg: str) -> Exception:
 
 def _check_source_model(model: str) -> None:
     """A saved MoTE model or dense checkpoint (not an ONNX export)."""
-    from mote_rag.encoders import EMBEDDED, encoder_kind
+    from mote_rag.loading import EMBEDDED, encoder_kind
 
     if model not in EMBEDDED:
         try:

@@ -109,14 +109,14 @@ def model_spec(spec: str) -> str:
     """The encoder spec as recorded in the index: named ones as given, folders as absolute paths."""
     from pathlib import Path
 
-    from mote_rag.encoders import EMBEDDED
+    from mote_rag.loading import EMBEDDED
 
     return spec if spec in EMBEDDED else str(Path(spec).resolve())
 
 
 def open_encoder(spec: str):
     from mote_rag.cli.main import BadInput
-    from mote_rag.encoders import load_encoder
+    from mote_rag.loading import load_encoder
 
     try:
         return load_encoder(spec)

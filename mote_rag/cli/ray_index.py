@@ -65,7 +65,7 @@ def run_ray(args) -> int:
         raise BadInput(str(exc)) from None
     if args.shards is None:
         raise BadInput("--ray needs --shards N (the number of shard indexes to write)")
-    from mote_rag.encoders import EMBEDDED
+    from mote_rag.loading import EMBEDDED
 
     if args.model in EMBEDDED:
         raise BadInput(

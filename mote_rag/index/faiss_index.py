@@ -49,14 +49,14 @@ HNSW id becomes a tombstone excluded at search time by an IDSelector (`search_pa
 sharded searcher can pass it on); when tombstones exceed a quarter of the vectors, or a deleted id is added
 again, the graph is rebuilt from the stored vectors.
 
-Threads: searches may run concurrently (FAISS releases the GIL); the encoder is called under a lock because
-tokenizers and some runtimes are not thread safe; add/delete/save wait for running searches.
+Threads: searches may run concurrently (FAISS releases the GIL); the encoder runs one encode at a time under its
+own lock (mote_rag.encoders.EncoderBase.encode), as tokenizers and some runtimes are not thread safe; add/delete/save
+wait for running searches.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -225,7 +225,6 @@ class FaissIndex:
         self._tombstones: set[int] = set()
         self._tombstone_selector = None  # built once per change, shared read-only by searches
         self._lock = ReadWriteLock()
-        self._encode_lock = threading.Lock()
         self._faiss_index = new_faiss_index(kind, self.dim, self.params) if kind != "ivfpq" else None
 
     # ------------------------------------------------------------------ construction
@@ -512,8 +511,7 @@ class FaissIndex:
         with progress(len(texts), show, desc) as bar:
             for start in range(0, len(texts), chunk):
                 part = texts[start : start + chunk]
-                with self._encode_lock:
-                    emb = self.encoder.encode(part, task=task, batch_size=batch_size, show_progress_bar=False)
+                emb = self.encoder.encode(part, task=task, batch_size=batch_size, show_progress_bar=False)
                 out[start : start + len(part)] = _normalised(emb, self.dim, "encoder output")
                 bar.update(len(part))
         return out

@@ -351,7 +351,7 @@ def check_build_arguments(
     model: str | os.PathLike, shards, threads, workers, batch_size, rows_per_call, kind: str, kind_params: dict
 ) -> Path:
     """Every argument checked before Ray starts; returns the resolved exported-model folder."""
-    from ..encoders import encoder_kind
+    from ..loading import encoder_kind
 
     if not isinstance(shards, int) or shards < 1:
         raise ValueError(f"--shards must be a positive integer, got {shards!r}")

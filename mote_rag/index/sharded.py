@@ -25,7 +25,6 @@ faiss sha256 differs), or an id stored in two shards.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -188,7 +187,6 @@ class ShardedIndex:
         self.dim, self.kind, self.fingerprint = first.dim, first.kind, first.fingerprint
         self.document_task, self.query_task = first.document_task, first.query_task
         self.document_fingerprint = first.document_fingerprint
-        self._encode_lock = threading.Lock()
         self._faiss_index = None
 
     # ------------------------------------------------------------------ opening
@@ -324,10 +322,9 @@ class ShardedIndex:
                 "or use search_vectors"
             )
         items, _ = validate_texts(queries)
-        with self._encode_lock:
-            q = self.encoder.encode(
-                items, task=self.query_task, batch_size=check_batch_size(batch_size), show_progress_bar=False
-            )
+        q = self.encoder.encode(  # one encode at a time: the encoder's own lock (EncoderBase.encode)
+            items, task=self.query_task, batch_size=check_batch_size(batch_size), show_progress_bar=False
+        )
         return np.asarray(q, dtype=np.float32).reshape(len(items), -1)
 
     def search_vectors(

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .st_folder import DEFAULT_TASK
-
 
 def _read(path: Path):
     try:
@@ -125,7 +123,7 @@ def render(model, folder: str | Path, evaluation: dict | None = None, portable: 
             f"- placement: experts in layers {model.mote_layer_ids or 'none'}",
             f"- parameters: {report['total']:,} in all; active per task path: "
             + ", ".join(f"{k} {v:,}" for k, v in report["active_per_task"].items()),
-            f"- `encode` with no task uses `{DEFAULT_TASK}`",
+            f"- `encode` with no task uses `{model.default_task}`",
             "",
             "## Usage",
             "",

@@ -31,7 +31,6 @@ from sentence_transformers.base.modules import InputModule
 
 from ..experts import routing
 from ..model import MoTEModel
-from .st_folder import read_default_task
 
 EXPERT_IDS = "mote_expert_ids"
 ST_TASK_NAMES = {"query": "search_query", "document": "search_document"}  # encode_query / encode_document
@@ -41,11 +40,12 @@ class MoTETransformer(InputModule):
     forward_kwargs = {"task"}
     save_in_root = True
 
-    def __init__(self, model: MoTEModel, default_task: str = "search_document"):
+    def __init__(self, model: MoTEModel, default_task: str | None = None):
+        """`default_task`: the task of a call with none (default: the model's own, from its mote_config.json)."""
         super().__init__()
         self.mote = model
         self.tokenizer = model.tokenizer
-        self.default_task = model.tasks.get(default_task).name
+        self.default_task = model.tasks.get(default_task).name if default_task is not None else model.default_task
 
     # ------------------------------------------------------------------ what sentence-transformers reads
     @property
@@ -82,10 +82,8 @@ class MoTETransformer(InputModule):
         bad = [type(x).__name__ for x in inputs if not isinstance(x, str)]
         if bad:
             raise TypeError(f"a MoTE model embeds text only; got {bad[0]} inputs")
-        name = self.task_name(task, prompt)
-        texts = [prompt + t for t in inputs] if prompt is not None else self.mote.prepare_texts(inputs, name)
-        features = dict(self.mote.tokenize(texts))
-        features[EXPERT_IDS] = torch.full((len(texts),), self.mote.tasks.expert_index(name), dtype=torch.long)
+        features = self.mote.features(list(inputs), self.task_name(task, prompt), prompt=prompt)
+        features[EXPERT_IDS] = features.pop("expert_ids")
         return features
 
     def forward(self, features: dict[str, Any], task: str | None = None, **kwargs: Any) -> dict[str, Any]:  # noqa: ARG002 - ST module signature
@@ -126,7 +124,7 @@ class MoTETransformer(InputModule):
             revision=revision,
             local_files_only=local_files_only,
         )
-        return cls(MoTEModel.from_pretrained(path), default_task=read_default_task(path))
+        return cls(MoTEModel.from_pretrained(path))
 
     def __repr__(self) -> str:
         return f"MoTETransformer({self.mote!r}, default_task={self.default_task!r})"

@@ -14,7 +14,6 @@ opens both ways. `MOTE_MODULE` is the class sentence-transformers imports for mo
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..atomic import write_bytes_atomic, write_json_atomic
@@ -23,7 +22,6 @@ MOTE_MODULE = "mote_rag.interop.sentence_transformers_module.MoTETransformer"
 POOLING = "sentence_transformers.sentence_transformer.modules.pooling.Pooling"
 NORMALIZE = "sentence_transformers.base.modules.normalize.Normalize"
 ST_FILES = ("modules.json", "config_sentence_transformers.json", "1_Pooling", "2_Normalize", "README.md")
-DEFAULT_TASK = "search_document"  # what MoTEModel.encode uses when no task is given
 
 
 def prompts(model) -> dict[str, str]:
@@ -67,11 +65,3 @@ def write_st_files(model, path: str | Path, card: str, module_type: str = MOTE_M
             {"module_input_name": "sentence_embedding", "module_output_name": "sentence_embedding"},
         )
     write_bytes_atomic(out / "README.md", card.encode("utf-8"))
-
-
-def read_default_task(path: str | Path) -> str:
-    """The folder's declared default task (mote_config.json `default_task`, else search_document)."""
-    cfg = Path(path) / "mote_config.json"
-    if cfg.is_file():
-        return json.loads(cfg.read_text()).get("default_task", DEFAULT_TASK)
-    return DEFAULT_TASK

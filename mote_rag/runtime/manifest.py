@@ -7,7 +7,7 @@ Layout (format_version 1):
     {"format": "mote-rag-onnx", "format_version": 1,
      "fingerprint": <torch model fingerprint>, "dim": 384, "max_seq_length": 256, "opset": 18,
      "exporter": {...}, "source": ..., "architecture": "mote"|"dense", "mote_layers": [...],
-     "pooling": "mean", "normalize": true, "use_prefixes": true,
+     "pooling": "mean", "normalize": true, "use_prefixes": true, "default_task": "search_document",
      "inputs": ["input_ids", "attention_mask", "token_type_ids"],
      "outputs": {"normalized": "sentence_embedding", "pooled": "pooled_embedding"},
      "tokenizer": {"file": "tokenizer.json", "pad_id": 0, "pad_token": "[PAD]", "pad_type_id": 0,
@@ -23,6 +23,11 @@ The fingerprint is computed from the torch model, which the runtime does not hav
 the encoder's output (COVERED) is therefore sealed at export in `covered` (a digest per field) and checked on
 load: a hand-edited `use_prefixes` or `max_seq_length` is refused, naming the field, instead of silently
 producing vectors the fingerprint does not describe. File names are plain names inside the export folder.
+
+The model's settings in the manifest are the torch model's own (mote_rag.model_config.MANIFEST_KEYS, the same
+declaration mote_config.json and the fingerprint use), and each task entry is `Task.to_dict()` plus its graphs.
+`default_task` is the task a plain `encode(texts)` uses: the model's, or, when the export leaves it out
+(`--tasks`), the exported set's own (TaskSet.default_task); absent in exports made before it was recorded.
 """
 
 from __future__ import annotations
@@ -111,6 +116,7 @@ class OnnxManifest:
     source: str = ""
     exporter: dict = field(default_factory=dict)
     fastembed: dict | None = None
+    default_task: str | None = None  # None: TaskSet.default_task's rule (exports made before it was recorded)
 
     def __post_init__(self) -> None:
         defaults = {"pad_type_id": 0, "padding_side": "right", "truncation_side": "right"}
@@ -135,6 +141,7 @@ class OnnxManifest:
             "pooling": self.pooling,
             "normalize": self.normalize,
             "use_prefixes": self.use_prefixes,
+            **({"default_task": self.default_task} if self.default_task is not None else {}),
             "inputs": list(self.inputs),
             "outputs": dict(self.outputs),
             "tokenizer": dict(self.tokenizer),
@@ -199,7 +206,10 @@ class OnnxManifest:
             source=f.str("source", optional=True, default=""),
             exporter=f.dict("exporter", optional=True) or {},
             fastembed=cls._fastembed(f, files),
+            default_task=f.str("default_task", optional=True, default=None, nonempty=True),
         )
+        if manifest.default_task is not None and manifest.default_task not in manifest.tasks:
+            raise f.fail("default_task", f"{manifest.default_task!r} is not one of the tasks {list(manifest.tasks)}")
         sealed = f.obj("covered")
         for key, digest in manifest.covered().items():
             if sealed.value(key, lambda v: isinstance(v, str), "a digest") != digest:
@@ -320,18 +330,12 @@ class Manifest:
         return variant
 
     def task_set(self) -> TaskSet:
-        tasks = []
-        for name, entry in self.spec.tasks.items():
-            tasks.append(
-                Task(
-                    name=name,
-                    prefix=entry.get("prefix", ""),
-                    temperature=float(entry.get("temperature", 0.05)),
-                    expert=entry.get("expert", name),
-                    aliases=tuple(entry.get("aliases", ())),
-                )
-            )
-        return TaskSet(tasks)
+        return TaskSet(Task.from_dict({**entry, "name": name}) for name, entry in self.spec.tasks.items())
+
+    @property
+    def default_task(self) -> str:
+        """The task a plain `encode(texts)` uses (see the module docstring)."""
+        return self.task_set().default_task(self.spec.default_task)
 
     def graph_name(self, task: str, variant: str) -> str:
         graphs = self.spec.tasks[task]["graphs"]

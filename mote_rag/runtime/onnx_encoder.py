@@ -72,6 +72,7 @@ class OnnxEncoder(EncoderBase):
         self.max_seq_length = int(data["max_seq_length"])
         self.use_prefixes = bool(data.get("use_prefixes", True))
         self.normalize = bool(data.get("normalize", True))
+        self.default_task = self.manifest.spec.default_task  # None (older exports): TaskSet.default_task's rule
         self.fingerprint = self.manifest.variant_fingerprint(self.variant)
         self.input_names = list(data["inputs"])
         self._outputs = data["outputs"]

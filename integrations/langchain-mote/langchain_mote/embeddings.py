@@ -15,7 +15,7 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from mote_rag.encoders import MODEL_ENV, TaskEmbedder
+from mote_rag.interop.frameworks import MODEL_ENV, TaskEmbedder
 
 
 class MoTEEmbeddings(BaseModel, Embeddings):

@@ -15,8 +15,8 @@ from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.storage.kvstore.types import BaseKVStore
 
-from mote_rag.encoders import MODEL_ENV, TaskEmbedder
 from mote_rag.inputs import check_text, check_text_list
+from mote_rag.interop.frameworks import MODEL_ENV, TaskEmbedder
 
 DEFAULT_MOTE_BATCH_SIZE = 32
 CACHE_VALUE_KEY = "embedding"
