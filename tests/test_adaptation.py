@@ -12,6 +12,8 @@ import pytest
 from mote_rag.index import EncoderMismatchError, FaissIndex
 from mote_rag.index.sharded import ShardedIndex, write_manifest
 
+pytestmark = pytest.mark.slow
+
 DOCS = [f"passage {i} about topic {i % 5}: " + " ".join(f"w{(i * 7 + j) % 50}" for j in range(12)) for i in range(24)]
 PAIRS = [(f"question on topic {i % 5} number {i}", DOCS[i]) for i in range(24)]
 QUERIES = ["question on topic 3", "what about w12 and w19", "topic 1 number 6"]

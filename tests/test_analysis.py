@@ -13,6 +13,8 @@ from mote_rag import MoTEModel
 from mote_rag.analysis import expert_drift, task_similarity
 from mote_rag.experts import mote_layers
 
+pytestmark = pytest.mark.slow
+
 TEXTS = ["what causes anaemia?", "Iron deficiency is the most common cause.", "a third text", "and a fourth"]
 
 

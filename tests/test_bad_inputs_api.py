@@ -19,6 +19,8 @@ from mote_rag.loading import load_encoder, open_encoder
 from mote_rag.readers import iter_jsonl, load_beir, load_labelled_texts, load_sentence_pairs, read_corpus, read_jsonl
 from mote_rag.runtime.onnx_encoder import OnnxEncoder
 
+pytestmark = pytest.mark.slow
+
 langchain_mote = pytest.importorskip("langchain_mote")
 llama_mote = pytest.importorskip("llama_index.embeddings.mote")
 

@@ -11,6 +11,8 @@ import pytest
 from mote_rag.cli.main import main
 from mote_rag.index.faiss_index import INDEX_JSON, FaissIndex
 
+pytestmark = pytest.mark.slow
+
 DOCS = [
     {"id": "vax", "text": "Vaccines train the immune system to recognise a pathogen.", "source": "health"},
     {"id": "volc", "text": "Volcanoes erupt when magma rises through the crust.", "source": "geo"},

@@ -6,17 +6,15 @@ import json
 
 import pytest
 
-from mote_rag import MoTEModel
 from mote_rag.cli.main import main
 
 
-def test_info_describes_a_saved_model(tmp_path, tiny_bert_dir, capsys):
-    model = MoTEModel.upcycle(tiny_bert_dir)
-    model.save_pretrained(tmp_path / "m")
-    assert main(["info", str(tmp_path / "m"), "--json"]) == 0
+@pytest.mark.slow
+def test_info_describes_a_saved_model(tiny_mote, tiny_mote_dir, capsys):
+    assert main(["info", str(tiny_mote_dir), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["kind"] == "MoTE model (torch)"
-    assert summary["fingerprint"] == model.fingerprint
+    assert summary["fingerprint"] == tiny_mote.fingerprint
     assert summary["mote_layers"] == [1, 3]
     assert summary["tasks"]["clustering"]["temperature"] == 0.06
 

@@ -11,6 +11,8 @@ from mote_rag.encoders import Encoder, EncoderBase, check_encoder
 from mote_rag.interop.frameworks import TaskEmbedder
 from mote_rag.runtime.onnx_encoder import OnnxEncoder
 
+pytestmark = pytest.mark.slow
+
 TEXTS = [
     "",
     "x",

@@ -386,6 +386,7 @@ def test_compare_table_deltas_and_report_files(mini_root, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- CLI
+@pytest.mark.slow
 def test_cli_eval_and_compare(mini_root, tmp_path, tiny_bert_dir, capsys):
     from mote_rag.cli.main import main
 

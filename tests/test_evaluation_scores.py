@@ -12,6 +12,8 @@ import pytest
 from mote_rag.evaluation import evaluate, get_suite
 from mote_rag.evaluation.metrics import retrieval_metrics
 
+pytestmark = pytest.mark.slow
+
 RANX_METRICS = ["ndcg@10", "map@10", "recall@100", "mrr@10"]
 
 

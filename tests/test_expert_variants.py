@@ -14,6 +14,8 @@ from mote_rag.merging import interpolate_experts, wave
 from mote_rag.training.config import parse_config
 from mote_rag.training.trainer import Trainer
 
+pytestmark = pytest.mark.slow
+
 TEXTS = [
     "what causes anaemia?",
     "Iron deficiency is the most common cause of anaemia.",
@@ -23,9 +25,6 @@ TEXTS = [
 RETRIEVAL_ONLY = {
     "retrieval": [{"name": "scifact", "format": "beir", "path": "${data}/retrieval/scifact", "max_examples": 32}]
 }
-
-
-pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def nudge_low_rank(model: MoTEModel, seed: int) -> MoTEModel:

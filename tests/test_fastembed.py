@@ -11,12 +11,11 @@ import sys
 import numpy as np
 import pytest
 
-from mote_rag import MoTEModel, Task
 from mote_rag.runtime.fastembed_models import FastEmbedPair, FastEmbedTask, fastembed_task_model
 from mote_rag.runtime.onnx_encoder import OnnxEncoder
-from mote_rag.tasks import DEFAULT_TASKS
 
-TASKS = (*DEFAULT_TASKS, Task("similarity", "similarity: ", 0.05, expert="classification", aliases=("sts",)))
+pytestmark = pytest.mark.slow
+
 # varied lengths so that OnnxEncoder (length-sorted batches) and fastembed (batches in order) pad differently
 TEXTS = [("word " * n).strip() for n in (0, 1, 3, 40, 2, 7, 300, 5, 11, 1, 60, 4)] + [
     "how do I reset my card?",
@@ -32,10 +31,11 @@ def offline():
         yield
 
 
-@pytest.fixture(scope="module")
-def export(tiny_bert_dir, nudge_experts, tmp_path_factory):
-    model = nudge_experts(MoTEModel.upcycle(tiny_bert_dir, tasks=TASKS), seed=5)
-    return model.export_onnx(tmp_path_factory.mktemp("fe-onnx"), quantize=True)
+@pytest.fixture
+def export(tiny_onnx_dir):
+    """The session's export of `tiny_mote` (five tasks on four experts, `similarity` sharing the classification
+    graph; fp32 and int8); read-only."""
+    return tiny_onnx_dir
 
 
 def worst_cosine(a, b) -> float:
@@ -50,13 +50,13 @@ def test_every_task_graph_matches_onnx_encoder(export, variant):
     # one batch for both sides there; fp32 is compared across different batchings
     batch = 4 if variant == "fp32" else len(TEXTS)
     graphs = set()
-    for task in [t.name for t in TASKS] + ["sts", "passage"]:
+    for task in [*enc.tasks.names, "sts", "passage"]:
         fe = fastembed_task_model(export, task, variant=variant, threads=1)
         graphs.add(fe.graph)
         got = fe.embed(TEXTS, batch_size=batch)
         expected = enc.encode(TEXTS, task=task, batch_size=batch)
         assert worst_cosine(got, expected) >= MIN_COSINE, task
-        others = [t.name for t in TASKS if enc.manifest.graph_name(t.name, variant) != fe.graph]
+        others = [t for t in enc.tasks.names if enc.manifest.graph_name(t, variant) != fe.graph]
         assert (
             max(worst_cosine(got, enc.encode(TEXTS, task=o, batch_size=batch)) for o in others) < 0.999
         )  # the check can fail

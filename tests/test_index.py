@@ -35,24 +35,6 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_faiss_thread():
-    """OpenMP threads spin on a busy 2-core machine; one thread keeps these small indexes fast and exact."""
-    import faiss
-
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny_mote(tiny_bert_dir):
-    from mote_rag import MoTEModel
-
-    return MoTEModel.upcycle(tiny_bert_dir)
-
-
 def clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
     """Unit vectors around 20 random centres: neighbourhoods like real embeddings, not uniform noise."""
     rng = np.random.default_rng(seed)
@@ -61,6 +43,7 @@ def clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_search_uses_query_path_and_returns_exact_cosine(tiny_mote):
     ids = [f"t{i}" for i in range(len(TEXTS))]
     metas = [{"n": i} for i in range(len(TEXTS))]
@@ -185,6 +168,7 @@ def test_int_ids_are_stable_and_shard_friendly():
     assert [h.id for h in hits] == ["v10", "v450"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
 def test_eight_threads_match_sequential(tiny_mote, kind):
     index = FaissIndex.build(

@@ -180,6 +180,7 @@ def test_search_fields_are_sealed_and_checked_against_the_faiss_file(saved, fiel
             FaissIndex.load(folder)
 
 
+@pytest.mark.slow
 def test_fingerprint_mismatch_names_both(tiny_bert_dir, tmp_path, nudge_experts):
     from mote_rag import MoTEModel
 

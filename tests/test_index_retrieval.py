@@ -12,6 +12,8 @@ import pytest
 from mote_rag.index.faiss_index import FaissIndex
 from mote_rag.readers import load_beir
 
+pytestmark = pytest.mark.slow
+
 N_QUERIES, N_DISTRACTORS = 20, 60
 
 

@@ -102,6 +102,7 @@ HOLDER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_a_killed_exporters_stale_lock_is_taken_over_and_removed(tmp_path, monkeypatch):
     import shutil
 

@@ -9,6 +9,8 @@ import torch
 from mote_rag import MoTEModel, Task, TaskSet
 from mote_rag.experts import TaskRoutedFeedForward, mote_layers
 
+pytestmark = pytest.mark.slow
+
 TEXTS = [
     "how do I reset my card?",
     "Vitamin D deficiency is associated with an increased risk of fractures in older adults.",

@@ -16,6 +16,8 @@ from mote_rag.runtime.onnx_encoder import OnnxEncoder
 from mote_rag.schema import SchemaError
 from mote_rag.tasks import DEFAULT_TASK, DEFAULT_TASKS, Task, TaskSet
 
+pytestmark = pytest.mark.slow
+
 TEXTS = ["how do I reset my card?", "Vitamin D deficiency and fractures", "x"]
 
 

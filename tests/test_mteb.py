@@ -82,6 +82,7 @@ def test_routing_table(task_type, prompt_type, expected):
     assert MTEBEncoder.task_for(task_type, PromptType(prompt_type) if prompt_type else None) == expected
 
 
+@pytest.mark.slow
 def test_protocol_and_meta(tiny_bert_dir):
     from mteb.models import EncoderProtocol
 

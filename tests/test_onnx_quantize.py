@@ -16,6 +16,8 @@ from mote_rag.exporters.quantize import FP32_FEED_FORWARD_LAYERS, input_channel_
 from mote_rag import MoTEModel
 from mote_rag.cli.main import main
 
+pytestmark = pytest.mark.slow
+
 LAYERS = 4  # tiny_bert_dir
 
 

@@ -11,10 +11,11 @@ import numpy as np
 import onnx
 import pytest
 
-from mote_rag import MoTEModel, Task
+from mote_rag import MoTEModel
 from mote_rag.runtime.manifest import FORMAT_VERSION, sha256_file
 from mote_rag.runtime.onnx_encoder import OnnxEncoder
-from mote_rag.tasks import DEFAULT_TASKS
+
+pytestmark = pytest.mark.slow
 
 TEXTS = [
     "",
@@ -25,18 +26,12 @@ TEXTS = [
     "ünïcode, émojis 🙂 and punctuation!?",
     "The quick brown fox jumps over the lazy dog " * 40,
 ]
-TASKS = (*DEFAULT_TASKS, Task("similarity", "similarity: ", 0.05, expert="classification", aliases=("sts",)))
 
 
-@pytest.fixture(scope="module")
-def tiny_mote(tiny_bert_dir, nudge_experts):
-    """Tiny MoTE model with 5 tasks on 4 experts, experts perturbed so every path differs."""
-    return nudge_experts(MoTEModel.upcycle(tiny_bert_dir, tasks=TASKS), seed=3)
-
-
-@pytest.fixture(scope="module")
-def tiny_export(tiny_mote, tmp_path_factory):
-    return tiny_mote.export_onnx(tmp_path_factory.mktemp("tiny-onnx"), optimize=True, quantize=True)
+@pytest.fixture
+def tiny_export(tiny_onnx_dir):
+    """The session's export of `tiny_mote` (five tasks on four experts, fp32, optimised and int8); read-only."""
+    return tiny_onnx_dir
 
 
 @pytest.fixture

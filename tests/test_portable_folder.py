@@ -15,6 +15,8 @@ import textwrap
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow
+
 TEXTS = [
     "how is diabetes treated?",
     "Insulin therapy is the main treatment for type 1 diabetes.",

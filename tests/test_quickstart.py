@@ -56,6 +56,7 @@ def sample_slice(tmp_path, monkeypatch):
     return out
 
 
+@pytest.mark.slow
 def test_quickstart_end_to_end_and_rerun_reuses(tmp_path, capsys, sample_slice):
     out = tmp_path / "qs"
     assert main(["quickstart", "--out", str(out), "--steps", "3", "--no-progress"]) == 0

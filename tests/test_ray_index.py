@@ -15,11 +15,12 @@ import sys
 import numpy as np
 import pytest
 
-from mote_rag import MoTEModel
 from mote_rag.cli.main import main
 from mote_rag.index.faiss_index import INDEX_JSON, FaissIndex, int_id
 from mote_rag.index.sharded import SHARDS_JSON, ShardedIndex, ShardSetError, shard_of
 from mote_rag.readers import read_corpus
+
+pytestmark = pytest.mark.slow
 
 N_DOCS = 2000
 
@@ -34,9 +35,9 @@ def ray_session():
 
 
 @pytest.fixture(scope="module")
-def tiny_onnx(tiny_bert_dir, tmp_path_factory):
-    model = MoTEModel.upcycle(tiny_bert_dir)
-    return model.export_onnx(tmp_path_factory.mktemp("tiny-onnx"), tasks=["search_document", "search_query"])
+def tiny_onnx(tiny_onnx_dir):
+    """The session's export of `tiny_mote` (read-only)."""
+    return tiny_onnx_dir
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow
+
 TEXTS = [
     "how is diabetes treated?",
     "Insulin therapy is the main treatment for type 1 diabetes.",

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -15,6 +16,7 @@ import soak_index
 from mote_rag.index.faiss_index import FaissIndex
 
 
+@pytest.mark.slow
 def test_soak_twenty_seconds_has_no_violation(tmp_path):
     result = soak_index.run(seconds=20, threads=8, processes=2, initial=200, folder=tmp_path / "ix", out=None)
     assert result["violations"] == 0, result["violation_examples"]

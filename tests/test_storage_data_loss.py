@@ -167,6 +167,7 @@ def real_export(tmp_path_factory, tiny_bert_dir, torch_one_thread):
     return out, OnnxEncoder(out).encode(TEXTS, task="search_query")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_an_interrupted_export_leaves_the_previous_one_loadable(real_export, tmp_path, sig, monkeypatch):
     import shutil

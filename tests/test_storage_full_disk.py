@@ -216,6 +216,7 @@ def _check_export(folder: Path, manifest: bytes) -> None:
     assert _leftovers(folder.parent) == []
 
 
+@pytest.mark.slow
 def test_export_on_a_full_disk_keeps_the_previous_export(storage):
     fs = storage(512 * 1024)
     folder = fs.root / "onnx"
@@ -226,6 +227,7 @@ def test_export_on_a_full_disk_keeps_the_previous_export(storage):
     _check_export(folder, before)
 
 
+@pytest.mark.slow
 def test_export_to_a_read_only_folder_keeps_the_previous_export(storage):
     fs = storage(512 * 1024)
     folder = fs.root / "onnx"
@@ -242,8 +244,6 @@ def test_export_to_a_read_only_folder_keeps_the_previous_export(storage):
 @pytest.fixture(scope="module")
 def trainer(tiny_bert_dir, data_dir, tmp_path_factory):
     """One small trainer for both checkpoint tests; each points its output_dir at its own storage."""
-    import torch
-
     from mote_rag.training.config import parse_config
     from mote_rag.training.data import load_training_data
     from mote_rag.training.trainer import Trainer
@@ -260,10 +260,7 @@ def trainer(tiny_bert_dir, data_dir, tmp_path_factory):
         "seed": 1,
     }
     config = parse_config(raw, data_dir=data_dir)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield Trainer(config, data=load_training_data(config), show_progress=False)
-    torch.set_num_threads(threads)
+    return Trainer(config, data=load_training_data(config), show_progress=False)
 
 
 def _check_checkpoints(run: Path, step: int) -> None:
@@ -286,6 +283,7 @@ def _checkpoint_bytes(trainer) -> tuple[int, int]:
     return sum(sizes), max(sizes)
 
 
+@pytest.mark.slow
 def test_checkpoint_on_a_full_disk_keeps_the_previous_checkpoint(storage, trainer):
     trainer.step_count = 0
     total, largest = _checkpoint_bytes(trainer)
@@ -298,6 +296,7 @@ def test_checkpoint_on_a_full_disk_keeps_the_previous_checkpoint(storage, traine
     _check_checkpoints(fs.root / "run", 0)
 
 
+@pytest.mark.slow
 def test_checkpoint_in_a_read_only_folder_keeps_the_previous_checkpoint(storage, trainer):
     fs = storage(64 << 20)
     trainer.output_dir, trainer.step_count = fs.root / "run", 0

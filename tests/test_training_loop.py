@@ -14,6 +14,8 @@ from mote_rag.training.data import load_training_data
 from mote_rag.training.loss import cached_contrastive_step, info_nce
 from mote_rag.training.trainer import Trainer, latest_checkpoint
 
+pytestmark = pytest.mark.slow
+
 TINY_MIX = {
     "retrieval": [{"name": "scifact", "format": "beir", "path": "${data}/retrieval/scifact", "max_examples": 40}],
     "classification": [
@@ -24,9 +26,6 @@ TINY_MIX = {
         {"name": "trec", "format": "labelled", "path": "classification/trec/train.jsonl", "max_examples": 40}
     ],
 }
-
-
-pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def tiny_config(tmp_path, tiny_bert_dir, data_dir, **kw):

@@ -213,6 +213,7 @@ def test_evaluation_splits_are_refused(tmp_path, data_dir):
         )
 
 
+@pytest.mark.slow
 def test_empty_dataset_and_too_large_batch_fail_before_training(tmp_path):
     from mote_rag.cli.main import main
 

@@ -15,6 +15,8 @@ from llama_index.core.storage.kvstore import SimpleKVStore
 from llama_index.embeddings.mote import MoTEEmbedding
 from llama_index.vector_stores.faiss import FaissVectorStore
 
+pytestmark = pytest.mark.slow
+
 TEXTS = [
     "Aspirin lowers the risk of heart attack.",
     "How do vaccines train the immune system?",

@@ -12,6 +12,8 @@ import pytest
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.embeddings.mote import MODEL_ENV, MoTEEmbedding
 
+pytestmark = pytest.mark.slow
+
 TEXTS = [
     "Aspirin lowers the risk of heart attack.",
     "How do vaccines train the immune system?",

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import faiss
 import numpy as np
+import pytest
 from llama_index.core import StorageContext, VectorStoreIndex
 from llama_index.core.schema import TextNode
 from llama_index.embeddings.mote import MoTEEmbedding
 from llama_index.vector_stores.faiss import FaissVectorStore
+
+pytestmark = pytest.mark.slow
 
 
 def test_vector_store_index_matches_core_evaluation_on_scifact(

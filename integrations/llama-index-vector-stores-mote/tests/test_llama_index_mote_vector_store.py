@@ -226,6 +226,7 @@ def test_filters_agree_with_simple_vector_store_on_random_metadata(kind):
             store.query(bad)
 
 
+@pytest.mark.slow
 def test_get_nodes_upsert_and_nodes_without_embeddings(tiny_mote):
     simple_store = MoTEVectorStore(index=FaissIndex(dim=2))
     simple_store.add(simple_nodes())
@@ -313,6 +314,7 @@ DOCS = [
 QUESTIONS = ["what causes anaemia?", "how do vaccines work?", "what does insulin do?"]
 
 
+@pytest.mark.slow
 def test_vector_store_index_routes_documents_and_queries_and_needs_no_docstore(recording, tiny_mote, tmp_path):
     embed_model = MoTEEmbedding(recording)
     store = MoTEVectorStore(embed_model)
@@ -352,6 +354,7 @@ def test_vector_store_index_routes_documents_and_queries_and_needs_no_docstore(r
     assert len(FaissIndex.load(tmp_path / "storage" / "default__vector_store", encoder=tiny_mote)) == len(DOCS) - 1
 
 
+@pytest.mark.slow
 def test_queries_follow_the_query_path_the_index_records(recording, tiny_mote, tmp_path):
     """An index built for another query path (as a collection expert is) routes the store's queries there, whatever
     the embed model's query_task; the store never asks the embed model for a query vector."""
@@ -378,6 +381,7 @@ def test_queries_follow_the_query_path_the_index_records(recording, tiny_mote, t
     assert [c["task"] for c in recording.calls[start:]] == ["clustering"]
 
 
+@pytest.mark.slow
 def test_another_model_is_refused_with_faiss_index_loads_error(tiny_mote, other_tiny_mote, tmp_path):
     store = MoTEVectorStore(MoTEEmbedding(tiny_mote))
     store.add([TextNode(id_=f"d{i}", text=t) for i, t in enumerate(DOCS)])
@@ -404,6 +408,7 @@ def test_another_model_is_refused_with_faiss_index_loads_error(tiny_mote, other_
     assert len(reopened.index) == len(DOCS)
 
 
+@pytest.mark.slow
 def test_a_shard_set_opens_read_only_and_answers_like_one_index(tiny_mote, tmp_path):
     ids = [f"d{i}" for i in range(len(DOCS))]
     metas = [{"parity": "even" if i % 2 == 0 else "odd"} for i in range(len(DOCS))]
@@ -439,6 +444,7 @@ def test_a_shard_set_opens_read_only_and_answers_like_one_index(tiny_mote, tmp_p
         sharded.delete("d1")
 
 
+@pytest.mark.slow
 def test_an_index_built_for_a_collection_routes_queries_to_its_expert(tiny_mote, tmp_path):
     """A collection's query expert (`search_query@medquad`, issue 21): the index records it, and the store's queries
     go there with no argument; a model without that expert is refused; the base index keeps the base path."""

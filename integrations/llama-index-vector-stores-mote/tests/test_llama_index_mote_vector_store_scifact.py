@@ -4,11 +4,14 @@ as_query_engine(llm=MockLLM()) on the session's slice gives the core evaluation'
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from llama_index.core import StorageContext, VectorStoreIndex
 from llama_index.core.llms import MockLLM
 from llama_index.core.schema import TextNode
 from llama_index.embeddings.mote import MoTEEmbedding
 from llama_index.vector_stores.mote import MoTEVectorStore
+
+pytestmark = pytest.mark.slow
 
 
 def test_vector_store_index_and_query_engine_match_core_evaluation_on_scifact(

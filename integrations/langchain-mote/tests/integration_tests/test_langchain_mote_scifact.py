@@ -16,6 +16,8 @@ with warnings.catch_warnings():  # langchain-community announces its sunset on i
 
 from langchain_mote import MoTEEmbeddings, MoTEVectorStore, cache_backed
 
+pytestmark = pytest.mark.slow
+
 
 def test_faiss_store_matches_core_evaluation_on_scifact(scifact_slice, scifact_encoder, scifact_core, ndcg_at_10):
     corpus, queries, qrels = scifact_slice

@@ -7,6 +7,8 @@ import pytest
 from langchain_mote import MoTEEmbeddings
 from langchain_tests.integration_tests import EmbeddingsIntegrationTests
 
+pytestmark = pytest.mark.slow
+
 
 class TestMoTEEmbeddingsStandardIntegration(EmbeddingsIntegrationTests):
     model_dir: str = ""

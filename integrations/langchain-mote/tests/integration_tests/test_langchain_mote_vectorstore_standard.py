@@ -39,6 +39,7 @@ class TestHnswStoreStandard(TestFlatStoreStandard):
     kind = "hnsw"
 
 
+@pytest.mark.slow
 class TestMoTEStoreStandard(VectorStoreIntegrationTests):
     @pytest.fixture()
     def vectorstore(self, minilm_onnx_dir):
@@ -48,6 +49,7 @@ class TestMoTEStoreStandard(VectorStoreIntegrationTests):
         store.delete()
 
 
+@pytest.mark.slow
 class TestMoTERetrieverStandard(RetrieversIntegrationTests):
     params: dict[str, Any] = {}
 

@@ -12,6 +12,8 @@ from langchain_classic.embeddings import CacheBackedEmbeddings
 from langchain_core.stores import InMemoryByteStore
 from langchain_mote import MoTEEmbeddings, cache_backed
 
+pytestmark = pytest.mark.slow
+
 TEXTS = [
     "Aspirin lowers the risk of heart attack.",
     "How do vaccines train the immune system?",

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from langchain_mote import MODEL_ENV, MoTEEmbeddings
 
+pytestmark = pytest.mark.slow
+
 TEXTS = [
     "Aspirin lowers the risk of heart attack.",
     "How do vaccines train the immune system?",

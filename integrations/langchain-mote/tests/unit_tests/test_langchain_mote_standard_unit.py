@@ -6,6 +6,8 @@ import pytest
 from langchain_mote import MODEL_ENV, MoTEEmbeddings
 from langchain_tests.unit_tests import EmbeddingsUnitTests
 
+pytestmark = pytest.mark.slow
+
 
 class TestMoTEEmbeddingsStandardUnit(EmbeddingsUnitTests):
     model_dir: str = ""

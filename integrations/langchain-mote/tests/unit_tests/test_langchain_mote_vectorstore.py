@@ -49,6 +49,7 @@ def store(tiny_mote):
     return MoTEVectorStore.from_texts(TEXTS, MoTEEmbeddings(tiny_mote), metadatas=METAS, ids=IDS)
 
 
+@pytest.mark.slow
 def test_documents_and_queries_take_their_own_experts(tiny_mote, caching_encoder):
     spy = caching_encoder(tiny_mote)
     store = MoTEVectorStore.from_texts(TEXTS, MoTEEmbeddings(spy, batch_size=8), ids=IDS)
@@ -60,6 +61,7 @@ def test_documents_and_queries_take_their_own_experts(tiny_mote, caching_encoder
     )
 
 
+@pytest.mark.slow
 def test_scores_are_cosines_and_relevance_maps_them_onto_0_1(store, tiny_mote):
     emb = MoTEEmbeddings(tiny_mote)
     q = np.asarray(emb.embed_query(QUERIES[1]))
@@ -76,6 +78,7 @@ def test_scores_are_cosines_and_relevance_maps_them_onto_0_1(store, tiny_mote):
     assert [d.id for d, _ in best] == IDS and all(0.9999 < r <= 1.0 for _, r in best)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
 def test_save_and_load_round_trip_without_pickle(tiny_mote, tmp_path, kind):
     emb = MoTEEmbeddings(tiny_mote)
@@ -94,6 +97,7 @@ def test_save_and_load_round_trip_without_pickle(tiny_mote, tmp_path, kind):
     ] + store.get_by_ids(["doc-7"])
 
 
+@pytest.mark.slow
 def test_load_local_refuses_another_encoder_with_faiss_index_loads_error(tiny_mote, other_tiny_mote, tmp_path):
     MoTEVectorStore.from_texts(TEXTS, MoTEEmbeddings(tiny_mote), ids=IDS).save_local(tmp_path / "idx")
     with pytest.raises(EncoderMismatchError) as core:
@@ -120,6 +124,7 @@ def test_load_local_refuses_another_encoder_with_faiss_index_loads_error(tiny_mo
     assert len(MoTEVectorStore.load_local(tmp_path / "fake", fake, allow_dangerous_deserialization=True).index) == 20
 
 
+@pytest.mark.slow
 def test_a_shard_set_opens_read_only_and_searches_like_one_index(tiny_mote, tmp_path, store):
     emb = MoTEEmbeddings(tiny_mote)
     vectors = np.asarray(emb.embed_documents(TEXTS), np.float32)
@@ -147,6 +152,7 @@ def test_a_shard_set_opens_read_only_and_searches_like_one_index(tiny_mote, tmp_
         MoTEVectorStore.load_local(tmp_path / "set", MoTEEmbeddings(tiny_mote, document_task="clustering"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "flt, keep",
     [
@@ -173,6 +179,7 @@ def test_filters_give_the_exact_top_k_among_matching_documents(tiny_mote, flt, k
         store.similarity_search(QUERIES[0], filter=["topic"])
 
 
+@pytest.mark.slow
 def test_mmr_uses_the_stored_vectors(store, tiny_mote):
     emb = MoTEEmbeddings(tiny_mote)
     q = QUERIES[0]
@@ -206,6 +213,7 @@ def test_ivfpq_store_embeds_mmr_candidates_again():
         MoTEVectorStore.from_texts(texts[:3], emb, kind="ivfpq")
 
 
+@pytest.mark.slow
 def test_mixed_cached_workload_returns_the_uncached_results_exactly(tiny_mote):
     """Index texts as documents, then ask the same texts (and others) as queries, twice, through cache_backed:
     every result equals the uncached store's, ids and scores; LangChain's plain query cache does not."""
@@ -224,6 +232,7 @@ def test_mixed_cached_workload_returns_the_uncached_results_exactly(tiny_mote):
     assert workload(plain) != uncached
 
 
+@pytest.mark.slow
 def test_bad_arguments(tiny_mote, store):
     with pytest.raises(ValueError, match="unknown index kind"):
         MoTEVectorStore(MoTEEmbeddings(tiny_mote), kind="annoy")

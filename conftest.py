@@ -1,0 +1,478 @@
+"""The one conftest of the suite (tests/ and integrations/): data, shared models, the fake encoder, the two tiers.
+
+Tiers. A test that needs torch (a forward pass, an export, training) is marked `slow`; the rest is the fast tier,
+`make test-fast` (`pytest -m 'not slow'`), which must not import torch: `_TorchGuard` below fails a test that is not
+marked slow and imports it (while collecting its module too). `make test` runs both tiers.
+
+Models are built once per session and shared read-only. A test that changes one copies it first
+(`copy.deepcopy(tiny_mote)`, `shutil.copytree(tiny_onnx_dir, tmp_path / "copy")`): `test_shared_models_untouched`
+(tests/test_shared_fixtures.py) checks at the end that nothing wrote to them.
+
+Threads are pinned once, in `pytest_configure`: OMP/MKL read the environment when torch loads, so torch (which the
+fast tier never loads) starts with one thread; a run may set OMP_NUM_THREADS itself. On a busy 2-core machine two
+threads per forward thrash; the tiny model is faster on one anyway.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mote_rag.encoders import EncoderBase
+from mote_rag.tasks import TaskSet
+
+REPO = Path(__file__).resolve().parent
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+# ---------------------------------------------------------------------------------------------- tiers and threads
+def pytest_configure(config):
+    for name in THREAD_VARIABLES:
+        os.environ.setdefault(name, "1")
+    if "torch" in sys.modules:  # loaded before us (a plugin): pin it now; otherwise it reads the variables
+        sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    config.pluginmanager.register(_TorchGuard(), "mote-rag-torch-guard")
+
+
+class _TorchGuard:
+    """Fails a fast-tier test (not marked slow) that imports torch, naming it; and a test module that imports torch
+    when it is collected (pytest imports every module, even one whose tests are all deselected)."""
+
+    def __init__(self):
+        self.module_culprits: set[str] = set()
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_make_collect_report(self, collector):
+        before = "torch" in sys.modules
+        report = yield
+        if not before and "torch" in sys.modules and isinstance(collector, pytest.Module):
+            self.module_culprits.add(str(collector.path.relative_to(REPO)))
+        return report
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item):
+        item.stash[_TORCH_BEFORE] = "torch" in sys.modules
+        module = str(item.path.relative_to(REPO))
+        if module in self.module_culprits and not _is_slow(item):
+            pytest.fail(
+                f"{module} imports torch when it is imported, yet {item.name} is not marked slow: the fast tier "
+                "(pytest -m 'not slow') must not import torch; import it inside the slow tests or their fixtures, "
+                "or mark the whole module slow",
+                pytrace=False,
+            )
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item, nextitem):
+        result = yield
+        if not _is_slow(item) and not item.stash.get(_TORCH_BEFORE, True) and "torch" in sys.modules:
+            pytest.fail(
+                f"{item.nodeid} imported torch but is not marked slow: mark it @pytest.mark.slow, or keep torch out "
+                "of it (the fast tier must not import torch)",
+                pytrace=False,
+            )
+        return result
+
+
+_TORCH_BEFORE = pytest.StashKey[bool]()
+
+
+def pytest_ignore_collect(collection_path: Path, config):
+    """A module marked slow as a whole (`pytestmark = pytest.mark.slow` at its top level) is not even imported
+    when the run deselects slow tests: such modules may import torch at the top, the fast tier never loads them."""
+    if collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
+        return None
+    if _deselects_slow(config.getoption("markexpr")) and _module_marked_slow(collection_path):
+        return True
+    return None
+
+
+def _deselects_slow(markexpr: str) -> bool:
+    """True when `-m markexpr` deselects every test marked slow, whatever its other marks."""
+    if not markexpr:
+        return False
+    from _pytest.mark.expression import Expression
+
+    expression = Expression.compile(markexpr)
+    every_mark = expression.evaluate(lambda _name, **_: True)
+    only_slow = expression.evaluate(lambda name, **_: name == "slow")
+    return not every_mark and not only_slow
+
+
+def _module_marked_slow(path: Path) -> bool:
+    import ast
+
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets):
+            return ast.unparse(node.value) == "pytest.mark.slow"
+    return False
+
+
+def _is_slow(item) -> bool:
+    return item.get_closest_marker("slow") is not None
+
+
+def _torch():
+    """torch, pinned to the thread count of `pytest_configure` (imported only by the slow tier's fixtures)."""
+    import torch
+
+    threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return torch
+
+
+# ---------------------------------------------------------------------------------------------- data
+def shared_data_dir() -> Path:
+    return Path(os.environ.get("MOTE_RAG_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = shared_data_dir()
+    if not (path / "README.md").is_file():
+        raise FileNotFoundError(f"shared datasets not found at {path} (set MOTE_RAG_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def base_path() -> Path:
+    from mote_rag.default_base import embedded_base_path
+
+    return embedded_base_path()
+
+
+# ---------------------------------------------------------------------------------------------- the fake encoder
+class HashEncoder(EncoderBase):
+    """The suite's one fake encoder, torch-free: a bag of hashed words plus one direction per expert, so each task
+    path gives other vectors and similar texts get similar vectors. Only `_embed_batch` is its own: input checks,
+    task resolution, prefixes, batching and output shapes are EncoderBase's, as for the real backends.
+
+    `calls` holds one (task name, rows) per batch step; `seen` maps a task name to the texts embedded on it.
+    """
+
+    def __init__(
+        self,
+        dim: int = 64,
+        fingerprint: str = "hash-v1",
+        tasks: TaskSet | None = None,
+        use_prefixes: bool = False,
+        max_seq_length: int = 128,
+        source: str = "hash",
+    ):
+        self.dim, self.fingerprint, self.tasks = dim, fingerprint, tasks or TaskSet()
+        self.use_prefixes, self.max_seq_length, self.source = use_prefixes, max_seq_length, source
+        self.calls: list[tuple[str, int]] = []
+        self.seen: dict[str, set[str]] = {}
+
+    def _embed_batch(self, texts, tasks, normalize):
+        out = np.full((len(texts), self.dim), 1e-3, dtype=np.float32)
+        for i, (text, task) in enumerate(zip(texts, tasks)):
+            for word in text.lower().split():
+                out[i, zlib.crc32(word.encode()) % self.dim] += 1.0
+            out[i, zlib.crc32(task.expert.encode()) % self.dim] += 0.5
+            self.seen.setdefault(task.name, set()).add(text)
+        for name in dict.fromkeys(t.name for t in tasks):
+            self.calls.append((name, sum(t.name == name for t in tasks)))
+        return out / np.linalg.norm(out, axis=1, keepdims=True) if normalize else out
+
+    def tasks_used(self) -> set[str]:
+        return {name for name, _ in self.calls}
+
+
+@pytest.fixture(scope="session")
+def hash_encoder():
+    """The HashEncoder class (test modules do not import conftest): `hash_encoder(dim=8, fingerprint="fp-a")`."""
+    return HashEncoder
+
+
+# ---------------------------------------------------------------------------------------------- tiny models (slow)
+@pytest.fixture(scope="session")
+def torch_one_thread():
+    """torch imported and pinned (`_torch`); the torch fixtures below request it, a test may too."""
+    return _torch()
+
+
+@pytest.fixture(scope="session")
+def nudge_experts(torch_one_thread):
+    """nudge_experts(model, seed, scale=0.05): seeded noise on every expert, so each task path is a different
+    function; returns the model (changed in place: nudge a copy of a shared one)."""
+    torch = torch_one_thread
+
+    def nudge(model, seed: int, scale: float = 0.05):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            for p in model.expert_parameters():
+                p.add_(torch.randn_like(p) * scale)
+        model.refresh_fingerprint()
+        return model
+
+    return nudge
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory, base_path, torch_one_thread) -> Path:
+    """A 4-layer, 32-wide randomly initialised BERT with the real tokenizer: fast, still a real BertModel."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch_one_thread.manual_seed(0)
+    out = tmp_path_factory.mktemp("tiny-bert")
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(out)
+    AutoTokenizer.from_pretrained(base_path).save_pretrained(out)
+    return out
+
+
+def tiny_tasks():
+    """The default four tasks plus `similarity`, which shares the classification expert (a shared graph file)."""
+    from mote_rag.tasks import DEFAULT_TASKS, Task
+
+    return (*DEFAULT_TASKS, Task("similarity", "similarity: ", 0.05, expert="classification", aliases=("sts",)))
+
+
+@pytest.fixture(scope="session")
+def tiny_mote(tiny_bert_dir, nudge_experts):
+    """The session's tiny MoTE (read-only; deepcopy it to change it): `tiny_bert_dir` upcycled with experts in
+    layers 1 and 3, task prefixes on, five tasks on four experts, every expert nudged so every path differs."""
+    from mote_rag import MoTEModel
+
+    return nudge_experts(MoTEModel.upcycle(tiny_bert_dir, tasks=tiny_tasks()), seed=3)
+
+
+@pytest.fixture(scope="session")
+def other_tiny_mote(tiny_mote, nudge_experts):
+    """`tiny_mote` with its experts nudged again: another model (fingerprint) of the same shape, for caches and
+    indexes that two models share."""
+    model = nudge_experts(copy.deepcopy(tiny_mote), seed=1)
+    assert model.fingerprint != tiny_mote.fingerprint
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_mote_dir(tmp_path_factory, tiny_mote) -> Path:
+    out = tmp_path_factory.mktemp("tiny-mote")
+    tiny_mote.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_dir(tmp_path_factory, tiny_mote) -> Path:
+    """`tiny_mote` exported once for the session: every task path, fp32, optimised and int8 (read-only; copytree
+    it to change it)."""
+    return tiny_mote.export_onnx(tmp_path_factory.mktemp("tiny-onnx"), optimize=True, quantize=True)
+
+
+# ---------------------------------------------------------------------------------------------- the real base (slow)
+@pytest.fixture(scope="session")
+def dense_model(base_path, torch_one_thread):
+    """The embedded all-MiniLM-L6-v2 as a dense MoTEModel (task prefixes on)."""
+    from mote_rag import MoTEModel
+
+    return MoTEModel.dense(base_path)
+
+
+@pytest.fixture(scope="session")
+def mote_model(base_path, torch_one_thread):
+    """The embedded all-MiniLM-L6-v2 upcycled, experts untouched: every path is the dense model's."""
+    from mote_rag import MoTEModel
+
+    return MoTEModel.upcycle(base_path)
+
+
+@pytest.fixture(scope="session")
+def minilm_mote(mote_model, torch_one_thread):
+    """`mote_model` with its four experts nudged apart (0.02 of each weight's std, seed 11), so each task path is a
+    different function; the model of the ONNX parity and golden-vector checks."""
+    torch = torch_one_thread
+    model = copy.deepcopy(mote_model)
+    generator = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        for p in model.expert_parameters():
+            p.add_(torch.randn(p.shape, generator=generator) * 0.02 * p.std())
+    model.refresh_fingerprint()
+    return model
+
+
+@pytest.fixture(scope="session")
+def minilm_onnx_dir(minilm_mote, tmp_path_factory) -> Path:
+    """`minilm_mote` exported once for the session: every task path, fp32 and int8 (the parity tests compare
+    with torch themselves, so the export's own check is off)."""
+    return minilm_mote.export_onnx(tmp_path_factory.mktemp("minilm-onnx"), quantize=True, check=False)
+
+
+# ---------------------------------------------------------------------------------------------- integrations
+# The end-to-end slice: a seeded sample of SciFact test queries, all their positives and sampled distractors
+# (mote_rag.evaluation's own limits, so the core evaluation scores exactly the same slice).
+SCIFACT_LIMITS = {"max_queries": 40, "max_corpus": 300}
+
+
+class CachingEncoder:
+    """Wraps an encoder and remembers each (task, text) vector, so a corpus is encoded once per session.
+
+    Records every call's task and arguments in `calls`, which routing tests read.
+    """
+
+    def __init__(self, encoder):
+        self.inner = encoder
+        self.cache: dict[tuple[str, str], np.ndarray] = {}
+        self.calls: list[dict] = []
+
+    @property
+    def tasks(self):
+        return self.inner.tasks
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    @property
+    def fingerprint(self) -> str:
+        return self.inner.fingerprint
+
+    @property
+    def max_seq_length(self) -> int:
+        return self.inner.max_seq_length
+
+    @property
+    def source(self) -> str:
+        return f"caching({self.inner.source})"
+
+    def encode_query(self, texts, **kwargs):
+        return self.encode(texts, task="search_query", **kwargs)
+
+    def encode_document(self, texts, **kwargs):
+        return self.encode(texts, task="search_document", **kwargs)
+
+    def encode(self, texts, task="search_document", batch_size=32, show_progress_bar=False, **kwargs):
+        single = isinstance(texts, str)
+        items = [texts] if single else list(texts)
+        name = self.tasks.get(task).name
+        self.calls.append(
+            {"task": name, "n": len(items), "batch_size": batch_size, "show_progress_bar": show_progress_bar}
+        )
+        missing = list(dict.fromkeys(t for t in items if (name, t) not in self.cache))
+        if missing:
+            vectors = self.inner.encode(
+                missing, task=name, batch_size=batch_size, show_progress_bar=show_progress_bar, **kwargs
+            )
+            self.cache.update({(name, t): v for t, v in zip(missing, vectors)})
+        out = np.stack([self.cache[(name, t)] for t in items]) if items else np.zeros((0, self.dim), np.float32)
+        return out[0] if single else out
+
+
+@pytest.fixture(scope="session")
+def caching_encoder():
+    """The CachingEncoder class."""
+    return CachingEncoder
+
+
+def _check_routing(reference, texts, docs, queries) -> None:
+    """`docs` (one batch) are `reference`'s search_document vectors and `queries` (one text per call) its
+    search_query vectors, bit for bit; and the two paths really differ, so a routing mix-up would show."""
+    docs, queries = np.asarray(docs, np.float32), np.asarray(queries, np.float32)
+    np.testing.assert_array_equal(docs, reference.encode(texts, task="search_document", batch_size=len(texts)))
+    # single-text calls are compared with single-text calls: padding in a batch changes the last bits
+    np.testing.assert_array_equal(queries, np.stack([reference.encode([t], task="search_query")[0] for t in texts]))
+    assert np.abs(docs - queries).max() > 1e-3
+
+
+@pytest.fixture(scope="session")
+def check_routing():
+    """check_routing(reference_encoder, texts, doc_vectors, query_vectors): see `_check_routing`."""
+    return _check_routing
+
+
+def _in_order(documents, queries, documents_first: bool):
+    """Run the coroutine functions `documents` and `queries` in that order (or the reverse) in one event loop;
+    return (documents' result, queries' result). Cache tests embed one role first, then the other."""
+    import asyncio
+
+    async def main():
+        if documents_first:
+            return await documents(), await queries()
+        q = await queries()
+        return await documents(), q
+
+    return asyncio.run(main())
+
+
+@pytest.fixture(scope="session")
+def in_order():
+    """in_order(documents, queries, documents_first): see `_in_order`."""
+    return _in_order
+
+
+@pytest.fixture(params=["encoder object", "onnx folder"])
+def routed_source(request):
+    """(what the embeddings class is given, the reference encoder): `tiny_mote` itself, or its ONNX export as
+    a path (the integrations' default input), checked against an OnnxEncoder on the same folder."""
+    if request.param == "encoder object":
+        model = request.getfixturevalue("tiny_mote")
+        return model, model
+    from mote_rag.runtime.onnx_encoder import OnnxEncoder
+
+    folder = request.getfixturevalue("tiny_onnx_dir")
+    return str(folder), OnnxEncoder(folder)
+
+
+def _scifact_spec():
+    """The core evaluation's SciFact dataset spec with this session's limits, and its folder."""
+    from mote_rag.evaluation import get_suite
+
+    suite = get_suite(["scifact"]).with_limits(SCIFACT_LIMITS)
+    spec = suite.datasets[0]
+    return spec, spec.resolve(suite.root_dir())
+
+
+@pytest.fixture(scope="session")
+def scifact_slice():
+    """(corpus {id: text}, queries {id: text}, qrels): the very slice the core evaluation scores."""
+    from mote_rag.evaluation.retrieval import load
+
+    data = load(*_scifact_spec())
+    return data.corpus, data.queries, data.qrels
+
+
+@pytest.fixture(scope="session")
+def scifact_encoder(minilm_onnx_dir):
+    """The ONNX runtime encoder (the integrations' default) on `minilm_onnx_dir`, caching its vectors for the
+    whole session."""
+    from mote_rag.runtime.onnx_encoder import OnnxEncoder
+
+    return CachingEncoder(OnnxEncoder(minilm_onnx_dir))
+
+
+def _ndcg_at_10(qrels: dict, run: dict) -> float:
+    """The core evaluation's own metric code (BEIR / trec_eval semantics), as a fraction."""
+    from mote_rag.evaluation.metrics import retrieval_metrics
+
+    return float(retrieval_metrics(qrels, run)["ndcg@10"])
+
+
+@pytest.fixture(scope="session")
+def ndcg_at_10():
+    return _ndcg_at_10
+
+
+@pytest.fixture(scope="session")
+def scifact_core(scifact_slice, scifact_encoder):
+    """mote_rag.evaluation.evaluate on the slice: nDCG@10 (fraction), its run and its size."""
+    from mote_rag.evaluation import evaluate
+
+    result = evaluate(scifact_encoder, suite=["scifact"], limits=SCIFACT_LIMITS, show_progress=False, keep_runs=True)
+    scifact = result["datasets"]["scifact"]
+    corpus, queries, qrels = scifact_slice
+    assert scifact["_qrels"] == qrels and scifact["size"] == {"queries": len(queries), "corpus": len(corpus)}
+    return {"ndcg@10": scifact["main_score"] / 100, "run": scifact["_run"]}
