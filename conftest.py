@@ -5,8 +5,8 @@ Tiers. A test that needs torch (a forward pass, an export, training) is marked `
 marked slow and imports it (while collecting its module too). `make test` runs both tiers.
 
 Models are built once per session and shared read-only. A test that changes one copies it first
-(`copy.deepcopy(tiny_mote)`, `shutil.copytree(tiny_onnx_dir, tmp_path / "copy")`): `test_shared_models_untouched`
-(tests/test_shared_fixtures.py) checks at the end that nothing wrote to them.
+(`copy.deepcopy(tiny_mote)`, `shutil.copytree(tiny_onnx_dir, tmp_path / "copy")`); at the end of the session each
+shared model's fingerprint and each shared folder's files are checked against what they were when built.
 
 Threads are pinned once, in `pytest_configure`: OMP/MKL read the environment when torch loads, so torch (which the
 fast tier never loads) starts with one thread; a run may set OMP_NUM_THREADS itself. On a busy 2-core machine two
@@ -46,6 +46,23 @@ class _TorchGuard:
 
     def __init__(self):
         self.module_culprits: set[str] = set()
+        self.seconds = {"fast": 0.0, "slow": 0.0}
+        self.tests = {"fast": set(), "slow": set()}
+
+    def pytest_report_header(self, config):
+        return (
+            "tiers: the fast tier is -m 'not slow' (no torch; make test-fast), the slow tier needs torch; "
+            f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"
+        )
+
+    def pytest_runtest_logreport(self, report):
+        tier = "slow" if "slow" in report.keywords else "fast"
+        self.seconds[tier] += report.duration
+        self.tests[tier].add(report.nodeid)
+
+    def pytest_terminal_summary(self, terminalreporter):
+        parts = [f"{tier} {len(self.tests[tier])} tests, {self.seconds[tier]:.1f} s" for tier in ("fast", "slow")]
+        terminalreporter.write_line("tiers (setup + call + teardown): " + "; ".join(parts))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_make_collect_report(self, collector):
@@ -191,6 +208,26 @@ def hash_encoder():
     return HashEncoder
 
 
+# ---------------------------------------------------------------------------------------------- shared, read-only
+def _read_only(model, name: str):
+    """Yield a session model; at the end of the session, fail if a test changed its weights or settings (its
+    fingerprint, recomputed, differs): a test that changes a shared model must change a deepcopy."""
+    before = model.fingerprint
+    yield model
+    assert model.refresh_fingerprint() == before, f"a test changed the shared {name}: deepcopy it first"
+
+
+def _read_only_folder(folder: Path, name: str):
+    """Yield a session folder; at the end of the session, fail if a test changed, added or removed a file in it."""
+    before = _digest(folder)
+    yield folder
+    assert _digest(folder) == before, f"a test changed the shared {name}: copytree it first"
+
+
+def _digest(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): zlib.crc32(p.read_bytes()) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 # ---------------------------------------------------------------------------------------------- tiny models (slow)
 @pytest.fixture(scope="session")
 def torch_one_thread():
@@ -248,7 +285,7 @@ def tiny_mote(tiny_bert_dir, nudge_experts):
     layers 1 and 3, task prefixes on, five tasks on four experts, every expert nudged so every path differs."""
     from mote_rag import MoTEModel
 
-    return nudge_experts(MoTEModel.upcycle(tiny_bert_dir, tasks=tiny_tasks()), seed=3)
+    yield from _read_only(nudge_experts(MoTEModel.upcycle(tiny_bert_dir, tasks=tiny_tasks()), seed=3), "tiny_mote")
 
 
 @pytest.fixture(scope="session")
@@ -264,14 +301,15 @@ def other_tiny_mote(tiny_mote, nudge_experts):
 def tiny_mote_dir(tmp_path_factory, tiny_mote) -> Path:
     out = tmp_path_factory.mktemp("tiny-mote")
     tiny_mote.save_pretrained(out)
-    return out
+    yield from _read_only_folder(out, "tiny_mote_dir")
 
 
 @pytest.fixture(scope="session")
 def tiny_onnx_dir(tmp_path_factory, tiny_mote) -> Path:
     """`tiny_mote` exported once for the session: every task path, fp32, optimised and int8 (read-only; copytree
     it to change it)."""
-    return tiny_mote.export_onnx(tmp_path_factory.mktemp("tiny-onnx"), optimize=True, quantize=True)
+    out = tiny_mote.export_onnx(tmp_path_factory.mktemp("tiny-onnx"), optimize=True, quantize=True)
+    yield from _read_only_folder(out, "tiny_onnx_dir")
 
 
 # ---------------------------------------------------------------------------------------------- the real base (slow)
@@ -280,7 +318,7 @@ def dense_model(base_path, torch_one_thread):
     """The embedded all-MiniLM-L6-v2 as a dense MoTEModel (task prefixes on)."""
     from mote_rag import MoTEModel
 
-    return MoTEModel.dense(base_path)
+    yield from _read_only(MoTEModel.dense(base_path), "dense_model")
 
 
 @pytest.fixture(scope="session")
@@ -288,7 +326,7 @@ def mote_model(base_path, torch_one_thread):
     """The embedded all-MiniLM-L6-v2 upcycled, experts untouched: every path is the dense model's."""
     from mote_rag import MoTEModel
 
-    return MoTEModel.upcycle(base_path)
+    yield from _read_only(MoTEModel.upcycle(base_path), "mote_model")
 
 
 @pytest.fixture(scope="session")
@@ -302,14 +340,15 @@ def minilm_mote(mote_model, torch_one_thread):
         for p in model.expert_parameters():
             p.add_(torch.randn(p.shape, generator=generator) * 0.02 * p.std())
     model.refresh_fingerprint()
-    return model
+    yield from _read_only(model, "minilm_mote")
 
 
 @pytest.fixture(scope="session")
 def minilm_onnx_dir(minilm_mote, tmp_path_factory) -> Path:
     """`minilm_mote` exported once for the session: every task path, fp32 and int8 (the parity tests compare
     with torch themselves, so the export's own check is off)."""
-    return minilm_mote.export_onnx(tmp_path_factory.mktemp("minilm-onnx"), quantize=True, check=False)
+    out = minilm_mote.export_onnx(tmp_path_factory.mktemp("minilm-onnx"), quantize=True, check=False)
+    yield from _read_only_folder(out, "minilm_onnx_dir")
 
 
 # ---------------------------------------------------------------------------------------------- integrations
@@ -370,6 +409,12 @@ class CachingEncoder:
             self.cache.update({(name, t): v for t, v in zip(missing, vectors)})
         out = np.stack([self.cache[(name, t)] for t in items]) if items else np.zeros((0, self.dim), np.float32)
         return out[0] if single else out
+
+
+@pytest.fixture(scope="session")
+def scifact_limits() -> dict:
+    """The SciFact slice's limits (mote_rag.evaluation's): 40 seeded test queries, 300 passages."""
+    return dict(SCIFACT_LIMITS)
 
 
 @pytest.fixture(scope="session")

@@ -28,10 +28,10 @@ BAD_UTF8 = b'{"_id": "1", "text": "ok"}\n{"_id": "2", "text": "caf\xe9"}\n'
 
 
 @pytest.fixture(scope="module")
-def env(tiny_bert_dir, tmp_path_factory, torch_one_thread):
+def env(tiny_bert_dir, tiny_mote, tiny_onnx_dir, tmp_path_factory):
+    """The session's tiny model and its export (read-only), and bad files of every kind."""
     root = tmp_path_factory.mktemp("bad-inputs")
-    model = MoTEModel.upcycle(tiny_bert_dir)
-    onnx_dir = model.export_onnx(root / "onnx")
+    model, onnx_dir = tiny_mote, tiny_onnx_dir
     files = {}
     for name, data in {
         "bad_utf8.jsonl": BAD_UTF8,

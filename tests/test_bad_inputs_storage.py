@@ -331,19 +331,16 @@ def test_index_json_with_nan_literal_is_refused(index, tmp_path):
         FaissIndex.load(folder)
 
 
-def test_vectors_from_outside_mote_rag_need_an_explicit_override(tmp_path):
+def test_vectors_from_outside_mote_rag_need_an_explicit_override(tmp_path, hash_encoder):
     external = FaissIndex(dim=DIM)  # no encoder, no fingerprint: recorded as "external", not null
     external.add_embeddings(vectors(3), ["a", "b", "c"])
     external.save(tmp_path / "ix")
     assert json.loads((tmp_path / "ix" / INDEX_JSON).read_text())["encoder"]["fingerprint"] == "external"
-
-    class Encoder:
-        dim, fingerprint = DIM, "any"
-
+    encoder = hash_encoder(dim=DIM, fingerprint="any")
     with pytest.raises(EncoderMismatchError, match="records no encoder fingerprint"):
-        FaissIndex.load(tmp_path / "ix", encoder=Encoder())
+        FaissIndex.load(tmp_path / "ix", encoder=encoder)
     assert FaissIndex.load(tmp_path / "ix").fingerprint is None
-    assert len(FaissIndex.load(tmp_path / "ix", encoder=Encoder(), check_fingerprint=False)) == 3
+    assert len(FaissIndex.load(tmp_path / "ix", encoder=encoder, check_fingerprint=False)) == 3
 
 
 @pytest.fixture()

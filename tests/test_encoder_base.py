@@ -25,13 +25,15 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def tiny(tiny_bert_dir, nudge_experts, torch_one_thread):
-    return nudge_experts(MoTEModel.upcycle(tiny_bert_dir), seed=5)
+def tiny(tiny_mote):
+    """The session's tiny MoTE (read-only)."""
+    return tiny_mote
 
 
 @pytest.fixture(scope="module")
-def tiny_onnx(tiny, tmp_path_factory):
-    return OnnxEncoder(tiny.export_onnx(tmp_path_factory.mktemp("base-onnx")))
+def tiny_onnx(tiny_onnx_dir):
+    """An OnnxEncoder on the session's export of `tiny_mote`."""
+    return OnnxEncoder(tiny_onnx_dir)
 
 
 def test_every_backend_is_an_encoder_base_with_the_protocol(tiny, tiny_onnx):

@@ -1,12 +1,11 @@
 """Evaluation suite logic: task routing, loaders and bad input, metrics vs ranx, cache, reports, CLI.
 
-Uses small synthetic folders in the shared formats, a deterministic fake encoder, and the tiny BERT fixture;
+Uses small synthetic folders in the shared formats, the suite's HashEncoder fake, and the tiny BERT fixture;
 the figures that matter on real data are in test_evaluation_scores.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -16,36 +15,6 @@ import pytest
 from mote_rag.evaluation import compare, evaluate, load_suite
 from mote_rag.evaluation.metrics import average_precision, reciprocal_rank, retrieval_metrics
 from mote_rag.evaluation.suite import DEFAULT, QUICK, DatasetSpec, Suite, get_suite
-from mote_rag.tasks import TaskSet
-
-
-class FakeEncoder:
-    """Bag-of-words hashing encoder: deterministic, similar texts get similar vectors; records task paths."""
-
-    fingerprint = "fake-v1"
-    dim = 64
-
-    tasks, max_seq_length, source = TaskSet(), 128, "fake"  # the rest of the mote_rag.encoders.Encoder protocol
-
-    def encode_query(self, texts, **kwargs):
-        return self.encode(texts, task="search_query", **kwargs)
-
-    def encode_document(self, texts, **kwargs):
-        return self.encode(texts, task="search_document", **kwargs)
-
-    def __init__(self):
-        self.calls: list[tuple[str, int]] = []
-
-    def encode(self, texts, task="search_document", batch_size=32, show_progress_bar=False):
-        self.calls.append((task, len(texts)))
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, t in enumerate(texts):
-            for w in t.lower().split():
-                out[i, int(hashlib.md5(w.encode()).hexdigest(), 16) % self.dim] += 1.0
-        return out + 1e-3
-
-    def tasks_used(self) -> set[str]:
-        return {t for t, _ in self.calls}
 
 
 def write_jsonl(path: Path, rows) -> Path:
@@ -153,8 +122,8 @@ def mini_root(tmp_path) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------- routing
-def test_each_side_uses_its_task_path_and_scores_are_sane(mini_root, tmp_path):
-    enc = FakeEncoder()
+def test_each_side_uses_its_task_path_and_scores_are_sane(mini_root, tmp_path, hash_encoder):
+    enc = hash_encoder()
     suite = load_suite(mini_root / "suite.json")
     routed = {}
     for spec in suite.datasets:
@@ -171,16 +140,16 @@ def test_each_side_uses_its_task_path_and_scores_are_sane(mini_root, tmp_path):
     assert routed["clu"] == {"clustering"}
 
 
-def test_identical_ids_are_dropped_from_their_own_ranking(mini_root):
+def test_identical_ids_are_dropped_from_their_own_ranking(mini_root, hash_encoder):
     suite = load_suite(mini_root / "suite.json").select(["ret"])
-    res = evaluate(FakeEncoder(), suite, show_progress=False, keep_runs=True)["datasets"]["ret"]
+    res = evaluate(hash_encoder(), suite, show_progress=False, keep_runs=True)["datasets"]["ret"]
     run = res["_run"]
     assert "d4" not in run["d4"]  # the query d4 is also doc d4 (same text): never ranked for itself
     assert len(run["q0"]) == 6
-    # fake bag-of-words: "cats" ranks "document about cats 0" first
+    # hashed bag of words: "cats" ranks "document about cats 0" first
     assert max(run["q0"], key=run["q0"].get) == "d0"
     kept = spec_with(suite.datasets[0], ignore_identical_ids=False)
-    run2 = evaluate(FakeEncoder(), Suite("s", (kept,), root=suite.root), show_progress=False, keep_runs=True)
+    run2 = evaluate(hash_encoder(), Suite("s", (kept,), root=suite.root), show_progress=False, keep_runs=True)
     assert max(run2["datasets"]["ret"]["_run"]["d4"], key=run2["datasets"]["ret"]["_run"]["d4"].get) == "d4"
 
 
@@ -188,16 +157,19 @@ def spec_with(spec: DatasetSpec, **options) -> DatasetSpec:
     return DatasetSpec(spec.name, spec.type, spec.path, spec.split, {**spec.options, **options})
 
 
-def test_sts_and_pairs_scores_match_direct_computation(mini_root):
+def test_sts_and_pairs_scores_match_direct_computation(mini_root, hash_encoder):
     from scipy.stats import spearmanr
     from sklearn.metrics import average_precision_score
 
-    enc = FakeEncoder()
+    enc = hash_encoder()
     res = evaluate(enc, load_suite(mini_root / "suite.json").select(["sts", "pairs"]), show_progress=False)["datasets"]
-    for name, key, field in (("sts", "sts.jsonl", "score"), ("pairs", "pairs.jsonl", "label")):
+    for name, key, field, task in (
+        ("sts", "sts.jsonl", "score", "classification"),  # the paths evaluate routes them to (see the routing test)
+        ("pairs", "pairs.jsonl", "label", "clustering"),
+    ):
         rows = [json.loads(line) for line in (mini_root / key).read_text().splitlines()]
-        a = enc.encode([r["sentence1"] for r in rows])
-        b = enc.encode([r["sentence2"] for r in rows])
+        a = enc.encode([r["sentence1"] for r in rows], task=task)
+        b = enc.encode([r["sentence2"] for r in rows], task=task)
         cos = np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
         gold = [r[field] for r in rows]
         want = spearmanr(cos, gold)[0] if name == "sts" else average_precision_score(gold, cos)
@@ -205,14 +177,14 @@ def test_sts_and_pairs_scores_match_direct_computation(mini_root):
 
 
 # ---------------------------------------------------------------------------------------------- protocols
-def test_classification_protocol_samples_per_label_and_separable_accuracy(mini_root):
+def test_classification_protocol_samples_per_label_and_separable_accuracy(mini_root, hash_encoder):
     from mote_rag.evaluation.classification import undersample
 
     labels = np.array(["a"] * 30 + ["b"] * 5 + ["c"] * 12)
     draw = undersample(labels, np.arange(len(labels)), 8, np.random.RandomState(42))
     counts = {k: int(v) for k, v in zip(*np.unique(labels[draw], return_counts=True))}
     assert counts == {"a": 8, "b": 5, "c": 8}
-    res = evaluate(FakeEncoder(), load_suite(mini_root / "suite.json").select(["cls", "cv"]), show_progress=False)
+    res = evaluate(hash_encoder(), load_suite(mini_root / "suite.json").select(["cls", "cv"]), show_progress=False)
     cls, cv = res["datasets"]["cls"], res["datasets"]["cv"]
     assert cls["size"]["train_per_experiment"] == 12 and cls["size"]["experiments"] == 10
     assert cv["size"]["folds"] == 10
@@ -221,8 +193,8 @@ def test_classification_protocol_samples_per_label_and_separable_accuracy(mini_r
     assert 0 < cls["metrics"]["f1_macro"] <= 100.0
 
 
-def test_clustering_separable_topics_score_high(mini_root):
-    res = evaluate(FakeEncoder(), load_suite(mini_root / "suite.json").select(["clu"]), show_progress=False)
+def test_clustering_separable_topics_score_high(mini_root, hash_encoder):
+    res = evaluate(hash_encoder(), load_suite(mini_root / "suite.json").select(["clu"]), show_progress=False)
     clu = res["datasets"]["clu"]
     assert clu["size"] == {"docs": 72, "per_run": 40, "runs": 3, "labels": 3}
     assert 0.0 <= clu["main_score"] <= 100.0
@@ -266,30 +238,30 @@ def test_rerank_ap_and_rr():
 
 
 # ---------------------------------------------------------------------------------------------- bad input
-def test_missing_file_names_the_file(mini_root):
+def test_missing_file_names_the_file(mini_root, hash_encoder):
     (mini_root / "ret" / "queries.jsonl").unlink()
     with pytest.raises(FileNotFoundError, match="queries.jsonl"):
-        evaluate(FakeEncoder(), load_suite(mini_root / "suite.json").select(["ret"]), show_progress=False)
+        evaluate(hash_encoder(), load_suite(mini_root / "suite.json").select(["ret"]), show_progress=False)
 
 
-def test_qrels_id_without_corpus_entry_names_the_qrels_file(mini_root):
+def test_qrels_id_without_corpus_entry_names_the_qrels_file(mini_root, hash_encoder):
     with open(mini_root / "ret" / "qrels" / "test.tsv", "a") as fh:
         fh.write("q0\tghost-doc\t1\n")
     with pytest.raises(ValueError, match=r"test\.tsv.*ghost-doc"):
-        evaluate(FakeEncoder(), load_suite(mini_root / "suite.json").select(["ret"]), show_progress=False)
+        evaluate(hash_encoder(), load_suite(mini_root / "suite.json").select(["ret"]), show_progress=False)
 
 
 @pytest.mark.parametrize("name,target", [("sts", "sts.jsonl"), ("cls", "cls/test.jsonl"), ("clu", "clu.jsonl")])
-def test_empty_split_names_the_file(mini_root, name, target):
+def test_empty_split_names_the_file(mini_root, name, target, hash_encoder):
     (mini_root / target).write_text("", encoding="utf-8")
     with pytest.raises(ValueError, match=f"{Path(target).name} is empty"):
-        evaluate(FakeEncoder(), load_suite(mini_root / "suite.json").select([name]), show_progress=False)
+        evaluate(hash_encoder(), load_suite(mini_root / "suite.json").select([name]), show_progress=False)
 
 
-def test_empty_qrels_split_names_the_file(mini_root):
+def test_empty_qrels_split_names_the_file(mini_root, hash_encoder):
     (mini_root / "ret" / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n", encoding="utf-8")
     with pytest.raises(ValueError, match="test.tsv holds no judgments"):
-        evaluate(FakeEncoder(), load_suite(mini_root / "suite.json").select(["ret"]), show_progress=False)
+        evaluate(hash_encoder(), load_suite(mini_root / "suite.json").select(["ret"]), show_progress=False)
 
 
 def test_bad_suite_files_and_names(tmp_path):
@@ -335,9 +307,9 @@ def test_default_suite_covers_every_eval_split(data_dir):
 
 
 # ---------------------------------------------------------------------------------------------- cache
-def test_cache_makes_reruns_free_and_is_keyed_by_fingerprint(mini_root, tmp_path):
+def test_cache_makes_reruns_free_and_is_keyed_by_fingerprint(mini_root, tmp_path, hash_encoder):
     suite = load_suite(mini_root / "suite.json").select(["ret", "rr", "sts"])
-    enc = FakeEncoder()
+    enc = hash_encoder()
     first = evaluate(enc, suite, cache_dir=tmp_path / "cache", show_progress=False)
     n_calls = len(enc.calls)
     assert first["embedding"]["encoded_texts"] > 0
@@ -348,14 +320,16 @@ def test_cache_makes_reruns_free_and_is_keyed_by_fingerprint(mini_root, tmp_path
     assert second["datasets"] == first["datasets"] | {
         k: {**v, "seconds": second["datasets"][k]["seconds"]} for k, v in first["datasets"].items()
     }
-    files = sorted((tmp_path / "cache" / "fake-v1-FakeEncoder").rglob("*.npy"))
+    # one folder per task path, named by the path's fingerprint and the backend
+    paths = {f"{enc.path_fingerprint(t)}-HashEncoder" for t in ("search_query", "search_document", "classification")}
+    assert {p.name for p in (tmp_path / "cache").iterdir()} == paths
+    files = sorted((tmp_path / "cache").rglob("*.npy"))
     assert files and all(np.load(f, allow_pickle=False).dtype == np.float32 for f in files)
-    other = FakeEncoder()
-    other.fingerprint = "fake-v2"
+    other = hash_encoder(fingerprint="hash-v2")
     evaluate(other, suite, cache_dir=tmp_path / "cache", show_progress=False)
     assert other.calls  # a different model never reads another's embeddings
 
-    class OtherBackend(FakeEncoder):  # same fingerprint (as an ONNX fp32 export has), different backend
+    class OtherBackend(hash_encoder):  # same fingerprint (as an ONNX fp32 export has), different backend
         pass
 
     backend = OtherBackend()
@@ -364,11 +338,11 @@ def test_cache_makes_reruns_free_and_is_keyed_by_fingerprint(mini_root, tmp_path
 
 
 # ---------------------------------------------------------------------------------------------- reports
-def test_compare_table_deltas_and_report_files(mini_root, tmp_path):
+def test_compare_table_deltas_and_report_files(mini_root, tmp_path, hash_encoder):
     from mote_rag.evaluation import write_report
 
     suite = load_suite(mini_root / "suite.json").select(["sts", "pairs", "clu"])
-    a = evaluate(FakeEncoder(), suite, show_progress=False, name="a")
+    a = evaluate(hash_encoder(), suite, show_progress=False, name="a")
     b = json.loads(json.dumps(a))
     b["model"] = "b"
     b["datasets"]["sts"]["main_score"] += 1.5

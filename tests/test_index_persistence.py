@@ -121,14 +121,10 @@ def test_damaged_or_missing_metadata(saved, tmp_path):
         FaissIndex.load(folder)
 
 
-def test_wrong_dimension(saved, tmp_path):
+def test_wrong_dimension(saved, tmp_path, hash_encoder):
     folder, _ = saved
-
-    class Encoder:
-        dim, fingerprint = 8, "fp-a"
-
     with pytest.raises(EncoderMismatchError, match="16-dim vectors but the encoder gives 8-dim"):
-        FaissIndex.load(folder, encoder=Encoder())
+        FaissIndex.load(folder, encoder=hash_encoder(dim=8, fingerprint="fp-a"))
     # a faiss file of another dimension, consistently recorded, is still caught
     other = FaissIndex(dim=8, fingerprint="fp-a")
     other.add_embeddings(np.random.default_rng(1).standard_normal((300, 8)), [f"d{i}" for i in range(300)])

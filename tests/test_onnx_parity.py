@@ -11,9 +11,7 @@ import random
 
 import numpy as np
 import pytest
-import torch
 
-from mote_rag import MoTEModel
 from mote_rag.runtime.onnx_encoder import OnnxEncoder
 
 pytestmark = pytest.mark.slow
@@ -35,29 +33,12 @@ def real_texts(data_dir):
 
 
 @pytest.fixture(scope="session")
-def minilm_mote(base_path):
-    """Upcycled MiniLM whose four experts are nudged apart, so each task path is a different function."""
-    model = MoTEModel.upcycle(base_path)
-    generator = torch.Generator().manual_seed(11)
-    with torch.no_grad():
-        for p in model.expert_parameters():
-            p.add_(torch.randn(p.shape, generator=generator) * 0.02 * p.std())
-    model.refresh_fingerprint()
-    return model
-
-
-@pytest.fixture(scope="session")
-def minilm_export(minilm_mote, tmp_path_factory):
-    return minilm_mote.export_onnx(tmp_path_factory.mktemp("minilm-onnx"), quantize=True, check=False)
-
-
-@pytest.fixture(scope="session")
 def torch_vectors(minilm_mote, real_texts):
     return {task: minilm_mote.encode(real_texts, task=task, batch_size=32) for task in minilm_mote.tasks.names}
 
 
-def test_token_ids_equal_the_hf_tokenizer(minilm_mote, minilm_export, real_texts):
-    enc = OnnxEncoder(minilm_export)
+def test_token_ids_equal_the_hf_tokenizer(minilm_mote, minilm_onnx_dir, real_texts):
+    enc = OnnxEncoder(minilm_onnx_dir)
     assert enc.max_seq_length == minilm_mote.max_seq_length == 256
     for task in ("search_query", "clustering"):
         prepared = minilm_mote.prepare_texts(real_texts, task)
@@ -69,8 +50,8 @@ def test_token_ids_equal_the_hf_tokenizer(minilm_mote, minilm_export, real_texts
             np.testing.assert_array_equal(ours[key], hf[key])
 
 
-def test_fp32_and_int8_match_torch_on_every_task_path(minilm_mote, minilm_export, real_texts, torch_vectors):
-    fp32, int8 = OnnxEncoder(minilm_export, threads=2), OnnxEncoder(minilm_export, variant="int8", threads=2)
+def test_fp32_and_int8_match_torch_on_every_task_path(minilm_mote, minilm_onnx_dir, real_texts, torch_vectors):
+    fp32, int8 = OnnxEncoder(minilm_onnx_dir, threads=2), OnnxEncoder(minilm_onnx_dir, variant="int8", threads=2)
     worst = {}
     for task in minilm_mote.tasks.names:
         expected = torch_vectors[task]
@@ -86,7 +67,7 @@ def test_fp32_and_int8_match_torch_on_every_task_path(minilm_mote, minilm_export
     print("worst row cosine (fp32, int8) per task:", worst)
 
 
-def test_scifact_ndcg_int8_within_one_point_of_fp32(minilm_export, data_dir):
+def test_scifact_ndcg_int8_within_one_point_of_fp32(minilm_onnx_dir, data_dir):
     from ranx import Qrels, Run, evaluate
 
     from mote_rag.readers import load_beir
@@ -100,7 +81,7 @@ def test_scifact_ndcg_int8_within_one_point_of_fp32(minilm_export, data_dir):
     qrels = {q: data.qrels[q] for q in qids}
     scores = {}
     for variant in ("fp32", "int8"):
-        enc = OnnxEncoder(minilm_export, variant=variant, threads=2)
+        enc = OnnxEncoder(minilm_onnx_dir, variant=variant, threads=2)
         sims = enc.encode_query([data.queries[q] for q in qids]) @ enc.encode_document([data.corpus[d] for d in dids]).T
         top = np.argsort(-sims, axis=1)[:, :10]
         run = {q: {dids[j]: float(sims[i, j]) for j in top[i]} for i, q in enumerate(qids)}

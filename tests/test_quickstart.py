@@ -1,7 +1,8 @@
 """The main job end to end on a slice of the shipped sample (few steps), then a second run that reuses every stage.
 
-The full sample takes about 5 minutes on 2 cores (two trainings, three evaluations, export, index); the test runs
-every stage on a slice of it (a fifth of the corpus) so the suite stays short. `python -m mote_rag.cli.main
+The full sample takes about 5 minutes on 2 cores (two trainings, an adaptation, four evaluations, export, index);
+the test runs every stage on a slice of it (about a tenth of the corpus, 2 training steps of 32 pairs) so the suite
+stays short. `python -m mote_rag.cli.main
 quickstart` on the full sample is what the README's first command runs."""
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import mote_rag.quickstart as quickstart
 from mote_rag.cli.main import main
 from mote_rag.readers import iter_jsonl, read_qrels
 
-TEST_QUERIES, TRAIN_PAIRS, DISTRACTORS = 50, 100, 50
-CLASSIFICATION_TRAIN, CLASSIFICATION_TEST, CLUSTERING_TEST = 250, 80, 100
+STEPS = 2
+TEST_QUERIES, TRAIN_PAIRS, DISTRACTORS = 30, 32 * STEPS, 30  # the training pairs are what STEPS batches of 32 use
+CLASSIFICATION_TRAIN, CLASSIFICATION_TEST, CLUSTERING_TEST = 160, 60, 60
 
 
 def _write_jsonl(path, rows) -> None:
@@ -59,10 +61,10 @@ def sample_slice(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_quickstart_end_to_end_and_rerun_reuses(tmp_path, capsys, sample_slice):
     out = tmp_path / "qs"
-    assert main(["quickstart", "--out", str(out), "--steps", "3", "--no-progress"]) == 0
+    assert main(["quickstart", "--out", str(out), "--steps", str(STEPS), "--no-progress"]) == 0
     first = capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["steps"] == 3
+    assert summary["steps"] == STEPS
     for stage in ("model", "onnx", "index", "eval"):
         assert (out / stage).is_dir(), stage
     assert (out / "onnx" / "manifest.json").is_file() and (out / "index" / "index.json").is_file()
@@ -86,7 +88,7 @@ def test_quickstart_end_to_end_and_rerun_reuses(tmp_path, capsys, sample_slice):
     assert len(summary["examples"]) == 3 and all(len(e["hits"]) == 3 for e in summary["examples"])
     assert "Q: " in first and "medquad_retrieval" in first
 
-    assert main(["quickstart", "--out", str(out), "--steps", "3", "--no-progress"]) == 0
+    assert main(["quickstart", "--out", str(out), "--steps", str(STEPS), "--no-progress"]) == 0
     second = capsys.readouterr().out
     assert "reusing the trained mote model" in second and "reusing the trained plain model" in second
     assert "reusing the adapted model" in second

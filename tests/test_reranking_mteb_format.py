@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import zlib
 
 import numpy as np
 import pytest
 
 from mote_rag.evaluation import evaluate, load_suite
 from mote_rag.evaluation.metrics import average_precision, reciprocal_rank
-from mote_rag.tasks import TaskSet
 
 ROWS = [
     {
@@ -28,32 +26,6 @@ ROWS = [
 ]
 
 
-class HashingEncoder:
-    """Bag of hashed words, with a task-dependent offset so that the side a text is embedded for matters."""
-
-    dim, fingerprint = 64, None
-
-    tasks, max_seq_length, source = TaskSet(), 128, "hashing"  # the rest of the mote_rag.encoders.Encoder protocol
-
-    def encode_query(self, texts, **kwargs):
-        return self.encode(texts, task="search_query", **kwargs)
-
-    def encode_document(self, texts, **kwargs):
-        return self.encode(texts, task="search_document", **kwargs)
-
-    def __init__(self):
-        self.seen: dict[str, set[str]] = {}
-
-    def encode(self, texts, task="search_document", batch_size=32, show_progress_bar=False):
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, t in enumerate(texts):
-            self.seen.setdefault(task, set()).add(t)
-            for w in t.split():
-                out[i, zlib.crc32(w.encode()) % self.dim] += 1
-            out[i, 0] += 0.5 if task == "search_query" else 0.0
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
-
-
 def write_suite(tmp_path, rows) -> str:
     (tmp_path / "rerank.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     suite = {"name": "mine", "datasets": [{"name": "my_rerank", "type": "reranking", "path": "rerank.jsonl"}]}
@@ -61,8 +33,8 @@ def write_suite(tmp_path, rows) -> str:
     return str(tmp_path / "suite.json")
 
 
-def test_scores_match_direct_computation_and_sides_use_their_experts(tmp_path):
-    enc = HashingEncoder()
+def test_scores_match_direct_computation_and_sides_use_their_experts(tmp_path, hash_encoder):
+    enc = hash_encoder()
     result = evaluate(enc, suite=load_suite(write_suite(tmp_path, ROWS)), show_progress=False)
     got = result["datasets"]["my_rerank"]
     aps, rrs = [], []
@@ -94,19 +66,19 @@ def test_scores_match_direct_computation_and_sides_use_their_experts(tmp_path):
         ({"query": "q", "positive": ["p"]}, "lacks field"),
     ],
 )
-def test_bad_rows_name_the_file_and_row(tmp_path, row, message):
+def test_bad_rows_name_the_file_and_row(tmp_path, row, message, hash_encoder):
     suite = load_suite(write_suite(tmp_path, [ROWS[0], row]))
     with pytest.raises(ValueError, match=message) as err:
-        evaluate(HashingEncoder(), suite=suite, show_progress=False)
+        evaluate(hash_encoder(), suite=suite, show_progress=False)
     assert "rerank.jsonl" in str(err.value) and "row 2" in str(err.value)
 
 
-def test_rows_without_a_positive_or_a_negative_are_skipped_and_counted(tmp_path, caplog):
+def test_rows_without_a_positive_or_a_negative_are_skipped_and_counted(tmp_path, caplog, hash_encoder):
     """MTEB's RerankingEvaluator skips them; scoring a row with no negative as average precision 1 raises MAP."""
     no_negative = {"query": "flu virus", "positive": ["flu is a virus", "rest treats flu"], "negative": []}
     no_positive = {"query": "anemia", "positive": [], "negative": ["anemia is caused by low iron"]}
     rows = [ROWS[0], no_negative, ROWS[1], no_positive, ROWS[3], no_negative]
-    enc = HashingEncoder()
+    enc = hash_encoder()
     with caplog.at_level("WARNING", logger="mote_rag.evaluation.reranking"):
         got = evaluate(enc, suite=load_suite(write_suite(tmp_path, rows)), show_progress=False)["datasets"]["my_rerank"]
     assert got["size"]["skipped"] == {"no_positive": 1, "no_negative": 2}
@@ -124,7 +96,7 @@ def test_rows_without_a_positive_or_a_negative_are_skipped_and_counted(tmp_path,
     assert got["main_score"] < counted_as_perfect - 1
 
 
-def test_a_file_where_no_row_can_rank_is_refused(tmp_path):
+def test_a_file_where_no_row_can_rank_is_refused(tmp_path, hash_encoder):
     rows = [{"query": "q", "positive": ["p"], "negative": []}, {"query": "r", "positive": [], "negative": ["n"]}]
     with pytest.raises(ValueError, match="rerank.jsonl: no row has both a positive and a negative"):
-        evaluate(HashingEncoder(), suite=load_suite(write_suite(tmp_path, rows)), show_progress=False)
+        evaluate(hash_encoder(), suite=load_suite(write_suite(tmp_path, rows)), show_progress=False)

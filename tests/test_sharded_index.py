@@ -131,14 +131,10 @@ def test_shard_from_another_encoder_is_refused(tmp_path):
         write_manifest(tmp_path / "a", [tmp_path / "a" / "b1" / shard_name(k, 3) for k in range(3)])
 
 
-def test_encoder_with_another_fingerprint_is_refused(tmp_path):
+def test_encoder_with_another_fingerprint_is_refused(tmp_path, hash_encoder):
     make_set(tmp_path)
-
-    class OtherEncoder:
-        dim, fingerprint, tasks = DIM, "fingerprint-Z", None
-
     with pytest.raises(EncoderMismatchError, match="fingerprint-Z"):
-        ShardedIndex.load(tmp_path, encoder=OtherEncoder())
+        ShardedIndex.load(tmp_path, encoder=hash_encoder(dim=DIM, fingerprint="fingerprint-Z"))
 
 
 def test_an_id_in_two_shards_is_refused(tmp_path):
