@@ -8,9 +8,10 @@ Models are built once per session and shared read-only. A test that changes one 
 (`copy.deepcopy(tiny_mote)`, `shutil.copytree(tiny_onnx_dir, tmp_path / "copy")`); at the end of the session each
 shared model's fingerprint and each shared folder's files are checked against what they were when built.
 
-Threads are pinned once, in `pytest_configure`: OMP/MKL read the environment when torch loads, so torch (which the
-fast tier never loads) starts with one thread; a run may set OMP_NUM_THREADS itself. On a busy 2-core machine two
-threads per forward thrash; the tiny model is faster on one anyway.
+Threads are pinned once, in `pytest_configure`: OMP_NUM_THREADS (and MKL's, OpenBLAS's) is set to the usable CPUs,
+at most 4, unless the run sets it; torch and faiss read it when they load (the fast tier never loads torch). On the
+idle 2-core machine two threads beat one (MiniLM evaluation 26 s against 40 s, the tiny-model training tests 31 s
+against 36 s); on a machine busy with other jobs, `OMP_NUM_THREADS=1 make test` avoids oversubscribing it.
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ from mote_rag.tasks import TaskSet
 
 REPO = Path(__file__).resolve().parent
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+MAX_THREADS = 4
 
 
 # ---------------------------------------------------------------------------------------------- tiers and threads
 def pytest_configure(config):
+    threads = os.environ.get("OMP_NUM_THREADS") or str(min(MAX_THREADS, len(os.sched_getaffinity(0))))
     for name in THREAD_VARIABLES:
-        os.environ.setdefault(name, "1")
+        os.environ.setdefault(name, threads)
     if "torch" in sys.modules:  # loaded before us (a plugin): pin it now; otherwise it reads the variables
         sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     config.pluginmanager.register(_TorchGuard(), "mote-rag-torch-guard")
@@ -138,7 +141,7 @@ def _torch():
     """torch, pinned to the thread count of `pytest_configure` (imported only by the slow tier's fixtures)."""
     import torch
 
-    threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
+    threads = int(os.environ["OMP_NUM_THREADS"])
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return torch
@@ -230,16 +233,16 @@ def _digest(folder: Path) -> dict[str, int]:
 
 # ---------------------------------------------------------------------------------------------- tiny models (slow)
 @pytest.fixture(scope="session")
-def torch_one_thread():
-    """torch imported and pinned (`_torch`); the torch fixtures below request it, a test may too."""
+def torch_pinned():
+    """torch, imported and pinned to the session's thread count (`_torch`); every torch fixture requests it."""
     return _torch()
 
 
 @pytest.fixture(scope="session")
-def nudge_experts(torch_one_thread):
+def nudge_experts(torch_pinned):
     """nudge_experts(model, seed, scale=0.05): seeded noise on every expert, so each task path is a different
     function; returns the model (changed in place: nudge a copy of a shared one)."""
-    torch = torch_one_thread
+    torch = torch_pinned
 
     def nudge(model, seed: int, scale: float = 0.05):
         torch.manual_seed(seed)
@@ -253,11 +256,11 @@ def nudge_experts(torch_one_thread):
 
 
 @pytest.fixture(scope="session")
-def tiny_bert_dir(tmp_path_factory, base_path, torch_one_thread) -> Path:
+def tiny_bert_dir(tmp_path_factory, base_path, torch_pinned) -> Path:
     """A 4-layer, 32-wide randomly initialised BERT with the real tokenizer: fast, still a real BertModel."""
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    torch_one_thread.manual_seed(0)
+    torch_pinned.manual_seed(0)
     out = tmp_path_factory.mktemp("tiny-bert")
     config = BertConfig(
         vocab_size=30522,
@@ -314,7 +317,7 @@ def tiny_onnx_dir(tmp_path_factory, tiny_mote) -> Path:
 
 # ---------------------------------------------------------------------------------------------- the real base (slow)
 @pytest.fixture(scope="session")
-def dense_model(base_path, torch_one_thread):
+def dense_model(base_path, torch_pinned):
     """The embedded all-MiniLM-L6-v2 as a dense MoTEModel (task prefixes on)."""
     from mote_rag import MoTEModel
 
@@ -322,7 +325,7 @@ def dense_model(base_path, torch_one_thread):
 
 
 @pytest.fixture(scope="session")
-def mote_model(base_path, torch_one_thread):
+def mote_model(base_path, torch_pinned):
     """The embedded all-MiniLM-L6-v2 upcycled, experts untouched: every path is the dense model's."""
     from mote_rag import MoTEModel
 
@@ -330,10 +333,10 @@ def mote_model(base_path, torch_one_thread):
 
 
 @pytest.fixture(scope="session")
-def minilm_mote(mote_model, torch_one_thread):
+def minilm_mote(mote_model, torch_pinned):
     """`mote_model` with its four experts nudged apart (0.02 of each weight's std, seed 11), so each task path is a
     different function; the model of the ONNX parity and golden-vector checks."""
-    torch = torch_one_thread
+    torch = torch_pinned
     model = copy.deepcopy(mote_model)
     generator = torch.Generator().manual_seed(11)
     with torch.no_grad():

@@ -24,7 +24,7 @@ def digest(x) -> str:
 
 
 @pytest.fixture
-def base(tiny_bert_dir, torch_one_thread):
+def base(tiny_bert_dir):
     from mote_rag import MoTEModel
 
     return MoTEModel.upcycle(tiny_bert_dir, use_prefixes=False)
@@ -235,7 +235,7 @@ def test_passages_are_embedded_once(base, monkeypatch):
     assert sum(1 for t, _ in calls if t == "search_query") == 5
 
 
-def test_resume_gives_the_uninterrupted_run(tiny_bert_dir, tmp_path, torch_one_thread):
+def test_resume_gives_the_uninterrupted_run(tiny_bert_dir, tmp_path):
     from mote_rag import MoTEModel
     from mote_rag.training import adapt as adapt_module
 

@@ -159,12 +159,11 @@ TEXTS = ["how do vaccines work", "anaemia is a lack of red blood cells", "gamma 
 
 
 @pytest.fixture(scope="module")
-def real_export(tmp_path_factory, tiny_bert_dir, torch_one_thread):
-    from mote_rag import MoTEModel, OnnxEncoder
+def real_export(tiny_onnx_dir):
+    """The session's export of `tiny_mote` (each test copies it) and its query vectors of TEXTS."""
+    from mote_rag import OnnxEncoder
 
-    out = tmp_path_factory.mktemp("export-interrupt") / "onnx"
-    MoTEModel.upcycle(tiny_bert_dir).export_onnx(out, tasks=["search_query", "search_document"], check=False)
-    return out, OnnxEncoder(out).encode(TEXTS, task="search_query")
+    return tiny_onnx_dir, OnnxEncoder(tiny_onnx_dir).encode(TEXTS, task="search_query")
 
 
 @pytest.mark.slow
