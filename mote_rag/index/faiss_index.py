@@ -64,8 +64,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..inputs import blank_rows, blank_texts_error, check_batch_size, check_vectors, progress, validate_texts
-from ..schema import check_str
+from ..inputs import blank_rows, blank_texts_error, check_batch_size, check_vectors, validate_texts
 from .header import FORMAT_VERSION, INDEX_JSON, IndexFormatError, IndexHeader
 from .ids import DocRecord, check_delete_ids, check_metadatas, check_new_ids, int_id
 from .params import (
@@ -342,9 +341,7 @@ class FaissIndex:
         A text that is empty or whitespace-only is refused (ValueError naming the rows) before anything is added;
         with `skip_empty=True` those rows (and their ids and metadata) are left out with a warning that counts
         them, and the ids returned are those of the documents added."""
-        items, _ = validate_texts(texts)
-        for i, text in enumerate(items):
-            check_str(text, f"texts[{i}]")
+        items, _ = validate_texts(texts)  # str rows without lone surrogates, each named (mote_rag.inputs)
         batch_size = check_batch_size(batch_size)
         ids = check_new_ids(ids, len(items), self._known)
         metas = check_metadatas(metadatas, len(items))
@@ -362,7 +359,7 @@ class FaissIndex:
             items, ids, metas = [items[i] for i in keep], [ids[i] for i in keep], [metas[i] for i in keep]
         if not items:
             return []
-        vectors = self._encode(items, self.document_task, batch_size, show_progress_bar, "embed documents")
+        vectors = self._encode(items, self.document_task, batch_size, show_progress_bar)
         self._add_vectors(vectors, ids, metas, items)
         return ids
 
@@ -384,8 +381,6 @@ class FaissIndex:
             texts, _ = validate_texts(texts)
             if len(texts) != len(x):
                 raise ValueError(f"got {len(x)} vectors but {len(texts)} texts")
-            for i, text in enumerate(texts):
-                check_str(text, f"texts[{i}]")
         return x, ids, metas, texts
 
     def _add_vectors(self, x: np.ndarray, ids: list[str], metas: list[dict], texts) -> None:
@@ -414,15 +409,13 @@ class FaissIndex:
         show_progress_bar: bool = False,
     ) -> list[str]:
         """`add`, except that an id already stored is replaced (text, metadata and vector) instead of refused."""
-        items, _ = validate_texts(texts)
-        for i, text in enumerate(items):
-            check_str(text, f"texts[{i}]")
+        items, _ = validate_texts(texts)  # str rows without lone surrogates, each named (mote_rag.inputs)
         batch_size = check_batch_size(batch_size)
         ids = check_new_ids(ids, len(items), lambda _: None)
         metas = check_metadatas(metadatas, len(items))
         if not items:
             return []
-        vectors = self._encode(items, self.document_task, batch_size, show_progress_bar, "embed documents")
+        vectors = self._encode(items, self.document_task, batch_size, show_progress_bar)
         self._upsert(vectors, ids, metas, items)
         return ids
 
@@ -500,21 +493,15 @@ class FaissIndex:
         return selector
 
     # ------------------------------------------------------------------ search
-    def _encode(self, texts: list[str], task: str, batch_size: int, show: bool, desc: str) -> np.ndarray:
+    def _encode(self, texts: list[str], task: str, batch_size: int, show: bool) -> np.ndarray:
         if self.encoder is None:
             raise RuntimeError(
                 "this index has no encoder: pass one to FaissIndex.load(dir, encoder=...) "
                 "or use search_vectors / add_embeddings"
             )
-        chunk = max(batch_size * 16, 256)
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        with progress(len(texts), show, desc) as bar:
-            for start in range(0, len(texts), chunk):
-                part = texts[start : start + chunk]
-                emb = self.encoder.encode(part, task=task, batch_size=batch_size, show_progress_bar=False)
-                out[start : start + len(part)] = _normalised(emb, self.dim, "encoder output")
-                bar.update(len(part))
-        return out
+        # one encode call: the encoder sorts every text by length (least padding) and shows its own progress bar
+        emb = self.encoder.encode(texts, task=task, batch_size=batch_size, show_progress_bar=show)
+        return _normalised(emb, self.dim, "encoder output")
 
     def route_queries(self, task: str) -> None:
         """Send this index's queries to another path of its encoder, e.g. a collection's query expert
@@ -596,7 +583,7 @@ class FaissIndex:
     def encode_queries(self, queries: str | Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Query vectors through the index's recorded query path (`query_task`), as `search` embeds them."""
         items, _ = validate_texts(queries)
-        return self._encode(items, self.query_task, check_batch_size(batch_size), False, "embed queries")
+        return self._encode(items, self.query_task, check_batch_size(batch_size), False)
 
     def search_vectors(
         self,
@@ -649,7 +636,7 @@ class FaissIndex:
         check_search_overrides(ef_search, nprobe)
         if not items:
             return []
-        q = self._encode(items, self.query_task, check_batch_size(batch_size), False, "embed queries")
+        q = self._encode(items, self.query_task, check_batch_size(batch_size), False)
         results = self.search_vectors(q, k, ef_search=ef_search, nprobe=nprobe, filter=filter, ids=ids)
         return results[0] if single else results
 

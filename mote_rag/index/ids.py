@@ -34,13 +34,18 @@ class DocRecord:
     metadata: dict = field(default_factory=dict)
 
 
+def new_id() -> str:
+    """A new document id (uuid4 hex): the one place ids are generated (the vector stores fill None ids with it)."""
+    return uuid.uuid4().hex
+
+
 def check_new_ids(ids: Any, n: int, known: Callable[[int], str | None]) -> list[str]:
     """Validate ids for `n` new rows (uuid4 hex when None); `known(int_id)` gives the id already stored there.
 
     Refused, naming the row: a non-list, a wrong count, a non-str or empty id, a lone surrogate, a repeated id,
     an id already in the index, and two ids whose 63-bit hashes collide."""
     if ids is None:
-        return [uuid.uuid4().hex for _ in range(n)]
+        return [new_id() for _ in range(n)]
     if isinstance(ids, (str, bytes, dict)):
         raise TypeError(f"ids must be a list of strings, not a {type(ids).__name__}")
     try:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -34,9 +33,11 @@ from langchain_mote.embeddings import MoTEEmbeddings
 from mote_rag.index import EncoderMismatchError, FaissIndex, Hit
 from mote_rag.index.faiss_index import metadata_matcher
 from mote_rag.index.header import EXTERNAL
+from mote_rag.index.ids import new_id
 from mote_rag.index.params import check_kind_params
 from mote_rag.index.persistence import check_compatible
 from mote_rag.index.sharded import ShardedIndex, open_index, read_any_header
+from mote_rag.inputs import check_text_list
 
 Filter = dict | Callable[[dict], bool]
 DEFAULT_K = 4
@@ -180,25 +181,35 @@ class MoTEVectorStore(VectorStore):
         """Embed `texts` with the document expert and add them; an id already stored is replaced (upsert).
 
         Ids default to random uuid hex strings (also for None entries). Metadata must be JSON-serialisable.
-        """
+
+        One pass into the index: the texts are checked by the index (FaissIndex.upsert) and embedded by its
+        encoder, which normalises them once, and each vector is inserted once. Embeddings that are not the index's
+        own encoder (a cache wrapper, other LangChain embeddings) embed first, and the index checks the rows once
+        (FaissIndex.upsert_embeddings)."""
         if kwargs:
             raise TypeError(f"unexpected argument(s) {sorted(kwargs)}")
         if self.index is not None:
             self._writable()  # a shard set refuses before anything is embedded
-        texts = list(texts)
-        if ids is not None and len(ids) != len(texts):
-            raise ValueError(f"got {len(texts)} texts but {len(ids)} ids")
-        ids = [str(i) if i is not None else uuid.uuid4().hex for i in (ids or [None] * len(texts))]
+        if not isinstance(texts, list):
+            texts = check_text_list(texts)  # an iterable once consumed; one str refused, not split into characters
+        if ids is not None:
+            if len(ids) != len(texts):
+                raise ValueError(f"got {len(texts)} texts but {len(ids)} ids")
+            ids = [new_id() if i is None else str(i) for i in ids]
         if not texts:
             return []
         metadatas = [dict(m or {}) for m in metadatas] if metadatas is not None else None
-        vectors = np.asarray(self._routed().embed_documents(texts), dtype=np.float32)
+        mote = self._mote
+        own = mote is not None and mote is self._embedding
+        if own and isinstance(self.index, FaissIndex) and self.index.encoder is not None:
+            ids = ids or [new_id() for _ in texts]  # the store's own encoder: the index embeds on its document path
+            return self.index.upsert(texts, ids, metadatas, mote.batch_size, mote.show_progress)
+        vectors = self._routed().embed_documents(texts)
         with self._write_lock:
             if self.index is None:
-                self.index = self._new_index(vectors.shape[1])
-            # checked first, then the stored ids replaced under the index's write lock (FaissIndex.upsert_embeddings)
-            self._writable().upsert_embeddings(vectors, ids, metadatas, texts=texts)
-        return ids
+                self.index = self._new_index(len(vectors[0]))
+            ids = ids or [new_id() for _ in texts]
+            return self._writable().upsert_embeddings(vectors, ids, metadatas, texts=texts)
 
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
         """Remove documents by id (ids not stored are ignored); `ids=None` removes every document."""
