@@ -29,6 +29,7 @@ API (for the CLI, the LangChain/LlamaIndex classes and the Ray sharded builder)
     index.encode_queries(texts) -> (n, dim)         # the query path the index records (query_task)
     Hit(id: str, score: float (cosine), metadata: dict, text: str | None)
     index.save(directory, lock_timeout=None)       # atomic, one writer per folder (index.persistence)
+    index.snapshot() -> IndexSnapshot; FaissIndex.from_snapshot(snapshot, encoder=None)   # plain parts
     FaissIndex.load(directory, encoder=None)       # verifies header, content hashes, size, sha256, fingerprint
     index.info() -> dict; len(index); "doc-id" in index; index.get(id) -> Hit (score nan); index.records()
     index.faiss_index                              # the faiss.Index (user int ids = int_id(str id))
@@ -65,7 +66,7 @@ from pathlib import Path
 import numpy as np
 
 from ..inputs import blank_rows, blank_texts_error, check_batch_size, check_vectors, validate_texts
-from .header import FORMAT_VERSION, INDEX_JSON, IndexFormatError, IndexHeader
+from .header import FORMAT_VERSION, INDEX_JSON, IndexFormatError, IndexHeader, IndexSnapshot
 from .ids import DocRecord, check_delete_ids, check_metadatas, check_new_ids, int_id
 from .params import (
     DEFAULT_PARAMS,
@@ -665,39 +666,64 @@ class FaissIndex:
         """Open a saved index; with an encoder, refuse one whose dimension or fingerprint differs."""
         return load_index(cls, directory, encoder, check_fingerprint=check_fingerprint)
 
-    @classmethod
-    def _restore(cls, header: IndexHeader, findex, encoder) -> FaissIndex:
-        """An index around a verified header and its deserialised faiss index (called by index.persistence)."""
-        from .header import EXTERNAL
+    def snapshot(self) -> IndexSnapshot:
+        """The index as plain parts (mote_rag.index.header.IndexSnapshot), taken under the read lock: a consistent
+        copy that a save writes while searches and writes go on."""
+        faiss = _faiss()
+        with self._lock.read():
+            if self._faiss_index is None:
+                raise ValueError("an IVF-PQ index is trained on its first vectors: add some before saving")
+            return IndexSnapshot(
+                kind=self.kind,
+                dim=self.dim,
+                params=dict(self.params),
+                fingerprint=self.fingerprint,
+                document_task=self.document_task,
+                query_task=self.query_task,
+                records=self.records(),
+                faiss_data=faiss.serialize_index(self._faiss_index).tobytes(),
+                store_text=self.store_text,
+                encoder_spec=self.encoder_spec,
+                encoder_class=self.encoder_class,
+                deleted_int_ids=sorted(self._tombstones),
+                document_fingerprint=self.document_fingerprint,
+                query_fingerprint=self.query_fingerprint,
+            )
 
-        stored_fp = None if header.fingerprint == EXTERNAL else header.fingerprint
+    @classmethod
+    def from_snapshot(cls, snap: IndexSnapshot, encoder=None, *, faiss_index=None) -> FaissIndex:
+        """An index from its plain parts. `encoder` (optional) must serve the snapshot's task paths; it is not
+        checked against the stored fingerprints here (that is index.persistence.check_compatible, which `load`
+        applies first). `faiss_index`: `snap.faiss_data` already deserialised (a loader that checked it)."""
         index = cls(
             None,
-            dim=header.dim,
-            kind=header.kind,
-            fingerprint=stored_fp,
-            document_task=header.document_task,
-            query_task=header.query_task,
-            store_text=header.store_text,
-            encoder_spec=header.encoder_spec,
-            document_fingerprint=header.document_fingerprint,
-            query_fingerprint=header.query_fingerprint,
-            **header.params,
+            dim=snap.dim,
+            kind=snap.kind,
+            fingerprint=snap.fingerprint,
+            document_task=snap.document_task,
+            query_task=snap.query_task,
+            store_text=snap.store_text,
+            encoder_spec=snap.encoder_spec,
+            document_fingerprint=snap.document_fingerprint,
+            query_fingerprint=snap.query_fingerprint,
+            **snap.params,
         )
         if encoder is not None:
             tasks = getattr(encoder, "tasks", None)
             if tasks is not None and hasattr(tasks, "get"):
-                for task in (header.document_task, header.query_task):
+                for task in (snap.document_task, snap.query_task):
                     tasks.get(task)  # the encoder must serve the index's task paths
-            if header.document_fingerprint and stored_fp is not None:  # opened through its document path
+            if snap.document_fingerprint and snap.fingerprint is not None:  # opened through its document path
                 index.fingerprint = str(encoder.fingerprint)
-                index.query_fingerprint = path_fingerprint(encoder, header.query_task)
+                index.query_fingerprint = path_fingerprint(encoder, snap.query_task)
+        if faiss_index is None:
+            faiss_index = _faiss().deserialize_index(np.frombuffer(snap.faiss_data, dtype=np.uint8))
         index.encoder = encoder
-        index.encoder_class = header.encoder_class or (type(encoder).__name__ if encoder is not None else None)
-        index._faiss_index = findex
-        index._tombstones = set(header.deleted_int_ids)
+        index.encoder_class = snap.encoder_class or (type(encoder).__name__ if encoder is not None else None)
+        index._faiss_index = faiss_index
+        index._tombstones = set(snap.deleted_int_ids)
         index._tombstone_selector = index._make_selector()
-        index._records = {int_id(r.id): r for r in header.records}
-        if len(index._records) != header.count:
+        index._records = {int_id(r.id): r for r in snap.records}
+        if len(index._records) != len(snap.records):
             raise IndexFormatError(f"{INDEX_JSON}: two ids share a 63-bit hash")
         return index

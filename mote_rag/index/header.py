@@ -35,6 +35,69 @@ class IndexFormatError(SchemaError):
 
 
 @dataclass(frozen=True)
+class IndexSnapshot:
+    """An index as plain parts: what `FaissIndex.snapshot()` takes under the index's read lock, what
+    mote_rag.index.persistence writes and reads, and what `FaissIndex.from_snapshot` builds an index from.
+    `faiss_data` is the faiss index serialised (faiss.serialize_index); `fingerprint` None: vectors from outside."""
+
+    kind: str
+    dim: int
+    params: dict
+    fingerprint: str | None
+    document_task: str
+    query_task: str
+    records: list[DocRecord]
+    faiss_data: bytes
+    store_text: bool = True
+    encoder_spec: str | None = None
+    encoder_class: str | None = None
+    deleted_int_ids: list[int] = field(default_factory=list)
+    document_fingerprint: str | None = None
+    query_fingerprint: str | None = None
+
+    def header(self, faiss_file: str, faiss_sha256: str) -> IndexHeader:
+        """index.json of this snapshot, whose faiss bytes are stored as `faiss_file`."""
+        return IndexHeader(
+            kind=self.kind,
+            dim=self.dim,
+            params=dict(self.params),
+            fingerprint=self.fingerprint or EXTERNAL,
+            document_task=self.document_task,
+            query_task=self.query_task,
+            records=self.records,
+            faiss_file=faiss_file,
+            faiss_sha256=faiss_sha256,
+            faiss_bytes=len(self.faiss_data),
+            store_text=self.store_text,
+            encoder_spec=self.encoder_spec,
+            encoder_class=self.encoder_class,
+            deleted_int_ids=list(self.deleted_int_ids),
+            document_fingerprint=self.document_fingerprint,
+            query_fingerprint=self.query_fingerprint,
+        )
+
+    @classmethod
+    def of(cls, header: IndexHeader, faiss_data: bytes) -> IndexSnapshot:
+        """The snapshot a verified header and its faiss bytes describe."""
+        return cls(
+            kind=header.kind,
+            dim=header.dim,
+            params=dict(header.params),
+            fingerprint=None if header.fingerprint == EXTERNAL else header.fingerprint,
+            document_task=header.document_task,
+            query_task=header.query_task,
+            records=list(header.records),
+            faiss_data=faiss_data,
+            store_text=header.store_text,
+            encoder_spec=header.encoder_spec,
+            encoder_class=header.encoder_class,
+            deleted_int_ids=list(header.deleted_int_ids),
+            document_fingerprint=header.document_fingerprint,
+            query_fingerprint=header.query_fingerprint,
+        )
+
+
+@dataclass(frozen=True)
 class IndexHeader:
     kind: str
     dim: int

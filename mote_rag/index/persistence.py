@@ -23,7 +23,7 @@ import numpy as np
 
 from ..atomic import LOCK_NAME, folder_lock, write_bytes_atomic, write_json_atomic
 from ..schema import sha256_bytes, sha256_file
-from .header import EXTERNAL, INDEX_JSON, IndexFormatError, IndexHeader
+from .header import EXTERNAL, INDEX_JSON, IndexFormatError, IndexHeader, IndexSnapshot
 from .ids import int_id
 
 
@@ -32,38 +32,17 @@ class EncoderMismatchError(ValueError):
 
 
 def save_index(index, directory: str | os.PathLike, lock_timeout: float | None = None) -> Path:
-    """Write `index` (a FaissIndex) to `directory` atomically, as the one writer of that folder."""
-    import faiss
+    """Write `index` (a FaissIndex, or anything with `snapshot()`) to `directory` atomically, as the one writer of
+    that folder."""
 
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise NotADirectoryError(f"cannot save the index to {directory}: it is a file")
-    with index._lock.read():
-        if index.faiss_index is None:
-            raise ValueError("an IVF-PQ index is trained on its first vectors: add some before saving")
-        data = faiss.serialize_index(index.faiss_index).tobytes()
-        records = index.records()
-        tombstones = sorted(index._tombstones)
+    snap = index.snapshot()  # plain parts, taken under the index's read lock
+    data = snap.faiss_data
     sha = sha256_bytes(data)
     name = f"index.{sha[:16]}.faiss"
-    header = IndexHeader(
-        kind=index.kind,
-        dim=index.dim,
-        params=dict(index.params),
-        fingerprint=index.fingerprint or EXTERNAL,
-        document_task=index.document_task,
-        query_task=index.query_task,
-        records=records,
-        faiss_file=name,
-        faiss_sha256=sha,
-        faiss_bytes=len(data),
-        store_text=index.store_text,
-        encoder_spec=index.encoder_spec,
-        encoder_class=index.encoder_class,
-        deleted_int_ids=tombstones,
-        document_fingerprint=index.document_fingerprint,
-        query_fingerprint=index.query_fingerprint,
-    )
+    header = snap.header(name, sha)
     payload = header.to_json()  # checks that everything is strict JSON before a byte is written
     directory.mkdir(parents=True, exist_ok=True)
     with folder_lock(directory / LOCK_NAME, f"index directory {directory}", lock_timeout):
@@ -192,7 +171,7 @@ def load_index(cls, directory: str | os.PathLike, encoder=None, *, check_fingerp
             f"{header.count} ids (+{len(tombstones)} deleted)"
         )
     _check_ids_match(findex, header, directory / INDEX_JSON)
-    return cls._restore(header, findex, encoder)
+    return cls.from_snapshot(IndexSnapshot.of(header, data), encoder, faiss_index=findex)
 
 
 def _check_ids_match(findex, header: IndexHeader, path: Path) -> None:
