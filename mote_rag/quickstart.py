@@ -128,10 +128,13 @@ def export_stage(model, out: Path):
 def index_stage(encoder, out: Path, show_progress: bool):
     from .index.faiss_index import FaissIndex
 
-    meta = _read_json(out / "index" / "index.json")
-    if meta and (meta.get("encoder") or {}).get("fingerprint") == encoder.fingerprint:
-        _log(f"reusing the FAISS index in {out / 'index'}")
-        return FaissIndex.load(out / "index", encoder=encoder)
+    if (out / "index" / "index.json").is_file():
+        try:  # reused when its documents are this encoder's (index.persistence.check_compatible, the one rule)
+            index = FaissIndex.load(out / "index", encoder=encoder)
+            _log(f"reusing the FAISS index in {out / 'index'}")
+            return index
+        except (OSError, ValueError):  # damaged, or another model's document vectors: built again
+            pass
     rows = list(iter_jsonl(SAMPLE_DIR / "retrieval" / "corpus.jsonl"))
     _log(f"indexing {len(rows)} MedQuAD answers with the search_document graph")
     index = FaissIndex.build(

@@ -131,6 +131,14 @@ def check_compatible(index, encoder, where: str) -> None:
         )
 
 
+def same_document_vectors(a, b) -> bool:
+    """`check_compatible`'s rule between two stored indexes (headers, shard manifests, indexes): their documents
+    were embedded by the same path when both record its fingerprint, else by the same whole model."""
+    if a.document_fingerprint and b.document_fingerprint:
+        return a.document_fingerprint == b.document_fingerprint
+    return a.fingerprint == b.fingerprint
+
+
 def check_faiss_matches(findex, header: IndexHeader, fpath: Path) -> None:
     """The faiss file must be what index.json says: dimension, metric and kind (an edited header is refused)."""
     import faiss

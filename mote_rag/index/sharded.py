@@ -35,7 +35,7 @@ from ..inputs import check_batch_size, check_vectors, validate_texts
 from .faiss_index import INDEX_JSON, EncoderMismatchError, FaissIndex, Hit, IndexFormatError, int_id
 from .header import IndexHeader
 from .params import check_k, check_search_overrides
-from .persistence import check_compatible
+from .persistence import check_compatible, same_document_vectors
 from .shard_manifest import (
     ROUTING,
     SHARD_SET_FORMAT,
@@ -133,12 +133,7 @@ def _check_consistent(named: Sequence[tuple[str, object]]) -> None:
     vectors as the first one."""
     name0, h0 = named[0]
     for name, h in named[1:]:
-        same_documents = (
-            h.document_fingerprint == h0.document_fingerprint
-            if h.document_fingerprint and h0.document_fingerprint
-            else h.fingerprint == h0.fingerprint
-        )
-        if not same_documents:
+        if not same_document_vectors(h, h0):  # index.persistence: the one compatibility rule
             raise ShardSetError(
                 f"shard {name} was built with another encoder: {_describe_encoder(h)}, but shard {name0} with "
                 f"{_describe_encoder(h0)}; its vectors are not comparable. Rebuild it with the same model"
