@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+
+from ..schema import Fields, SchemaError, read_json_file
 
 ARMS = ("mote", "ic", "plain")
 SCHEDULES = ("proportional", "round_robin")
@@ -41,8 +44,19 @@ TRAINING_TASKS: dict[str, tuple[str, str, bool]] = {
 _EVAL_SPLIT = re.compile(r"(^|[_\-.])(test|dev|validation|valid|val|trial)([_\-.]|$)", re.IGNORECASE)
 
 
-class ConfigError(ValueError):
+class ConfigError(SchemaError):
     """A recipe that cannot train: raised before any model is built, naming the file and the field."""
+
+
+class _Fields(Fields):
+    """mote_rag.schema.Fields (the field reader every on-disk format uses) whose errors are ConfigErrors."""
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {self.name(key)}: {problem}")
+
+
+def _non_negative(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
 
 
 @dataclass(frozen=True)
@@ -171,18 +185,6 @@ def _err(where: str, msg: str) -> ConfigError:
     return ConfigError(f"{where}: {msg}")
 
 
-def _positive_int(value, where: str, allow_zero: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
-        raise _err(where, f"must be a {'non-negative' if allow_zero else 'positive'} integer, got {value!r}")
-    return value
-
-
-def _positive_float(value, where: str, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (value == 0 and not allow_zero):
-        raise _err(where, f"must be a {'non-negative' if allow_zero else 'positive'} number, got {value!r}")
-    return float(value)
-
-
 def parse_config(
     raw: dict, source: str = "<config>", data_dir: str | os.PathLike | None = None, check_files: bool = True
 ) -> TrainConfig:
@@ -240,23 +242,17 @@ def _check_top_values(top: dict, source: str) -> None:
 
 
 def _check_top_numbers(top: dict, source: str) -> None:
+    f = _Fields(top, source)
     for key in ("steps", "batch_size", "mini_batch_size", "keep_checkpoints", "log_every"):
-        if key in top:
-            _positive_int(top[key], f"{source}: {key}")
-    if "checkpoint_every" in top:
-        _positive_int(top["checkpoint_every"], f"{source}: checkpoint_every", allow_zero=True)
-    if "max_seq_length" in top and top["max_seq_length"] is not None:
-        _positive_int(top["max_seq_length"], f"{source}: max_seq_length")
-    if "threads" in top and top["threads"] is not None:
-        _positive_int(top["threads"], f"{source}: threads")
-    if "seed" in top and (isinstance(top["seed"], bool) or not isinstance(top["seed"], int)):
-        raise _err(source, f"seed must be an integer, got {top['seed']!r}")
-    _positive_float(top.get("learning_rate", 1.0), f"{source}: learning_rate")
+        f.int(key, lo=1, optional=True)
+    f.int("checkpoint_every", lo=0, optional=True)
+    f.int("max_seq_length", lo=1, optional=True, nullable=True)
+    f.int("threads", lo=1, optional=True, nullable=True)
+    f.int("seed", optional=True)
+    f.float("learning_rate", positive=True, optional=True)
     for key in ("weight_decay", "max_grad_norm"):
-        _positive_float(top.get(key, 0.0), f"{source}: {key}", allow_zero=True)
-    warmup = _positive_float(top.get("warmup_ratio", 0.0), f"{source}: warmup_ratio", allow_zero=True)
-    if warmup >= 1:
-        raise _err(source, f"warmup_ratio must be < 1, got {warmup}")
+        f.value(key, _non_negative, "a non-negative number", optional=True)
+    f.value("warmup_ratio", lambda x: _non_negative(x) and x < 1, "a number >= 0 and < 1", optional=True)
 
 
 def _check_arm_options(top: dict, source: str, arm: str) -> None:
@@ -266,12 +262,12 @@ def _check_arm_options(top: dict, source: str, arm: str) -> None:
             raise _err(source, f"{key} applies to the mote arm only (arm is {arm!r}: it has no experts)")
     if top.get("expert_lr_multiplier", 1.0) != 1.0 and arm != "mote":
         raise _err(source, f"expert_lr_multiplier applies to the mote arm only (arm is {arm!r}: it has no experts)")
-    _positive_float(top.get("expert_lr_multiplier", 1.0), f"{source}: expert_lr_multiplier")
-    if top.get("expert_rank") is not None:
-        _positive_int(top["expert_rank"], f"{source}: expert_rank")
-    prefixes = top.get("use_prefixes")
-    if prefixes is not None and not isinstance(prefixes, bool):
-        raise _err(source, f"use_prefixes must be true, false or null, got {prefixes!r}")
+    f = _Fields(top, source)
+    f.float("expert_lr_multiplier", positive=True, optional=True)
+    f.int("expert_rank", lo=1, optional=True, nullable=True)
+    prefixes = f.value(
+        "use_prefixes", lambda x: isinstance(x, bool), "true, false or null", optional=True, nullable=True
+    )
     if arm != "mote" and prefixes is not None and prefixes != (arm == "ic"):
         raise _err(
             source,
@@ -336,16 +332,14 @@ def _parse_task(
         )
     anchor_task = traw.get("anchor_task", routing[0] if routing else None)
     candidate_task = traw.get("candidate_task", routing[1] if routing else None)
-    homogeneous = traw.get("homogeneous", routing[2] if routing else False)
-    if not isinstance(homogeneous, bool):
-        raise _err(where, f"homogeneous must be true or false, got {homogeneous!r}")
-    batch_size = _positive_int(traw.get("batch_size", default_batch), f"{where}.batch_size")
-    temperature = traw.get("temperature", temps.get(tname))
-    if temperature is not None:
-        temperature = _positive_float(temperature, f"{where}.temperature")
-    weight = traw.get("weight")
-    if weight is not None:
-        weight = _positive_float(weight, f"{where}.weight")
+    f = _Fields(traw, where)
+    homogeneous = f.bool("homogeneous", optional=True, default=routing[2] if routing else False)
+    batch_size = f.int("batch_size", lo=1, optional=True, default=default_batch)
+    temperature = f.float("temperature", positive=True, optional=True, nullable=True)
+    if temperature is None:  # the recipe's "temperatures" object, checked the same way
+        temperature = _Fields(temps, f"{where} (temperatures)").float(tname, positive=True, optional=True)
+    weight = f.float("weight", positive=True, optional=True, nullable=True)
+    temperature, weight = (None if v is None else float(v) for v in (temperature, weight))
     datasets = _parse_task_datasets(traw.get("datasets"), where, tname, data_path, check_files)
     return TaskConfig(tname, datasets, anchor_task, candidate_task, homogeneous, batch_size, temperature, weight)
 
@@ -390,10 +384,9 @@ def _dataset_values(draw, where: str) -> dict:
     if "negative_fields" in values:
         nf = values["negative_fields"]
         values["negative_fields"] = (nf,) if isinstance(nf, str) else tuple(nf)
-    if values.get("max_examples") is not None:
-        _positive_int(values["max_examples"], f"{where}.max_examples")
-    if "negatives_per_example" in values:
-        _positive_int(values["negatives_per_example"], f"{where}.negatives_per_example", allow_zero=True)
+    f = _Fields(values, where)
+    f.int("max_examples", lo=1, optional=True, nullable=True)
+    f.int("negatives_per_example", lo=0, optional=True)
     return values
 
 
@@ -429,11 +422,9 @@ def load_config(path: str | os.PathLike, **overrides) -> TrainConfig:
     if not p.is_file():
         raise ConfigError(f"config file {p} not found")
     try:
-        raw = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: expected a JSON object, got {type(raw).__name__}")
+        raw = read_json_file(p, "training recipe")  # the shared JSON reader (mote_rag.schema)
+    except SchemaError as exc:
+        raise ConfigError(str(exc)) from None
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if "data_dir" in overrides:  # a flag is relative to where the user is, not to the config file
         overrides["data_dir"] = str(Path(os.path.expanduser(str(overrides["data_dir"]))).resolve())
