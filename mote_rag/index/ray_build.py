@@ -15,8 +15,9 @@ For corpora that outgrow one machine. The pipeline is plain Ray Data, so it runs
               fingerprint, sha256-named faiss file, atomic writes
     manifest  shards.json (mote_rag.index.sharded.write_manifest), written last and atomically
 
-Layout: <output>/shards.json names <output>/<build>/shard-0000k-of-0000N; a rebuild writes a new <build>
-folder, swaps shards.json, then removes the old build, so a crash leaves the previous set or the new one.
+Layout: <output>/shards.json names <output>/<build>/shard-0000k-of-0000N. A build writes the whole set into a
+new hidden folder beside <output> and swaps it in at the end (mote_rag.atomic.staged_folder, as an export), so a
+crash leaves the previous set or the new one.
 Workers write the shards, so on a multi-host cluster <output> and the model folder must be on storage
 every node reaches (NFS, a shared volume), as for any Ray Data write.
 
@@ -33,7 +34,6 @@ import csv
 import json
 import logging
 import os
-import shutil
 import time
 import uuid
 from collections.abc import Sequence
@@ -41,8 +41,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import staged_folder
 from ..readers import ID_FIELD_GUESSES, corpus_format, iter_jsonl, parse_json_line, rows_to_corpus, split_fields
-from .faiss_index import DEFAULT_PARAMS, INDEX_JSON, KINDS, FaissIndex, int_id
+from .faiss_index import INDEX_JSON, FaissIndex, int_id
+from .params import check_kind_params
 from .sharded import SHARDS_JSON, read_manifest, shard_name, write_manifest
 
 logger = logging.getLogger(__name__)
@@ -362,11 +364,7 @@ def check_build_arguments(
     for name, value in (("batch_size", batch_size), ("rows_per_call", rows_per_call)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if kind not in KINDS:
-        raise ValueError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
-    unknown = set(kind_params) - set(DEFAULT_PARAMS[kind])
-    if unknown:
-        raise ValueError(f"unknown option(s) {sorted(unknown)} for a {kind} index")
+    check_kind_params(kind, kind_params)  # the single-machine index's rules: kind, option names and ranges
     model_dir = Path(model).resolve()
     if encoder_kind(model_dir) != "onnx":
         raise ValueError(
@@ -509,11 +507,12 @@ def build_ray_index(
         raise ValueError("Ray is already initialised in this process; leave address unset to use that cluster")
     configure_ray_data(ray, show_progress)
     t0 = time.perf_counter()
-    build_dir = out / f"{BUILD_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     try:
         workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
-        out.mkdir(parents=True, exist_ok=True)
-        try:
+        # the whole set is written into a new hidden folder beside `out` and swapped in once its manifest is
+        # written (atomic.staged_folder): a crash leaves the previous set or the new one, never a mix
+        with staged_folder(out, f"the shard set {out}") as work:
+            build_dir = work / f"{BUILD_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
             routed, encode_cpu_s, written = embed_into_shards(
                 ray,
                 corpus,
@@ -537,17 +536,11 @@ def build_ray_index(
                     f"{corpus}: {int(routed.sum()) - sum(counts)} document(s) repeat an earlier id with "
                     "the same text; ids must be unique"
                 )
-        except BaseException:
-            shutil.rmtree(build_dir, ignore_errors=True)
-            raise
-        build = build_record(ray, corpus, routed, encode_cpu_s, time.perf_counter() - t0, workers, threads)
-        manifest = write_manifest(out, [build_dir / shard_name(k, shards) for k in range(shards)], build=build)
+            build = build_record(ray, corpus, routed, encode_cpu_s, time.perf_counter() - t0, workers, threads)
+            manifest = write_manifest(work, [build_dir / shard_name(k, shards) for k in range(shards)], build=build)
     finally:
         if started_here:
             ray.shutdown()
-    for old in out.glob(f"{BUILD_PREFIX}*"):  # the manifest now names only the new build
-        if old.is_dir() and old.name != build_dir.name:
-            shutil.rmtree(old, ignore_errors=True)
     read_manifest(out)
     logger.info("indexed %d documents into %d shards in %.1fs", manifest["count"], shards, build["seconds"])
     return manifest
