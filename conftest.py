@@ -169,9 +169,10 @@ def base_path() -> Path:
 
 # ---------------------------------------------------------------------------------------------- the fake encoder
 class HashEncoder(EncoderBase):
-    """The suite's one fake encoder, torch-free: a bag of hashed words plus one direction per expert, so each task
-    path gives other vectors and similar texts get similar vectors. Only `_embed_batch` is its own: input checks,
-    task resolution, prefixes, batching and output shapes are EncoderBase's, as for the real backends.
+    """The suite's one fake encoder, torch-free: each word is a fixed pseudo-random vector (seeded by its hash) and a
+    text the sum of its words' plus its expert's own vector, so similar texts get similar vectors, each task path
+    gives other vectors, and scores do not tie. A row does not depend on its batch. Only `_embed_batch` is its own:
+    input checks, task resolution, prefixes, batching and output shapes are EncoderBase's, as for the real backends.
 
     `calls` holds one (task name, rows) per batch step; `seen` maps a task name to the texts embedded on it.
     """
@@ -190,12 +191,15 @@ class HashEncoder(EncoderBase):
         self.calls: list[tuple[str, int]] = []
         self.seen: dict[str, set[str]] = {}
 
+    def _vector(self, key: str) -> np.ndarray:
+        return np.random.default_rng(zlib.crc32(key.encode())).standard_normal(self.dim).astype(np.float32)
+
     def _embed_batch(self, texts, tasks, normalize):
-        out = np.full((len(texts), self.dim), 1e-3, dtype=np.float32)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for i, (text, task) in enumerate(zip(texts, tasks)):
             for word in text.lower().split():
-                out[i, zlib.crc32(word.encode()) % self.dim] += 1.0
-            out[i, zlib.crc32(task.expert.encode()) % self.dim] += 0.5
+                out[i] += self._vector(word)
+            out[i] += 0.5 * self._vector("expert:" + task.expert)
             self.seen.setdefault(task.name, set()).add(text)
         for name in dict.fromkeys(t.name for t in tasks):
             self.calls.append((name, sum(t.name == name for t in tasks)))

@@ -226,8 +226,19 @@ def test_filters_agree_with_simple_vector_store_on_random_metadata(kind):
             store.query(bad)
 
 
-@pytest.mark.slow
-def test_get_nodes_upsert_and_nodes_without_embeddings(tiny_mote):
+@pytest.fixture()
+def encoder(hash_encoder):
+    """The torch-free HashEncoder: its query, document and clustering paths differ, so routing mix-ups show."""
+    return hash_encoder(dim=32, fingerprint="hash-a")
+
+
+@pytest.fixture()
+def other_encoder(hash_encoder):
+    """Another model of the same shape (another fingerprint)."""
+    return hash_encoder(dim=32, fingerprint="hash-b")
+
+
+def test_get_nodes_upsert_and_nodes_without_embeddings(encoder):
     simple_store = MoTEVectorStore(index=FaissIndex(dim=2))
     simple_store.add(simple_nodes())
     got = simple_store.get_nodes([W3_C, W1_A])
@@ -248,13 +259,13 @@ def test_get_nodes_upsert_and_nodes_without_embeddings(tiny_mote):
     np.testing.assert_allclose(result.similarities, [1.0, 1.0], atol=1e-6)
     assert set(result.ids) == {W1_A, W2_C}
     # nodes without an embedding are embedded with the index's document path
-    store = MoTEVectorStore(MoTEEmbedding(tiny_mote))
+    store = MoTEVectorStore(MoTEEmbedding(encoder))
     nodes = [TextNode(id_="x", text="insulin and glucose", metadata={"s": "NIH"}), TextNode(id_="y", text="asthma")]
     store.add(nodes)
     shown = [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]  # what VectorStoreIndex would embed
     assert shown[0] != "insulin and glucose"
     np.testing.assert_allclose(
-        store.index.vectors(["x", "y"]), tiny_mote.encode(shown, task="search_document"), atol=1e-6
+        store.index.vectors(["x", "y"]), encoder.encode(shown, task="search_document"), atol=1e-6
     )
     assert [n.get_content() for n in store.get_nodes(["x", "y"])] == ["insulin and glucose", "asthma"]
 
@@ -298,9 +309,9 @@ def test_unsupported_modes_and_arguments_are_refused():
 
 
 @pytest.fixture()
-def recording(tiny_mote, caching_encoder):
-    """tiny_mote behind the session's recording encoder (every call's task is kept in `.calls`)."""
-    return caching_encoder(tiny_mote)
+def recording(encoder, caching_encoder):
+    """`encoder` behind the session's recording encoder (every call's task is kept in `.calls`)."""
+    return caching_encoder(encoder)
 
 
 DOCS = [
@@ -314,8 +325,7 @@ DOCS = [
 QUESTIONS = ["what causes anaemia?", "how do vaccines work?", "what does insulin do?"]
 
 
-@pytest.mark.slow
-def test_vector_store_index_routes_documents_and_queries_and_needs_no_docstore(recording, tiny_mote, tmp_path):
+def test_vector_store_index_routes_documents_and_queries_and_needs_no_docstore(recording, encoder, tmp_path):
     embed_model = MoTEEmbedding(recording)
     store = MoTEVectorStore(embed_model)
     documents = [Document(id_=f"doc{i}", text=t, metadata={"n": i}) for i, t in enumerate(DOCS)]
@@ -332,9 +342,9 @@ def test_vector_store_index_routes_documents_and_queries_and_needs_no_docstore(r
         assert [c["task"] for c in recording.calls[start:]] == ["search_query"]  # embedded once, by the store
         expected = store.index.search(q, k=3)
         assert [h.node.ref_doc_id for h in hits] == [e.metadata["ref_doc_id"] for e in expected]
-        qv = tiny_mote.encode([q], task="search_query")[0]
+        qv = encoder.encode([q], task="search_query")[0]
         shown = [h.node.get_content(metadata_mode=MetadataMode.EMBED) for h in hits]  # what LlamaIndex embedded
-        dv = tiny_mote.encode(shown, task="search_document")
+        dv = encoder.encode(shown, task="search_document")
         np.testing.assert_allclose([h.score for h in hits], dv @ qv, atol=1e-5)  # cosines of the query path
     # delete a source document through the index
     index.delete_ref_doc("doc2")
@@ -342,8 +352,8 @@ def test_vector_store_index_routes_documents_and_queries_and_needs_no_docstore(r
     # persist through the StorageContext, reopen with from_persist_dir and no docstore
     index.storage_context.persist(str(tmp_path / "storage"))
     assert (tmp_path / "storage" / "default__vector_store" / "index.json").is_file()
-    reopened = MoTEVectorStore.from_persist_dir(str(tmp_path / "storage"), embed_model=MoTEEmbedding(tiny_mote))
-    engine = VectorStoreIndex.from_vector_store(reopened, embed_model=MoTEEmbedding(tiny_mote)).as_query_engine(
+    reopened = MoTEVectorStore.from_persist_dir(str(tmp_path / "storage"), embed_model=MoTEEmbedding(encoder))
+    engine = VectorStoreIndex.from_vector_store(reopened, embed_model=MoTEEmbedding(encoder)).as_query_engine(
         llm=MockLLM(), similarity_top_k=3
     )
     for q in QUESTIONS:
@@ -351,11 +361,10 @@ def test_vector_store_index_routes_documents_and_queries_and_needs_no_docstore(r
         assert [n.node.node_id for n in response.source_nodes] == [h.node.node_id for h in retriever.retrieve(q)]
         assert all(n.node.get_content() in DOCS for n in response.source_nodes) and str(response)
     # the folder is mote-rag's index format: FaissIndex opens it
-    assert len(FaissIndex.load(tmp_path / "storage" / "default__vector_store", encoder=tiny_mote)) == len(DOCS) - 1
+    assert len(FaissIndex.load(tmp_path / "storage" / "default__vector_store", encoder=encoder)) == len(DOCS) - 1
 
 
-@pytest.mark.slow
-def test_queries_follow_the_query_path_the_index_records(recording, tiny_mote, tmp_path):
+def test_queries_follow_the_query_path_the_index_records(recording, encoder, tmp_path):
     """An index built for another query path (as a collection expert is) routes the store's queries there, whatever
     the embed model's query_task; the store never asks the embed model for a query vector."""
     index = FaissIndex(recording, query_task="clustering")
@@ -370,10 +379,10 @@ def test_queries_follow_the_query_path_the_index_records(recording, tiny_mote, t
         start = len(recording.calls)
         hits = retriever.retrieve(q)
         assert [c["task"] for c in recording.calls[start:]] == ["clustering"]
-        want = index.search_vectors(tiny_mote.encode([q], task="clustering")[0], k=2)
+        want = index.search_vectors(encoder.encode([q], task="clustering")[0], k=2)
         assert [h.node.node_id for h in hits] == [w.id for w in want]
         # the query expert really differs here: the default query path would rank with other scores
-        other = index.search_vectors(tiny_mote.encode([q], task="search_query")[0], k=2)
+        other = index.search_vectors(encoder.encode([q], task="search_query")[0], k=2)
         assert not np.allclose([h.score for h in hits], [o.score for o in other], atol=1e-4)
     # MMR embeds the query text with the same recorded path
     start = len(recording.calls)
@@ -381,43 +390,41 @@ def test_queries_follow_the_query_path_the_index_records(recording, tiny_mote, t
     assert [c["task"] for c in recording.calls[start:]] == ["clustering"]
 
 
-@pytest.mark.slow
-def test_another_model_is_refused_with_faiss_index_loads_error(tiny_mote, other_tiny_mote, tmp_path):
-    store = MoTEVectorStore(MoTEEmbedding(tiny_mote))
+def test_another_model_is_refused_with_faiss_index_loads_error(encoder, other_encoder, tmp_path):
+    store = MoTEVectorStore(MoTEEmbedding(encoder))
     store.add([TextNode(id_=f"d{i}", text=t) for i, t in enumerate(DOCS)])
     store.persist(tmp_path / "idx")
     with pytest.raises(EncoderMismatchError) as core:
-        FaissIndex.load(tmp_path / "idx", encoder=other_tiny_mote)
+        FaissIndex.load(tmp_path / "idx", encoder=other_encoder)
     with pytest.raises(EncoderMismatchError) as ours:
-        MoTEVectorStore.from_persist_dir(tmp_path / "idx", embed_model=MoTEEmbedding(other_tiny_mote))
+        MoTEVectorStore.from_persist_dir(tmp_path / "idx", embed_model=MoTEEmbedding(other_encoder))
     assert str(ours.value) == str(core.value)
     # an open index and another model: the same check (only the place named differs)
     with pytest.raises(EncoderMismatchError) as in_memory:
-        MoTEVectorStore(MoTEEmbedding(other_tiny_mote), index=FaissIndex.load(tmp_path / "idx"))
+        MoTEVectorStore(MoTEEmbedding(other_encoder), index=FaissIndex.load(tmp_path / "idx"))
     assert str(in_memory.value) == str(core.value).replace(str(tmp_path / "idx"), "in memory")
     # the right model, but nodes embedded by another document path
     with pytest.raises(EncoderMismatchError, match="text_task='search_document'"):
-        MoTEVectorStore.from_persist_dir(tmp_path / "idx", embed_model=MoTEEmbedding(tiny_mote, text_task="clustering"))
+        MoTEVectorStore.from_persist_dir(tmp_path / "idx", embed_model=MoTEEmbedding(encoder, text_task="clustering"))
     # vectors embedded outside mote-rag record no fingerprint: a MoTE model cannot vouch for them
-    external = MoTEVectorStore(index=FaissIndex(dim=tiny_mote.dim))
-    external.add([TextNode(id_="e", text="t", embedding=np.ones(tiny_mote.dim).tolist())])
+    external = MoTEVectorStore(index=FaissIndex(dim=encoder.dim))
+    external.add([TextNode(id_="e", text="t", embedding=np.ones(encoder.dim).tolist())])
     external.persist(tmp_path / "external")
     with pytest.raises(EncoderMismatchError, match="no encoder fingerprint"):
-        MoTEVectorStore.from_persist_dir(tmp_path / "external", embed_model=MoTEEmbedding(tiny_mote))
-    reopened = MoTEVectorStore.from_persist_dir(tmp_path / "idx", embed_model=MoTEEmbedding(tiny_mote))
+        MoTEVectorStore.from_persist_dir(tmp_path / "external", embed_model=MoTEEmbedding(encoder))
+    reopened = MoTEVectorStore.from_persist_dir(tmp_path / "idx", embed_model=MoTEEmbedding(encoder))
     assert len(reopened.index) == len(DOCS)
 
 
-@pytest.mark.slow
-def test_a_shard_set_opens_read_only_and_answers_like_one_index(tiny_mote, tmp_path):
+def test_a_shard_set_opens_read_only_and_answers_like_one_index(encoder, tmp_path):
     ids = [f"d{i}" for i in range(len(DOCS))]
     metas = [{"parity": "even" if i % 2 == 0 else "odd"} for i in range(len(DOCS))]
-    whole = MoTEVectorStore(MoTEEmbedding(tiny_mote))
+    whole = MoTEVectorStore(MoTEEmbedding(encoder))
     whole.add([TextNode(id_=i, text=t, metadata=m) for i, t, m in zip(ids, DOCS, metas)])
     dirs = []
     for s in range(2):
         rows = [i for i, d in enumerate(ids) if shard_of(d, 2) == s]
-        shard = FaissIndex(tiny_mote, kind="hnsw")
+        shard = FaissIndex(encoder, kind="hnsw")
         shard.add_embeddings(
             whole.index.vectors([ids[i] for i in rows]),
             [ids[i] for i in rows],
@@ -426,7 +433,7 @@ def test_a_shard_set_opens_read_only_and_answers_like_one_index(tiny_mote, tmp_p
         )
         dirs.append(shard.save(tmp_path / "set" / "b1" / shard_name(s, 2)))
     write_manifest(tmp_path / "set", dirs)
-    sharded = MoTEVectorStore.from_persist_dir(tmp_path / "set", embed_model=MoTEEmbedding(tiny_mote))
+    sharded = MoTEVectorStore.from_persist_dir(tmp_path / "set", embed_model=MoTEEmbedding(encoder))
     assert isinstance(sharded.index, ShardedIndex)
     even = MetadataFilters(filters=[f("parity", FilterOperator.EQ, "even")])
     for q in QUESTIONS:
@@ -439,7 +446,7 @@ def test_a_shard_set_opens_read_only_and_answers_like_one_index(tiny_mote, tmp_p
         assert sharded.query(mmr).ids == whole.query(mmr).ids
     assert [n.node_id for n in sharded.get_nodes(["d3", "d0"])] == ["d3", "d0"]
     with pytest.raises(NotImplementedError, match="read-only"):
-        sharded.add([TextNode(id_="new", text="t", embedding=[0.1] * tiny_mote.dim)])
+        sharded.add([TextNode(id_="new", text="t", embedding=[0.1] * encoder.dim)])
     with pytest.raises(NotImplementedError, match="read-only"):
         sharded.delete("d1")
 

@@ -1,5 +1,6 @@
 """MoTEVectorStore behaviour beyond the standard suites: routing, the fingerprint guard on save/load, shard sets,
-metadata filters, MMR, and a mixed cached workload that must equal the uncached one exactly."""
+metadata filters, MMR, and a mixed cached workload that must equal the uncached one exactly. The encoder is the
+torch-free HashEncoder (fast tier); the real models' routing through the store is in the slow tests."""
 
 from __future__ import annotations
 
@@ -45,25 +46,35 @@ def brute_force(emb, query, k, keep=lambda meta: True):
 
 
 @pytest.fixture()
-def store(tiny_mote):
-    return MoTEVectorStore.from_texts(TEXTS, MoTEEmbeddings(tiny_mote), metadatas=METAS, ids=IDS)
+def encoder(hash_encoder):
+    """The torch-free HashEncoder: its query and document paths differ, so routing mix-ups show."""
+    return hash_encoder(dim=32, fingerprint="hash-a")
 
 
-@pytest.mark.slow
-def test_documents_and_queries_take_their_own_experts(tiny_mote, caching_encoder):
-    spy = caching_encoder(tiny_mote)
+@pytest.fixture()
+def other_encoder(hash_encoder):
+    """Another model of the same shape (another fingerprint)."""
+    return hash_encoder(dim=32, fingerprint="hash-b")
+
+
+@pytest.fixture()
+def store(encoder):
+    return MoTEVectorStore.from_texts(TEXTS, MoTEEmbeddings(encoder), metadatas=METAS, ids=IDS)
+
+
+def test_documents_and_queries_take_their_own_experts(encoder, caching_encoder):
+    spy = caching_encoder(encoder)
     store = MoTEVectorStore.from_texts(TEXTS, MoTEEmbeddings(spy, batch_size=8), ids=IDS)
     store.similarity_search(QUERIES[0], k=3)
     assert [(c["task"], c["n"]) for c in spy.calls] == [("search_document", len(TEXTS)), ("search_query", 1)]
     assert store.index.document_task == "search_document" and store.index.query_task == "search_query"
     assert [doc.id for doc in store.similarity_search(QUERIES[0], k=3)] == brute_force(
-        MoTEEmbeddings(tiny_mote), QUERIES[0], 3
+        MoTEEmbeddings(encoder), QUERIES[0], 3
     )
 
 
-@pytest.mark.slow
-def test_scores_are_cosines_and_relevance_maps_them_onto_0_1(store, tiny_mote):
-    emb = MoTEEmbeddings(tiny_mote)
+def test_scores_are_cosines_and_relevance_maps_them_onto_0_1(store, encoder):
+    emb = MoTEEmbeddings(encoder)
     q = np.asarray(emb.embed_query(QUERIES[1]))
     docs = dict(zip(IDS, np.asarray(emb.embed_documents(TEXTS))))
     hits = ranked(store, QUERIES[1])
@@ -71,17 +82,16 @@ def test_scores_are_cosines_and_relevance_maps_them_onto_0_1(store, tiny_mote):
     relevance = store.similarity_search_with_relevance_scores(QUERIES[1], k=5)
     np.testing.assert_allclose([r for _, r in relevance], [(1 + s) / 2 for _, s in hits], atol=1e-7)
     # a document asked as itself through the same expert: cosine 1 (give or take an ulp), relevance exactly <= 1
-    same = MoTEVectorStore.from_texts(TEXTS, MoTEEmbeddings(tiny_mote, query_task="search_document"), ids=IDS)
+    same = MoTEVectorStore.from_texts(TEXTS, MoTEEmbeddings(encoder, query_task="search_document"), ids=IDS)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # LangChain warns about relevance scores outside [0, 1]
         best = [same.similarity_search_with_relevance_scores(t, k=1)[0] for t in TEXTS]
     assert [d.id for d, _ in best] == IDS and all(0.9999 < r <= 1.0 for _, r in best)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
-def test_save_and_load_round_trip_without_pickle(tiny_mote, tmp_path, kind):
-    emb = MoTEEmbeddings(tiny_mote)
+def test_save_and_load_round_trip_without_pickle(encoder, tmp_path, kind):
+    emb = MoTEEmbeddings(encoder)
     store = MoTEVectorStore.from_texts(TEXTS, emb, metadatas=METAS, ids=IDS, kind=kind)
     store.delete(IDS[:3])
     store.save_local(tmp_path / "idx")
@@ -89,7 +99,7 @@ def test_save_and_load_round_trip_without_pickle(tiny_mote, tmp_path, kind):
     assert files[1] == "index.json" and files[0].startswith("index.") and files[0].endswith(".faiss")
     loaded = MoTEVectorStore.load_local(tmp_path / "idx", emb)
     assert loaded.index.kind == kind and len(loaded.index) == len(TEXTS) - 3
-    assert loaded.index.read_header(tmp_path / "idx").fingerprint == tiny_mote.fingerprint
+    assert loaded.index.read_header(tmp_path / "idx").fingerprint == encoder.fingerprint
     for q in QUERIES:
         assert ranked(loaded, q) == ranked(store, q)
     assert loaded.get_by_ids(["doc-5", "doc-0", "doc-7"]) == store.get_by_ids(["doc-5", "doc-7"])[
@@ -97,41 +107,39 @@ def test_save_and_load_round_trip_without_pickle(tiny_mote, tmp_path, kind):
     ] + store.get_by_ids(["doc-7"])
 
 
-@pytest.mark.slow
-def test_load_local_refuses_another_encoder_with_faiss_index_loads_error(tiny_mote, other_tiny_mote, tmp_path):
-    MoTEVectorStore.from_texts(TEXTS, MoTEEmbeddings(tiny_mote), ids=IDS).save_local(tmp_path / "idx")
+def test_load_local_refuses_another_encoder_with_faiss_index_loads_error(encoder, other_encoder, tmp_path):
+    MoTEVectorStore.from_texts(TEXTS, MoTEEmbeddings(encoder), ids=IDS).save_local(tmp_path / "idx")
     with pytest.raises(EncoderMismatchError) as core:
-        FaissIndex.load(tmp_path / "idx", encoder=other_tiny_mote)
+        FaissIndex.load(tmp_path / "idx", encoder=other_encoder)
     with pytest.raises(EncoderMismatchError) as ours:
-        MoTEVectorStore.load_local(tmp_path / "idx", MoTEEmbeddings(other_tiny_mote))
-    assert str(ours.value) == str(core.value) and tiny_mote.fingerprint in str(ours.value)
+        MoTEVectorStore.load_local(tmp_path / "idx", MoTEEmbeddings(other_encoder))
+    assert str(ours.value) == str(core.value) and encoder.fingerprint in str(ours.value)
     # wrapped in a cache, still recognised; embeddings that are not MoTE cannot vouch for the fingerprint
     with pytest.raises(EncoderMismatchError, match="fingerprint"):
-        MoTEVectorStore.load_local(tmp_path / "idx", cache_backed(MoTEEmbeddings(other_tiny_mote), InMemoryByteStore()))
+        MoTEVectorStore.load_local(tmp_path / "idx", cache_backed(MoTEEmbeddings(other_encoder), InMemoryByteStore()))
     with pytest.raises(EncoderMismatchError, match="not MoTEEmbeddings"):
-        MoTEVectorStore.load_local(tmp_path / "idx", DeterministicFakeEmbedding(size=tiny_mote.dim))
+        MoTEVectorStore.load_local(tmp_path / "idx", DeterministicFakeEmbedding(size=encoder.dim))
     # the same model with another query expert would compare vectors the index was not built for
     with pytest.raises(EncoderMismatchError, match="query_task='search_query'"):
-        MoTEVectorStore.load_local(tmp_path / "idx", MoTEEmbeddings(tiny_mote, query_task="clustering"))
+        MoTEVectorStore.load_local(tmp_path / "idx", MoTEEmbeddings(encoder, query_task="clustering"))
     with pytest.raises(EncoderMismatchError, match="fingerprint"):
-        MoTEVectorStore(MoTEEmbeddings(other_tiny_mote), FaissIndex.load(tmp_path / "idx"))
-    assert len(MoTEVectorStore.load_local(tmp_path / "idx", MoTEEmbeddings(tiny_mote)).index) == len(TEXTS)
+        MoTEVectorStore(MoTEEmbeddings(other_encoder), FaissIndex.load(tmp_path / "idx"))
+    assert len(MoTEVectorStore.load_local(tmp_path / "idx", MoTEEmbeddings(encoder)).index) == len(TEXTS)
     # an index built with other embeddings records no fingerprint: MoTE embeddings of the same size refuse it
-    fake = DeterministicFakeEmbedding(size=tiny_mote.dim)
+    fake = DeterministicFakeEmbedding(size=encoder.dim)
     MoTEVectorStore.from_texts(TEXTS, fake, ids=IDS).save_local(tmp_path / "fake")
     with pytest.raises(EncoderMismatchError, match="no encoder fingerprint"):
-        MoTEVectorStore.load_local(tmp_path / "fake", MoTEEmbeddings(tiny_mote))
+        MoTEVectorStore.load_local(tmp_path / "fake", MoTEEmbeddings(encoder))
     assert len(MoTEVectorStore.load_local(tmp_path / "fake", fake, allow_dangerous_deserialization=True).index) == 20
 
 
-@pytest.mark.slow
-def test_a_shard_set_opens_read_only_and_searches_like_one_index(tiny_mote, tmp_path, store):
-    emb = MoTEEmbeddings(tiny_mote)
+def test_a_shard_set_opens_read_only_and_searches_like_one_index(encoder, tmp_path, store):
+    emb = MoTEEmbeddings(encoder)
     vectors = np.asarray(emb.embed_documents(TEXTS), np.float32)
     dirs = []
     for k in range(2):
         rows = [i for i, d in enumerate(IDS) if shard_of(d, 2) == k]
-        shard = FaissIndex(tiny_mote, kind="hnsw")
+        shard = FaissIndex(encoder, kind="hnsw")
         shard.add_embeddings(vectors[rows], [IDS[i] for i in rows], [METAS[i] for i in rows], [TEXTS[i] for i in rows])
         dirs.append(shard.save(tmp_path / "set" / "b1" / shard_name(k, 2)))
     write_manifest(tmp_path / "set", dirs)
@@ -149,10 +157,9 @@ def test_a_shard_set_opens_read_only_and_searches_like_one_index(tiny_mote, tmp_
     with pytest.raises(NotImplementedError, match="read-only"):
         sharded.delete(["doc-1"])
     with pytest.raises(EncoderMismatchError):
-        MoTEVectorStore.load_local(tmp_path / "set", MoTEEmbeddings(tiny_mote, document_task="clustering"))
+        MoTEVectorStore.load_local(tmp_path / "set", MoTEEmbeddings(encoder, document_task="clustering"))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     "flt, keep",
     [
@@ -167,8 +174,8 @@ def test_a_shard_set_opens_read_only_and_searches_like_one_index(tiny_mote, tmp_
     ids=["equal", "any-of-and-equal", "callable", "no-match"],
 )
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
-def test_filters_give_the_exact_top_k_among_matching_documents(tiny_mote, flt, keep, kind):
-    emb = MoTEEmbeddings(tiny_mote)
+def test_filters_give_the_exact_top_k_among_matching_documents(encoder, flt, keep, kind):
+    emb = MoTEEmbeddings(encoder)
     store = MoTEVectorStore.from_texts(TEXTS, emb, metadatas=METAS, ids=IDS, kind=kind)
     for q in QUERIES:
         # fetch_k=2 forces the search to widen until enough matches are found
@@ -179,9 +186,8 @@ def test_filters_give_the_exact_top_k_among_matching_documents(tiny_mote, flt, k
         store.similarity_search(QUERIES[0], filter=["topic"])
 
 
-@pytest.mark.slow
-def test_mmr_uses_the_stored_vectors(store, tiny_mote):
-    emb = MoTEEmbeddings(tiny_mote)
+def test_mmr_uses_the_stored_vectors(store, encoder):
+    emb = MoTEEmbeddings(encoder)
     q = QUERIES[0]
     candidates = [d.id for d in store.similarity_search(q, k=10)]
     vectors = np.asarray(emb.embed_documents([TEXTS[IDS.index(i)] for i in candidates]), np.float32)
@@ -213,8 +219,7 @@ def test_ivfpq_store_embeds_mmr_candidates_again():
         MoTEVectorStore.from_texts(texts[:3], emb, kind="ivfpq")
 
 
-@pytest.mark.slow
-def test_mixed_cached_workload_returns_the_uncached_results_exactly(tiny_mote):
+def test_mixed_cached_workload_returns_the_uncached_results_exactly(encoder):
     """Index texts as documents, then ask the same texts (and others) as queries, twice, through cache_backed:
     every result equals the uncached store's, ids and scores; LangChain's plain query cache does not."""
 
@@ -224,18 +229,17 @@ def test_mixed_cached_workload_returns_the_uncached_results_exactly(tiny_mote):
         store.add_texts(TEXTS[:4], METAS[:4], ids=IDS[:4])  # re-indexing hits the document cache
         return out + [ranked(store, q) for q in QUERIES + TEXTS[:6]]
 
-    uncached = workload(MoTEEmbeddings(tiny_mote))
-    assert workload(cache_backed(MoTEEmbeddings(tiny_mote), InMemoryByteStore())) == uncached
+    uncached = workload(MoTEEmbeddings(encoder))
+    assert workload(cache_backed(MoTEEmbeddings(encoder), InMemoryByteStore())) == uncached
     plain = CacheBackedEmbeddings.from_bytes_store(
-        MoTEEmbeddings(tiny_mote), InMemoryByteStore(), query_embedding_cache=True, key_encoder="sha256"
+        MoTEEmbeddings(encoder), InMemoryByteStore(), query_embedding_cache=True, key_encoder="sha256"
     )
     assert workload(plain) != uncached
 
 
-@pytest.mark.slow
-def test_bad_arguments(tiny_mote, store):
+def test_bad_arguments(encoder, store):
     with pytest.raises(ValueError, match="unknown index kind"):
-        MoTEVectorStore(MoTEEmbeddings(tiny_mote), kind="annoy")
+        MoTEVectorStore(MoTEEmbeddings(encoder), kind="annoy")
     with pytest.raises(ValueError, match="unknown option"):
         MoTEVectorStore(DeterministicFakeEmbedding(size=4), kind="hnsw", M_max=3)
     with pytest.raises(TypeError, match="unexpected"):
