@@ -166,11 +166,7 @@ def evaluate(
             res = {k: v for k, v in res.items() if not k.startswith("_")}
         results[spec.name] = res
         logger.info("%s on %s: %s %.2f (%.1fs)", name, spec.name, spec.type, res["main_score"], res["seconds"])
-    averages = {}
-    for t in TASK_TYPES:
-        scores = [r["main_score"] for r in results.values() if r["type"] == t]
-        if scores:
-            averages[t] = float(np.mean(scores))
+    averages = type_averages(results)
     result = {
         "model": name,
         "fingerprint": embed.fingerprint,
@@ -187,6 +183,17 @@ def evaluate(
     if out_dir is not None:
         write_json_atomic(Path(out_dir) / f"{safe_name(name)}.json", strip_private(result))
     return result
+
+
+def type_averages(datasets: dict[str, dict]) -> dict[str, float]:
+    """Mean main score per task type, in TASK_TYPES order: the `averages` of a result, also when a caller assembles
+    one from datasets scored in several runs (benchmarks/train_study/reuse.py)."""
+    averages = {}
+    for t in TASK_TYPES:
+        scores = [r["main_score"] for r in datasets.values() if r["type"] == t]
+        if scores:
+            averages[t] = float(np.mean(scores))
+    return averages
 
 
 def strip_private(result: dict) -> dict:
