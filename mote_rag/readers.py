@@ -6,7 +6,7 @@ evaluation, so the same file reads the same way everywhere. Errors name the file
     BEIR retrieval folder            load_beir (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)
     sentence pairs (STS, pairs)      load_sentence_pairs
     labelled texts                   load_labelled_texts
-    a JSON file (configs, suites)    read_json_file
+    a JSON object file (descriptors, recipes, suites, results): mote_rag.schema.read_json_file
 
 Training's example formats (pairs, triplets, labelled) are built on read_jsonl and load_beir in
 mote_rag.training.data.
@@ -225,19 +225,6 @@ def load_labelled_texts(path: str | os.PathLike) -> LabelledTexts:
             raise ValueError(f"{where}: field 'label' must be a string or integer, got {label!r:.40}")
         labels.append(str(label))
     return LabelledTexts(p.parent.name, texts, labels)
-
-
-def read_json_file(path: str | os.PathLike, kind: str) -> object:
-    """Parse a JSON file; a missing file or bad JSON is an error naming the file (`kind` says what it is)."""
-    p = Path(path)
-    if p.is_dir():
-        raise IsADirectoryError(f"{kind} file {p} is a directory; give the JSON file")
-    if not p.is_file():
-        raise FileNotFoundError(f"{kind} file {p} not found")
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{p}: not valid JSON ({exc.msg})") from None
 
 
 # --------------------------------------------------------------------------- a corpus to index

@@ -120,8 +120,14 @@ def relative_path(name: Any, where: str) -> str:
     return name
 
 
-def read_json_file(path: Path, what: str) -> dict:
-    """The JSON object in `path`; clear errors for a missing, undecodable or non-object file."""
+def read_json_file(path: str | os.PathLike, what: str) -> dict:
+    """The JSON object in `path`, the one JSON reader of the package (descriptors, recipes, suites, results); every
+    error names the file: missing, a folder, not UTF-8, not JSON (NaN included), or not an object."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{what} file {path} is a directory; give the JSON file")
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file {path} not found")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:

@@ -21,7 +21,7 @@ TYPE_LABELS = {
 
 
 def load_result(path: str | os.PathLike) -> dict:
-    from ..readers import read_json_file
+    from ..schema import read_json_file
 
     p = Path(path)
     result = read_json_file(p, "result")

@@ -260,7 +260,7 @@ def get_suite(suite: str | Suite | Sequence[str] | os.PathLike) -> Suite:
 
 def load_suite(path: str | os.PathLike) -> Suite:
     """Read a user suite from JSON; relative dataset paths resolve against the JSON file's folder."""
-    from ..readers import read_json_file
+    from ..schema import read_json_file
 
     p = Path(path)
     raw = read_json_file(p, "suite")
