@@ -215,6 +215,18 @@ def hash_encoder():
     return HashEncoder
 
 
+@pytest.fixture()
+def encoder(hash_encoder):
+    """The integrations' vector-store tests' encoder, a HashEncoder: its task paths differ, so routing mix-ups show."""
+    return hash_encoder(dim=32, fingerprint="hash-a")
+
+
+@pytest.fixture()
+def other_encoder(hash_encoder):
+    """Another model of `encoder`'s shape (another fingerprint): what the stores' encoder guard must refuse."""
+    return hash_encoder(dim=32, fingerprint="hash-b")
+
+
 # ---------------------------------------------------------------------------------------------- shared, read-only
 def _read_only(model, name: str):
     """Yield a session model; at the end of the session, fail if a test changed its weights or settings (its

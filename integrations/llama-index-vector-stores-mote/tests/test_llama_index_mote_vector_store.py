@@ -226,18 +226,6 @@ def test_filters_agree_with_simple_vector_store_on_random_metadata(kind):
             store.query(bad)
 
 
-@pytest.fixture()
-def encoder(hash_encoder):
-    """The torch-free HashEncoder: its query, document and clustering paths differ, so routing mix-ups show."""
-    return hash_encoder(dim=32, fingerprint="hash-a")
-
-
-@pytest.fixture()
-def other_encoder(hash_encoder):
-    """Another model of the same shape (another fingerprint)."""
-    return hash_encoder(dim=32, fingerprint="hash-b")
-
-
 def test_get_nodes_upsert_and_nodes_without_embeddings(encoder):
     simple_store = MoTEVectorStore(index=FaissIndex(dim=2))
     simple_store.add(simple_nodes())

@@ -46,18 +46,6 @@ def brute_force(emb, query, k, keep=lambda meta: True):
 
 
 @pytest.fixture()
-def encoder(hash_encoder):
-    """The torch-free HashEncoder: its query and document paths differ, so routing mix-ups show."""
-    return hash_encoder(dim=32, fingerprint="hash-a")
-
-
-@pytest.fixture()
-def other_encoder(hash_encoder):
-    """Another model of the same shape (another fingerprint)."""
-    return hash_encoder(dim=32, fingerprint="hash-b")
-
-
-@pytest.fixture()
 def store(encoder):
     return MoTEVectorStore.from_texts(TEXTS, MoTEEmbeddings(encoder), metadatas=METAS, ids=IDS)
 
