@@ -42,3 +42,30 @@ def test_a_snapshot_rebuilds_the_same_index(kind, tmp_path):
 def test_an_untrained_ivfpq_index_has_no_snapshot():
     with pytest.raises(ValueError, match="add some before saving"):
         FaissIndex(dim=8, kind="ivfpq").snapshot()
+
+
+def test_every_snapshot_field_survives_the_header_and_the_index():
+    """The three field-by-field conversions (FaissIndex.snapshot, IndexSnapshot.header, IndexSnapshot.of) are
+    written out, each with its own per-field rule; this fails when a new field is carried by one and not another."""
+    from dataclasses import fields, replace
+
+    index = FaissIndex(dim=8, kind="hnsw", store_text=False)
+    index.add_embeddings(_vectors(6), [f"d{i}" for i in range(6)])
+    index.delete(["d2"])
+    snap = replace(
+        index.snapshot(),
+        fingerprint="f" * 32,
+        document_task="search_document",
+        query_task="search_query@c",
+        encoder_spec="spec",
+        encoder_class="Cls",
+        document_fingerprint="d" * 32,
+        query_fingerprint="q" * 32,
+    )
+    assert snap.store_text is False and snap.deleted_int_ids  # every field away from its default
+    through_header = IndexSnapshot.of(snap.header("index.faiss", "0" * 64), snap.faiss_data)
+    through_index = FaissIndex.from_snapshot(snap).snapshot()
+    for f in fields(IndexSnapshot):
+        assert getattr(through_header, f.name) == getattr(snap, f.name), f.name
+        if f.name != "faiss_data":  # serialised again: same index, not necessarily the same bytes
+            assert getattr(through_index, f.name) == getattr(snap, f.name), f.name
