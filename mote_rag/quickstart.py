@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -113,15 +114,29 @@ def evaluate_stage(models: dict, out: Path, show_progress: bool, limits: dict | 
     return results
 
 
-def export_stage(model, out: Path):
+RETRIEVAL_PATHS = ("search_query", "search_document")  # what the index and the example queries read
+
+
+def export_stage(model, out: Path, tasks: Sequence[str] | None = None, int8: bool = True):
+    """ONNX graphs of `tasks` (default: every path), fp32 and fused, plus int8 unless `int8` is False; the index and
+    the example queries use the fused fp32 graphs either way. Reused when the export in out/onnx is this model's
+    and holds those paths and variants."""
     from .runtime.onnx_encoder import OnnxEncoder
 
+    paths = list(tasks or model.tasks.names)
+    variants = ["fp32", "optimized"] + (["int8"] if int8 else [])
     manifest = _read_json(out / "onnx" / "manifest.json")
-    if manifest and manifest.get("fingerprint") == model.fingerprint:
+    if (
+        manifest
+        and manifest.get("fingerprint") == model.fingerprint
+        and set(paths) <= set(manifest.get("tasks", {}))
+        and set(variants) <= set(manifest.get("variants", {}))
+    ):
         _log(f"reusing the ONNX graphs in {out / 'onnx'}")
     else:
-        _log("exporting one ONNX graph per task path (fp32 + int8)")
-        model.export_onnx(out / "onnx", quantize=True)
+        what = "every task path" if tasks is None else ", ".join(paths)
+        _log(f"exporting one ONNX graph per task path ({what}; {' + '.join(variants)})")
+        model.export_onnx(out / "onnx", tasks=tasks, optimize=True, quantize=int8)
     return OnnxEncoder(out / "onnx")
 
 
@@ -198,8 +213,11 @@ def run_quickstart(
     steps: int | None = None,
     show_progress: bool = True,
     eval_limits: dict | None = None,
+    onnx_tasks: Sequence[str] | None = None,
+    int8: bool = True,
 ) -> dict:
-    """Run every stage; returns a summary dict (also written to out/summary.json)."""
+    """Run every stage; returns a summary dict (also written to out/summary.json). `onnx_tasks` and `int8` choose
+    what the export stage writes (default: every path, int8 included); see export_stage."""
     from .atomic import write_json_atomic
 
     out = Path(out)
@@ -209,7 +227,7 @@ def run_quickstart(
     plain, _, _ = train_stage(out, steps, show_progress, arm="plain")
     adapted, adapt_log = adapt_stage(out, steps, show_progress)
     results = evaluate_stage({"mote": model, "plain": plain, "adapted": adapted}, out, show_progress, eval_limits)
-    encoder = export_stage(model, out)
+    encoder = export_stage(model, out, onnx_tasks, int8)
     index = index_stage(encoder, out, show_progress)
     routed = adapted_index_stage(adapted, out, show_progress)
     print()

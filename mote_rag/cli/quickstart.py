@@ -13,6 +13,18 @@ def register(sub) -> None:
     )
     p.add_argument("--out", default="mote-rag-quickstart", help="output folder (default: ./mote-rag-quickstart)")
     p.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's 60)")
+    p.add_argument(
+        "--onnx",
+        choices=("all", "retrieval"),
+        default="all",
+        help="task paths to export: every one (default), or only search_query and search_document, which the "
+        "index and the example queries read",
+    )
+    p.add_argument(
+        "--no-int8",
+        action="store_true",
+        help="export no int8 graphs (the index and the example queries use the fused fp32 graphs either way)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run)
 
@@ -22,8 +34,14 @@ def run(args) -> int:
 
     if args.steps is not None and args.steps < 1:
         raise BadInput(f"--steps must be a positive integer, got {args.steps}")
-    from ..quickstart import run_quickstart
+    from ..quickstart import RETRIEVAL_PATHS, run_quickstart
 
     output_folder(args.out, "--out")
-    run_quickstart(args.out, steps=args.steps, show_progress=not args.no_progress)
+    run_quickstart(
+        args.out,
+        steps=args.steps,
+        show_progress=not args.no_progress,
+        onnx_tasks=RETRIEVAL_PATHS if args.onnx == "retrieval" else None,
+        int8=not args.no_int8,
+    )
     return 0
