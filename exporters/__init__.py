@@ -1,7 +1,9 @@
 """Exporters: turn a MoTE model into serving artefacts (installed as `mote_rag.exporters`).
 
 `export_onnx` writes one ONNX graph per expert path (tasks sharing an expert share the file; a dense model
-has one graph for all tasks), optionally an offline-optimised and an int8 copy of each, the tokenizer, the
+has one graph for all tasks), optionally an offline-optimised and an int8 copy of each, per variant one
+all-paths graph that stores the shared trunk once and selects a path's experts by a `path_id` input
+(exporters.all_paths: what OnnxEncoder serves several paths from), the tokenizer, the
 files fastembed's loader reads (exporters.fastembed_files), and manifest.json last, so a folder with a manifest
 is always complete. See mote_rag.runtime.manifest.
 
@@ -16,6 +18,7 @@ is removed and the previous export is left as it was.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -39,7 +42,9 @@ from mote_rag.tasks import TaskSet
 
 from .fastembed_files import write_fastembed_files
 
+logger = logging.getLogger(__name__)
 TOKENIZER_FILE = "tokenizer.json"
+ALL_PATHS_STEM = "all_paths"  # one graph for every path, the trunk stored once (exporters.all_paths)
 
 
 def graph_groups(model, tasks: Sequence[str] | None = None) -> dict[str, list[str]]:
@@ -125,55 +130,55 @@ def _write_export(
 
     from . import onnx_graphs
 
-    config = model.backbone.config
     graphs: dict[str, dict[str, str]] = {}
     variants: dict[str, dict] = {"fp32": {"fingerprint": model.fingerprint}}
     max_error = 0.0
     onnx_graphs.export_paths(model, {stem: served[0] for stem, served in groups.items()}, out, opset=opset)
+    stems = {stem: {"fp32": f"{stem}.onnx"} for stem in groups}
     for stem, served in groups.items():
-        files = {"fp32": f"{stem}.onnx"}
         if check:
-            max_error = max(max_error, onnx_graphs.check_graph(model, served[0], out / files["fp32"]))
+            max_error = max(max_error, onnx_graphs.check_graph(model, served[0], out / stems[stem]["fp32"]))
         if optimize or quantize:  # int8 is quantised from the fused graph (see exporters.quantize)
             from .optimize import optimize_graph
 
-            optimized = out / (f"{stem}.optimized.onnx" if optimize else f"{stem}.optimized.tmp.onnx")
-            fusions = optimize_graph(out / files["fp32"], optimized)
-            if optimize:
-                files["optimized"] = optimized.name
-                variants["optimized"] = {
-                    "fingerprint": model.fingerprint,
-                    "fusions": fusions,
-                    "method": "onnxscript ort_fusions (Q/K/V unpacked) + onnxruntime offline ORT_ENABLE_EXTENDED",
-                }
-        if quantize:
-            from .calibration import calibration_feeds
-            from .quantize import quantize_graph
-
-            files["int8"] = f"{stem}.int8.onnx"
-            feeds = calibration_feeds(model, served[0], calibration_texts, onnx_graphs.input_names(model))
-            try:
-                settings = quantize_graph(
-                    optimized, out / files["int8"], config.intermediate_size, config.hidden_size, feeds
-                )
-            finally:
-                if not optimize:
-                    optimized.unlink(missing_ok=True)
-            variants["int8"] = {
-                "fingerprint": f"{model.fingerprint}-int8",
-                "quantization": {
-                    **settings,
-                    "calibration": "default sample"
-                    if calibration_texts is None
-                    else f"{len(calibration_texts)} texts given",
-                },
+            optimized = out / f"{stem}.optimized.onnx"
+            fusions = optimize_graph(out / stems[stem]["fp32"], optimized)
+            stems[stem]["optimized"] = optimized.name
+            variants["optimized"] = {
+                "fingerprint": model.fingerprint,
+                "fusions": fusions,
+                "method": "onnxscript ort_fusions (Q/K/V unpacked) + onnxruntime offline ORT_ENABLE_EXTENDED",
             }
+    if quantize:
+        variants["int8"] = {
+            "fingerprint": f"{model.fingerprint}-int8",
+            "quantization": {
+                **_quantize_paths(model, out, groups, stems, calibration_texts),
+                "calibration": "default sample"
+                if calibration_texts is None
+                else f"{len(calibration_texts)} texts given",
+            },
+        }
+    if not optimize and quantize:  # the fused graphs were only the source of int8
+        for files in stems.values():
+            (out / files.pop("optimized")).unlink(missing_ok=True)
+        variants.pop("optimized", None)
+    for variant, entry in variants.items():
+        shared = _write_all_paths(out, [files[variant] for files in stems.values()], variant)
+        if shared:
+            entry["all_paths"] = shared
+    for stem, served in groups.items():
         for task in served:
-            graphs[task] = files
+            graphs[task] = stems[stem]
     tok = model.tokenizer
     write_bytes_atomic(out / TOKENIZER_FILE, tok.backend_tokenizer.to_str().encode("utf-8"))
     fastembed_files = write_fastembed_files(model, out)
-    listed = sorted({f for files in graphs.values() for f in files.values()} | {TOKENIZER_FILE, *fastembed_files})
+    shared_files = {
+        f for v in variants.values() if "all_paths" in v for f in (v["all_paths"]["file"], v["all_paths"]["data"])
+    }
+    listed = sorted(
+        {f for files in graphs.values() for f in files.values()} | shared_files | {TOKENIZER_FILE, *fastembed_files}
+    )
     declared = {k: v for k, v in model.get_config_dict().items() if k in MANIFEST_KEYS}  # the model's own
     exported = TaskSet(model.tasks.get(task) for task in graphs)
     declared["default_task"] = exported.default_task(model.default_task)  # one the export has (`--tasks`)
@@ -222,6 +227,55 @@ def _write_export(
     OnnxManifest.from_json(data, source=out / MANIFEST_NAME)  # what the runtime will accept, checked now
     _before_manifest_hook(out)
     write_json_atomic(out / MANIFEST_NAME, data)
+
+
+def _quantize_paths(model, out: Path, groups: dict, stems: dict, calibration_texts) -> dict:
+    """Write each path's int8 graph, smoothed by channel maxima pooled over every path (exporters.quantize)."""
+    import onnx
+
+    from . import onnx_graphs
+    from .calibration import calibration_feeds
+    from .quantize import input_channel_maxima, pooled_maxima, quantize_graph
+
+    config = model.backbone.config
+    names = onnx_graphs.input_names(model)
+    per_path = []
+    for stem, served in groups.items():
+        feeds = calibration_feeds(model, served[0], calibration_texts, names)
+        per_path.append(input_channel_maxima(onnx.load(str(out / stems[stem]["optimized"])), feeds))
+    maxima = pooled_maxima(per_path)
+    settings = {}
+    for stem in groups:
+        stems[stem]["int8"] = f"{stem}.int8.onnx"
+        settings = quantize_graph(
+            out / stems[stem]["optimized"],
+            out / stems[stem]["int8"],
+            config.intermediate_size,
+            config.hidden_size,
+            maxima=maxima,
+        )
+    return {**settings, "calibration_pooled_over_paths": len(groups)}
+
+
+def _write_all_paths(out: Path, graph_files: list[str], variant: str) -> dict | None:
+    """The variant's all-paths graph (exporters.all_paths), when the export has several path graphs; returns its
+    manifest entry, or None (one path, or graphs that are not one graph up to their weights: logged)."""
+    import onnx
+
+    from .all_paths import PATH_INPUT, NotMergeable, merge_path_graphs
+
+    if len(graph_files) < 2:
+        return None
+    suffix = {"fp32": ".onnx", "optimized": ".optimized.onnx", "int8": ".int8.onnx"}[variant]
+    name = f"{ALL_PATHS_STEM}{suffix}"
+    try:
+        merged = merge_path_graphs({f: onnx.load(str(out / f)) for f in graph_files})
+    except NotMergeable as exc:
+        logger.warning("no all-paths %s graph: %s; each path is served by its own graph", variant, exc)
+        return None
+    data = f"{name}.data"  # weights beside the graph: onnxruntime then loads them without a second full copy
+    onnx.save(merged, str(out / name), save_as_external_data=True, all_tensors_to_one_file=True, location=data)
+    return {"file": name, "data": data, "input": PATH_INPUT, "graphs": list(graph_files)}
 
 
 def _before_manifest_hook(out: Path) -> None:

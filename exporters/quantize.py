@@ -111,6 +111,20 @@ def input_channel_maxima(model, feeds: Iterable[dict[str, np.ndarray]]) -> dict[
     return maxima
 
 
+def pooled_maxima(per_path: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Channel maxima taken over every path's calibration (each with its own prefix): one smoothing for all.
+
+    The paths of an export share their trunk; smoothing each path's trunk by its own maxima would give every path
+    different int8 trunk weights, which then cannot be stored once (exporters.all_paths). Pooled, the trunk's
+    int8 weights are the same in every path graph, and each path is calibrated on texts of every task.
+    """
+    pooled: dict[str, np.ndarray] = {}
+    for maxima in per_path:
+        for name, peak in maxima.items():
+            pooled[name] = peak if name not in pooled else np.maximum(pooled[name], peak)
+    return pooled
+
+
 def smooth_matmul_inputs(model, maxima: dict[str, np.ndarray], alpha: float = ALPHA) -> int:
     """Rescale every weight MatMul's input channels in `model` (an onnx ModelProto, edited in place).
 
@@ -157,11 +171,13 @@ def quantize_graph(
     target: str | os.PathLike,
     intermediate_size: int,
     hidden_size: int,
-    calibration: Iterable[dict[str, np.ndarray]],
+    calibration: Iterable[dict[str, np.ndarray]] | None = None,
+    maxima: dict[str, np.ndarray] | None = None,
 ) -> dict:
     """Write the int8 version of the optimised graph `source` to `target` (atomically); return the settings.
 
-    `calibration`: input feeds (token ids of real texts, with the task's prefix) for the smoothing scales.
+    `calibration`: input feeds (token ids of real texts, with the task's prefix) for the smoothing scales, or
+    `maxima`: their channel maxima already taken (pooled over every path of an export: `pooled_maxima`).
     Weights are 8-bit on a CPU with VNNI, 7-bit (`reduce_range`) on one without (see the module docstring).
     """
     import onnx
@@ -173,7 +189,10 @@ def quantize_graph(
     reduce_range = not vnni
 
     model = onnx.load(str(source))
-    maxima = input_channel_maxima(model, calibration)
+    if (calibration is None) == (maxima is None):
+        raise ValueError("quantize_graph takes calibration feeds or precomputed maxima, exactly one of them")
+    if maxima is None:
+        maxima = input_channel_maxima(model, calibration)
     smoothed = smooth_matmul_inputs(model, maxima)
     keep = feed_forward_output_nodes(model, intermediate_size, hidden_size)[:FP32_FEED_FORWARD_LAYERS]
     target = Path(target)

@@ -88,3 +88,39 @@ def test_scifact_ndcg_int8_within_one_point_of_fp32(minilm_onnx_dir, data_dir):
         scores[variant] = 100 * evaluate(Qrels(qrels), Run(run), "ndcg@10")
     assert scores["fp32"] > 50  # a real retrieval result, not noise
     assert abs(scores["int8"] - scores["fp32"]) <= 1.0, scores
+
+
+RSS_CHILD = """
+import sys
+from mote_rag import OnnxEncoder
+path, variant, tasks = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+enc = OnnxEncoder(path, variant=variant, tasks=tasks, threads=2)
+texts = ["a sentence of moderate length for the memory probe " * 8] * 32
+for task in tasks:
+    enc.encode(texts, task=task, batch_size=32)
+assert "torch" not in sys.modules
+# VmHWM: this process's own peak RSS (ru_maxrss would report the forking parent's peak, which survives exec)
+print(next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")))
+"""
+
+
+@pytest.mark.parametrize("variant", ["fp32", "int8"])
+def test_every_path_in_one_process_costs_at_most_a_quarter_more_than_one(minilm_onnx_dir, variant):
+    """One trunk in memory: serving all four paths (the all-paths graph) peaks within 1.25x of serving one path
+    alone. Four per-path sessions peaked at ~3x (onnxruntime copies every weight into each session)."""
+    import subprocess
+    import sys
+
+    def peak_kib(tasks: list[str]) -> int:
+        out = subprocess.run(
+            [sys.executable, "-c", RSS_CHILD, str(minilm_onnx_dir), variant, ",".join(tasks)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**__import__("os").environ, "TOKENIZERS_PARALLELISM": "false"},
+        )
+        return int(out.stdout.split()[-1])
+
+    tasks = ["search_query", "search_document", "classification", "clustering"]
+    one, every = peak_kib(tasks[:1]), peak_kib(tasks)
+    assert every <= 1.25 * one, (variant, one // 1024, every // 1024)

@@ -113,7 +113,8 @@ def test_fingerprints_and_variants(tiny_mote, tiny_export):
     assert int8.fingerprint == tiny_mote.fingerprint + "-int8"
     out = int8.encode(TEXTS, task="query")
     assert out.shape == (len(TEXTS), 32) and np.allclose(np.linalg.norm(out, axis=1), 1, atol=1e-5)
-    assert int8.loaded_graphs == ["search_query.int8.onnx"]
+    assert int8.loaded_graphs == ["all_paths.int8.onnx"]  # every path served: the one shared-trunk graph
+    assert OnnxEncoder(tiny_export).variant == "optimized"  # the export has it: the default
     with pytest.raises(ValueError, match="variant 'fp16'"):
         OnnxEncoder(tiny_export, variant="fp16")
     with pytest.raises(ValueError, match="threads"):
@@ -121,7 +122,7 @@ def test_fingerprints_and_variants(tiny_mote, tiny_export):
 
 
 def test_graphs_load_lazily_and_only_for_the_tasks_asked(tiny_export):
-    enc = OnnxEncoder(tiny_export)
+    enc = OnnxEncoder(tiny_export, variant="fp32", shared_trunk=False)
     assert enc.loaded_graphs == []
     enc.encode_query(["a"])
     assert enc.loaded_graphs == ["search_query.onnx"]
@@ -133,6 +134,55 @@ def test_graphs_load_lazily_and_only_for_the_tasks_asked(tiny_export):
         only.encode_document(["a"])
     with pytest.raises(ValueError, match="unknown task 'nope'"):
         OnnxEncoder(tiny_export, tasks=["nope"])
+
+
+@pytest.mark.parametrize("variant", ["fp32", "optimized", "int8"])
+def test_every_path_served_by_one_shared_trunk_graph(tiny_mote, tiny_export, variant):
+    shared = OnnxEncoder(tiny_export, variant=variant)
+    apart = OnnxEncoder(tiny_export, variant=variant, shared_trunk=False)
+    assert shared.shared_trunk and not apart.shared_trunk
+    tasks = ["search_query", "document", "clustering", "sts", "classification", "query", "clustering"]
+    got, per_path = shared.encode(TEXTS, task=tasks, batch_size=3), apart.encode(TEXTS, task=tasks, batch_size=3)
+    assert shared.loaded_graphs == [f"all_paths{'' if variant == 'fp32' else '.' + variant}.onnx"]
+    assert len(apart.loaded_graphs) == 4  # one session per expert path
+    cos = (got * per_path).sum(1)
+    if variant == "int8":  # nested branches run the fp32-kept MatMul unpacked: int8 rounding may then differ
+        assert cos.min() >= 0.995, cos
+    else:
+        assert np.abs(got - per_path).max() <= 1e-6
+        assert np.abs(got - tiny_mote.encode(TEXTS, task=tasks)).max() <= 1e-5
+    one = OnnxEncoder(tiny_export, variant=variant, tasks=["query"])
+    assert not one.shared_trunk  # one path: its own graph, the smallest footprint
+    with pytest.raises(ValueError, match="shared_trunk must be"):
+        OnnxEncoder(tiny_export, shared_trunk="yes")
+
+
+def test_the_shared_trunk_graph_stores_each_weight_once(tiny_export):
+    """The all-paths graph holds one path's weights plus the other paths' experts, nothing more (a trunk copied
+    per path would fail this); each trunk initializer appears once."""
+    manifest = json.loads((tiny_export / "manifest.json").read_text())
+    entry = manifest["variants"]["fp32"]["all_paths"]
+    paths = [onnx.load(str(tiny_export / g)) for g in entry["graphs"]]
+    merged = onnx.load(str(tiny_export / entry["file"]))
+
+    def sizes(model):
+        return {i.name: onnx.numpy_helper.to_array(i).nbytes for i in model.graph.initializer}
+
+    one = sizes(paths[0])
+    expert = {n for n in one if len({onnx.numpy_helper.to_array(i).tobytes() for p in paths
+                                     for i in p.graph.initializer if i.name == n}) > 1}  # fmt: skip
+    assert expert  # the nudged experts differ
+    stored = sizes(merged)
+    assert sum(stored.values()) == sum(one.values()) + (len(paths) - 1) * sum(one[n] for n in expert)
+    assert all(n in stored for n in one if n not in expert)  # the trunk under its own name, once
+
+
+def test_an_export_of_one_path_has_no_shared_trunk_graph(tiny_mote, tmp_path):
+    out = tiny_mote.export_onnx(tmp_path / "one", tasks=["query"], check=False)
+    assert "all_paths" not in json.loads((out / "manifest.json").read_text())["variants"]["fp32"]
+    assert not OnnxEncoder(out).shared_trunk
+    with pytest.raises(ValueError, match="shared_trunk=True, but .* has no all-paths graph"):
+        OnnxEncoder(out, shared_trunk=True)
 
 
 def test_bad_texts_and_tasks_give_the_torch_encoders_errors(tiny_mote, tiny_export):
@@ -157,7 +207,7 @@ def test_bad_texts_and_tasks_give_the_torch_encoders_errors(tiny_mote, tiny_expo
 
 def test_missing_tampered_and_unknown_version_exports_are_refused(export_copy):
     (export_copy / "clustering.onnx").unlink()
-    enc = OnnxEncoder(export_copy)  # lazy: other tasks still serve
+    enc = OnnxEncoder(export_copy, variant="fp32", shared_trunk=False)  # lazy: other tasks still serve
     assert enc.encode_query(["a"]).shape == (1, 32)
     with pytest.raises(FileNotFoundError, match="clustering.onnx is missing"):
         enc.encode(["a"], task="clustering")
@@ -165,9 +215,13 @@ def test_missing_tampered_and_unknown_version_exports_are_refused(export_copy):
     graph = export_copy / "search_document.onnx"
     graph.write_bytes(graph.read_bytes()[:-1] + b"\x00")
     with pytest.raises(ValueError, match="search_document.onnx failed its integrity check"):
+        OnnxEncoder(export_copy, variant="fp32", shared_trunk=False).encode_document(["a"])
+    shared = export_copy / "all_paths.optimized.onnx"
+    shared.write_bytes(shared.read_bytes()[:-1] + b"\x00")
+    with pytest.raises(ValueError, match="all_paths.optimized.onnx failed its integrity check"):
         OnnxEncoder(export_copy).encode_document(["a"])
     with pytest.raises(ValueError, match="integrity"):
-        OnnxEncoder(export_copy, tasks=["document"], preload=True)
+        OnnxEncoder(export_copy, tasks=["document"], variant="fp32", preload=True)
 
     tok = export_copy / "tokenizer.json"
     tok.write_text(tok.read_text().replace("[UNK]", "[UNX]"))

@@ -13,7 +13,9 @@ Layout (format_version 1):
      "tokenizer": {"file": "tokenizer.json", "pad_id": 0, "pad_token": "[PAD]", "pad_type_id": 0,
                    "padding_side": "right", "truncation_side": "right"},
      "fastembed": {"files": ["tokenizer_config.json", "config.json"], "pooling": "DISABLED", ...},
-     "variants": {"fp32": {"fingerprint": ...}, "optimized": {...}, "int8": {"fingerprint": "...-int8", ...}},
+     "variants": {"fp32": {"fingerprint": ..., "all_paths": {"file": "all_paths.onnx", "data": "all_paths.onnx.data",
+                                                          "input": "path_id", "graphs": ["search_query.onnx", ...]}},
+                  "optimized": {...}, "int8": {"fingerprint": "...-int8", ...}},
      "tasks": {"search_query": {"prefix": ..., "expert": ..., "temperature": ..., "aliases": [...],
                                 "graphs": {"fp32": "search_query.onnx", "int8": "search_query.int8.onnx"}}, ...},
      "covered": {"use_prefixes": "<sha256[:16]>", "max_seq_length": ..., ...},
@@ -186,7 +188,7 @@ class OnnxManifest:
             raise tok.fail("file", f"tokenizer file {tokenizer['file']} has no sha256 in 'files'")
         out = f.obj("outputs")
         outputs = {"normalized": out.str("normalized", nonempty=True), "pooled": out.str("pooled", nonempty=True)}
-        variants = cls._variants(f)
+        variants = cls._variants(f, files)
         manifest = cls(
             fingerprint=f.str("fingerprint", nonempty=True),
             dim=f.int("dim", lo=1, hi=1 << 16),
@@ -238,14 +240,22 @@ class OnnxManifest:
         return inputs
 
     @staticmethod
-    def _variants(f: Fields) -> dict[str, dict]:
+    def _variants(f: Fields, files: dict) -> dict[str, dict]:
         variants = f.obj("variants")
         if not variants.data:
             raise f.fail("variants", "lists no variant")
         for name in variants.data:
             if name not in VARIANTS:
                 raise variants.fail(name, f"unknown variant (known: {', '.join(VARIANTS)})")
-            variants.obj(name).str("fingerprint", nonempty=True)
+            entry = variants.obj(name)
+            entry.str("fingerprint", nonempty=True)
+            shared = entry.obj("all_paths", optional=True)  # exporters.all_paths; absent in older exports
+            if shared is not None:
+                shared.str("input", nonempty=True)
+                for listed in [shared.file("file"), shared.file("data"), *shared.str_list("graphs")]:
+                    plain_name(listed, f"{f.source} variant {name} all_paths")
+                    if listed not in files:
+                        raise shared.fail("graphs", f"{listed} has no sha256 in 'files'")
         return dict(variants.data)
 
     @staticmethod
@@ -359,6 +369,22 @@ class Manifest:
                 f"{expected[:16]}... (the file was modified or corrupted; re-export)"
             )
         return data
+
+    def verified_path(self, name: str) -> Path:
+        """The path of a listed file, after checking its sha256 (streamed, for files opened by path: graphs)."""
+        expected = self.spec.files.get(name)
+        if expected is None:
+            raise ValueError(f"{name} is not listed in {self.root / MANIFEST_NAME}")
+        path = self.root / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: the export in {self.root} is incomplete")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise ValueError(
+                f"{path} failed its integrity check: sha256 {actual[:16]}... but the manifest says "
+                f"{expected[:16]}... (the file was modified or corrupted; re-export)"
+            )
+        return path
 
     def verify_files(self) -> dict[str, str]:
         """file -> "ok" / "MISSING" / "SHA256 MISMATCH" for every listed file (streamed, nothing loaded)."""
