@@ -23,9 +23,9 @@ drift on the machine hits every measure alike. References named in the output, w
 The machine is recorded (benchmarks/machine.py: CPU model and flags, versions, threads, load average at start and
 end). The run is "idle" only with a 1-minute load average <= 0.5 at start and at end; otherwise the figures are
 written with "idle": false and a loud warning, and with --require-idle nothing is written (exit status 2).
-Writes benchmarks/results/bench_onnx.json (atomically). Full size (the defaults, SciFact included): about 10
-minutes on an idle 2-core machine (exports ~2, timed comparisons ~3, SciFact ~3, load settling ~1.5); the phases
-print their times.
+Writes benchmarks/results/bench_onnx.json (atomically). Full size (the defaults: 1000 texts, 200 queries, SciFact
+included): about 12-15 minutes on an idle 2-core machine (exports ~2.5, timed comparisons ~5, SciFact ~3.5, load
+settling ~1.5); --skip-scifact saves the SciFact part. The phases print their times.
 """
 
 from __future__ import annotations
@@ -270,7 +270,11 @@ def time_mote_vs_dense(tmp: Path, texts, threads: int, bs: int, rounds: int, res
 
 def footprint(tmp: Path, threads: int) -> dict:
     """Peak RSS (MB): one path vs all paths of the MoTE export per variant; MoTE query graph vs dense graph."""
-    rss: dict = {"one_vs_all_paths": {}}
+    rss: dict = {
+        "method": "VmHWM of a fresh child process (/proc/self/status); not ru_maxrss, which a fork + exec child "
+        "inherits from the forking parent (it would report this benchmark's own peak)",
+        "one_vs_all_paths": {},
+    }
     for v in VARIANTS:
         one, every = (peak_rss(tmp / "mote", v, threads, mode) for mode in ("one", "all"))
         rss["one_vs_all_paths"][v] = {"one_path": one, "all_paths": every, "ratio": every["mb"] / one["mb"]}
@@ -464,6 +468,7 @@ def main(argv=None) -> int:
     phases: dict = {}
     result = {
         "benchmark": "bench_onnx",
+        "command": "python benchmarks/bench_onnx.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "threads": threads,
         "texts": len(texts),
         "batch_size": bs,

@@ -1,6 +1,6 @@
 """Where onnxruntime's time goes on this CPU, per variant (issue 22, "find out why, per CPU family").
 
-    python benchmarks/profile_onnx.py --threads 2 --texts 1000 --rounds 2 [--require-idle]
+    python benchmarks/profile_onnx.py --threads 2 --texts 600 --rounds 2 [--require-idle]
 
 On the search_query path of a MiniLM MoTE export (the embedded base upcycled, `export_onnx(optimize=True,
 quantize=True)`), with the task prefix, on the same real texts as bench_onnx (bench_onnx.real_texts), tokenised
@@ -21,9 +21,10 @@ spread over the texts, so that profiling does not slow the timed sessions) gives
 counts; op-type counts of each graph, as stored and as onnxruntime runs it (optimized_model_filepath), show the
 fusions applied and which MatMuls stay fp32 in the int8 graphs.
 Writes benchmarks/results/profile_onnx.json and .md (atomically) with the machine record (benchmarks/machine.py;
-"idle" as in bench_onnx, --require-idle writes nothing unless idle). Full size (the defaults): about 8-10
-minutes on an idle 2-core machine (export ~1.5, timed groups ~5, profiles ~0.5, load settling ~1.5); the phases
-print their times. `--export DIR` reuses an export of the upcycled embedded base made the same way.
+"idle" as in bench_onnx, --require-idle writes nothing unless idle). Full size (the defaults, 600 texts): about
+10-13 minutes on an idle 2-core machine (export and quantisation ~1.5, 22 timed measures x 2 rounds ~8, profiles
+~1, load settling ~1.5); the phases print their times. `--export DIR` reuses an export of the upcycled embedded
+base made the same way by the current mote-rag.
 """
 
 from __future__ import annotations
@@ -287,7 +288,7 @@ def profile(path: Path, level: str, batches: list[dict], threads: int, work: Pat
 def parse_args(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--texts", type=int, default=1000)
+    parser.add_argument("--texts", type=int, default=600)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per comparison (>= 2)")
     parser.add_argument("--profile-batches", type=int, default=8, help="batches run under the profiler per graph")
