@@ -281,7 +281,7 @@ FILE_CASES = [
     ("jsonl a directory", lambda f: read_jsonl(f["beir"]), IsADirectoryError, "beir is a directory"),
     (
         "onnx graph not onnx",
-        lambda f: OnnxEncoder(f["bad_graph"]).encode_query(["x"]),
+        lambda f: OnnxEncoder(f["bad_graph"], variant="fp32", shared_trunk=False).encode_query(["x"]),
         ValueError,
         r"search_query.onnx is not an ONNX graph that onnxruntime can open",
     ),

@@ -176,8 +176,9 @@ def check_options(args) -> dict:
 
 
 def check_model_files(spec: str) -> None:
-    """An ONNX export's files (every task graph, the tokenizer) are checked against its manifest now, so a damaged
-    query graph is reported before the corpus is embedded rather than at the first search."""
+    """The files of an ONNX export that serving reads (the tokenizer, the graphs of the default variant) are
+    checked against its manifest now, so a damaged query graph is reported before the corpus is embedded rather
+    than at the first search. Only those: hashing every variant's graphs cost more than indexing 300 passages."""
     from pathlib import Path
 
     from mote_rag.cli.main import BadInput
@@ -186,7 +187,8 @@ def check_model_files(spec: str) -> None:
     if not (Path(spec) / MANIFEST_NAME).is_file():
         return
     try:
-        Manifest.read(spec).check_files()
+        manifest = Manifest.read(spec)
+        manifest.check_files(manifest.serving_files(manifest.default_variant(), list(manifest.spec.tasks)))
     except (OSError, ValueError) as exc:
         raise BadInput(f"--model {spec}: {exc}") from None
 

@@ -339,6 +339,30 @@ class Manifest:
             )
         return variant
 
+    def default_variant(self) -> str:
+        """ "optimized" where the export has it (the same function and fingerprint as "fp32", fused), else "fp32"."""
+        return "optimized" if "optimized" in self.spec.variants else "fp32"
+
+    def all_paths(self, variant: str, tasks: list[str], shared_trunk: bool | None = None) -> dict | None:
+        """The variant's all-paths entry when serving `tasks` goes through it: asked for (True), or automatically
+        (None) when the tasks span several path graphs and the export has one; None for per-path graphs."""
+        if shared_trunk is not None and not isinstance(shared_trunk, bool):
+            raise ValueError(f"shared_trunk must be True, False or None (automatic), got {shared_trunk!r}")
+        entry = self.spec.variants[self.check_variant(variant)].get("all_paths")
+        if shared_trunk is True and entry is None:
+            raise ValueError(
+                f"shared_trunk=True, but {self.root / MANIFEST_NAME} has no all-paths graph for variant "
+                f"{variant!r} (an export with one path graph, or made before mote-rag wrote them)"
+            )
+        several = len({self.graph_name(t, variant) for t in tasks}) > 1
+        return entry if entry is not None and (shared_trunk or (shared_trunk is None and several)) else None
+
+    def serving_files(self, variant: str, tasks: list[str], shared_trunk: bool | None = None) -> list[str]:
+        """The files an encoder of `tasks` on `variant` reads: the tokenizer and the graphs (and their data)."""
+        entry = self.all_paths(variant, tasks, shared_trunk)
+        graphs = [entry["file"], entry["data"]] if entry else sorted({self.graph_name(t, variant) for t in tasks})
+        return [self.spec.tokenizer["file"], *graphs]
+
     def task_set(self) -> TaskSet:
         return TaskSet(Task.from_dict({**entry, "name": name}) for name, entry in self.spec.tasks.items())
 
@@ -386,10 +410,12 @@ class Manifest:
             )
         return path
 
-    def verify_files(self) -> dict[str, str]:
-        """file -> "ok" / "MISSING" / "SHA256 MISMATCH" for every listed file (streamed, nothing loaded)."""
+    def verify_files(self, names: list[str] | None = None) -> dict[str, str]:
+        """file -> "ok" / "MISSING" / "SHA256 MISMATCH" for every listed file, or each of `names` (streamed,
+        nothing loaded)."""
         out = {}
-        for name, expected in self.spec.files.items():
+        for name in self.spec.files if names is None else names:
+            expected = self.spec.files[name]
             path = self.root / name
             if not path.is_file():
                 out[name] = "MISSING"
@@ -397,9 +423,10 @@ class Manifest:
                 out[name] = "ok" if sha256_file(path) == expected else "SHA256 MISMATCH"
         return out
 
-    def check_files(self) -> None:
-        """Raise, naming the first bad file, unless every listed file is present and intact."""
-        for name, status in self.verify_files().items():
+    def check_files(self, names: list[str] | None = None) -> None:
+        """Raise, naming the first bad file, unless every listed file (or each of `names`) is present and
+        intact."""
+        for name, status in self.verify_files(names).items():
             if status != "ok":
                 raise ValueError(
                     f"{self.root / name} failed its integrity check ({status}): the export in "

@@ -59,9 +59,7 @@ class OnnxEncoder(EncoderBase):
         self.manifest = Manifest.read(path)
         self.path = self.manifest.root
         self.source = str(self.path)
-        if variant is None:
-            variant = "optimized" if "optimized" in self.manifest.variants else "fp32"
-        self.variant = self.manifest.check_variant(variant)
+        self.variant = self.manifest.check_variant(variant or self.manifest.default_variant())
         self._check_int8_cpu()
         if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
             raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
@@ -91,7 +89,7 @@ class OnnxEncoder(EncoderBase):
         self.tokenizer = self._load_tokenizer()
         self._sessions: dict[str, object] = {}
         self._lock = threading.Lock()
-        self._all_paths = self._choose_all_paths(shared_trunk)
+        self._all_paths = self.manifest.all_paths(self.variant, self.tasks.names, shared_trunk)
         if preload:
             for task in self.tasks.names:
                 self.load(task)
@@ -130,21 +128,6 @@ class OnnxEncoder(EncoderBase):
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
         return options
-
-    def _choose_all_paths(self, shared_trunk: bool | None) -> dict | None:
-        """The variant's all-paths entry when this encoder serves it (see the module docstring), else None."""
-        if shared_trunk is not None and not isinstance(shared_trunk, bool):
-            raise ValueError(f"shared_trunk must be True, False or None (automatic), got {shared_trunk!r}")
-        entry = self.manifest.spec.variants[self.variant].get("all_paths")
-        graphs = {self.manifest.graph_name(t, self.variant) for t in self.tasks.names}
-        if shared_trunk is True and entry is None:
-            raise ValueError(
-                f"shared_trunk=True, but {self.path / 'manifest.json'} has no all-paths graph for variant "
-                f"{self.variant!r} (an export with one path graph, or made before mote-rag wrote them)"
-            )
-        if entry is None or shared_trunk is False or (shared_trunk is None and len(graphs) < 2):
-            return None
-        return entry
 
     @property
     def shared_trunk(self) -> bool:
