@@ -9,9 +9,12 @@ initializer into each session, and gives each session its own arena). This graph
   between two seeds (descendants of seeds that are also ancestors of seeds) they form closed regions, one per
   MoTE layer (its feed-forward block);
 - each region becomes a chain of `If` nodes on `path_id == i`, whose branches hold path i's copy of the region
-  with its own weights; everything else, and every weight equal across paths, is stored once;
-- the output of a path is computed by the same nodes on the same weights as its own graph, so it is bit-identical
-  to it, and a forward pass runs one branch per region: the cost of one path.
+  (its weights live in the main graph under suffixed names); everything else, and every weight equal across
+  paths, is stored once;
+- a path's output comes from the same nodes on the same weights as its own graph, and a forward pass runs one
+  branch per region: the cost of one path. fp32 outputs match the path graph to ~1e-7 (onnxruntime runs a
+  MatMul inside nested branches without its prepacked kernel, a different summation order); int8 ones to int8
+  rounding (worst row cosine 0.999 on MiniLM), where that difference flips a quantisation step.
 
 jina-embeddings-v3 and fastembed's multitask models serve their tasks the same way (one graph, a task input).
 The per-task graphs stay the public format (`graphs` in the manifest); this file is an extra, listed under each
