@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import IDLE_LOAD, Run, describe
+from machine import IDLE_LOAD, Run, add_run_arguments, describe, start_run
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "bench_onnx.json"
@@ -198,17 +198,12 @@ def ndcg_at_10(query_emb, doc_emb, query_ids, doc_ids, qrels) -> float:
 
 def parse_args(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--texts", type=int, default=1000)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per comparison (>= 2)")
+    add_run_arguments(parser, texts=1000)
     parser.add_argument("--cosine-texts", type=int, default=200, help="texts per task for int8 vs fp32 (goal: >= 200)")
     parser.add_argument("--skip-scifact", action="store_true")
     parser.add_argument("--scifact-docs", type=int, default=0, help="checks only: corpus cut to the judged docs + N")
     parser.add_argument("--queries", type=int, default=200, help="queries timed one by one for latency")
     parser.add_argument("--peers-only", action="store_true", help="only the fastembed / latency comparison")
-    parser.add_argument("--require-idle", action="store_true", help="write nothing (exit 2) unless the run is idle")
-    parser.add_argument("--settle-s", type=float, default=150, help="wait at most this long for the load to decay")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.rounds < 2:
@@ -444,14 +439,9 @@ def peers_only(run: Run, args, base, tmp: Path, texts, queries, result: dict) ->
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    run = Run(args.threads, settle_s=args.settle_s)
-    if args.require_idle and run.start_load > IDLE_LOAD:
-        print(
-            f"--require-idle: the 1-minute load average is {run.start_load:.2f} at start (> {IDLE_LOAD})",
-            file=sys.stderr,
-        )
+    run = start_run(args)
+    if run is None:
         return 2
-    print(f"machine: {describe(run.facts)}; load average {run.start_load:.2f}", flush=True)
 
     import torch
 

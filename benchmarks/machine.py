@@ -190,3 +190,29 @@ def describe(facts: dict) -> str:
         f"{cpu['model_name']} ({cpu['int8_family']}; {cpu['usable_cpus']} usable CPUs), onnxruntime "
         f"{v['onnxruntime']}, torch {v['torch']}, numpy {v['numpy']}"
     )
+
+
+def add_run_arguments(parser, texts: int) -> None:
+    """The options every machine-recording benchmark takes (threads, sizes, rounds, the idle rule)."""
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--texts", type=int, default=texts)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per comparison (>= 2)")
+    parser.add_argument("--require-idle", action="store_true", help="write nothing (exit 2) unless the run is idle")
+    parser.add_argument("--settle-s", type=float, default=150, help="wait at most this long for the load to decay")
+
+
+def start_run(args) -> Run | None:
+    """The run's machine record, after the load settles; None (said on stderr) when --require-idle is given and
+    the machine is not idle at start."""
+    import sys
+
+    run = Run(args.threads, settle_s=args.settle_s)
+    if args.require_idle and run.start_load > IDLE_LOAD:
+        print(
+            f"--require-idle: the 1-minute load average is {run.start_load:.2f} at start (> {IDLE_LOAD})",
+            file=sys.stderr,
+        )
+        return None
+    print(f"machine: {describe(run.facts)}; load average {run.start_load:.2f}", flush=True)
+    return run

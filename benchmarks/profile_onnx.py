@@ -40,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_onnx import interleave, phase, real_texts
-from machine import IDLE_LOAD, Run, describe
+from machine import add_run_arguments, describe, start_run
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TASK = "search_query"
@@ -287,13 +287,8 @@ def profile(path: Path, level: str, batches: list[dict], threads: int, work: Pat
 # ---------------------------------------------------------------------------------------------------------- main
 def parse_args(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--texts", type=int, default=600)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per comparison (>= 2)")
+    add_run_arguments(parser, texts=600)
     parser.add_argument("--profile-batches", type=int, default=8, help="batches run under the profiler per graph")
-    parser.add_argument("--require-idle", action="store_true", help="write nothing (exit 2) unless the run is idle")
-    parser.add_argument("--settle-s", type=float, default=150, help="wait at most this long for the load to decay")
     parser.add_argument("--out", type=Path, default=RESULTS / "profile_onnx.json", help="the .md goes beside it")
     parser.add_argument("--export", type=Path, default=None, help="reuse this export of the upcycled embedded base")
     args = parser.parse_args(argv)
@@ -484,14 +479,9 @@ def write_markdown(result: dict, path: Path) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    run = Run(args.threads, settle_s=args.settle_s)
-    if args.require_idle and run.start_load > IDLE_LOAD:
-        print(
-            f"--require-idle: the 1-minute load average is {run.start_load:.2f} at start (> {IDLE_LOAD})",
-            file=sys.stderr,
-        )
+    run = start_run(args)
+    if run is None:
         return 2
-    print(f"machine: {describe(run.facts)}; load average {run.start_load:.2f}", flush=True)
     import onnxruntime as ort
 
     from mote_rag import OnnxEncoder

@@ -379,36 +379,33 @@ class Manifest:
 
     def read_verified(self, name: str) -> bytes:
         """The bytes of a listed file, after checking its sha256 (what is hashed is exactly what is loaded)."""
-        expected = self.spec.files.get(name)
-        if expected is None:
-            raise ValueError(f"{name} is not listed in {self.root / MANIFEST_NAME}")
-        path = self.root / name
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing: the export in {self.root} is incomplete")
+        path = self._listed(name)
         data = path.read_bytes()
-        actual = sha256_bytes(data)
-        if actual != expected:
-            raise ValueError(
-                f"{path} failed its integrity check: sha256 {actual[:16]}... but the manifest says "
-                f"{expected[:16]}... (the file was modified or corrupted; re-export)"
-            )
+        self._check_digest(name, path, sha256_bytes(data))
         return data
 
     def verified_path(self, name: str) -> Path:
         """The path of a listed file, after checking its sha256 (streamed, for files opened by path: graphs)."""
-        expected = self.spec.files.get(name)
-        if expected is None:
+        path = self._listed(name)
+        self._check_digest(name, path, sha256_file(path))
+        return path
+
+    def _listed(self, name: str) -> Path:
+        """The path of `name`, which the manifest must list and the folder must hold."""
+        if name not in self.spec.files:
             raise ValueError(f"{name} is not listed in {self.root / MANIFEST_NAME}")
         path = self.root / name
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing: the export in {self.root} is incomplete")
-        actual = sha256_file(path)
+        return path
+
+    def _check_digest(self, name: str, path: Path, actual: str) -> None:
+        expected = self.spec.files[name]
         if actual != expected:
             raise ValueError(
                 f"{path} failed its integrity check: sha256 {actual[:16]}... but the manifest says "
                 f"{expected[:16]}... (the file was modified or corrupted; re-export)"
             )
-        return path
 
     def verify_files(self, names: list[str] | None = None) -> dict[str, str]:
         """file -> "ok" / "MISSING" / "SHA256 MISMATCH" for every listed file, or each of `names` (streamed,
