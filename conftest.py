@@ -8,6 +8,9 @@ Models are built once per session and shared read-only. A test that changes one 
 (`copy.deepcopy(tiny_mote)`, `shutil.copytree(tiny_onnx_dir, tmp_path / "copy")`); at the end of the session each
 shared model's fingerprint and each shared folder's files are checked against what they were when built.
 
+The backend choice's cache ($MOTE_RAG_CACHE, mote_rag.backend) is a fresh temporary folder per run, set in
+`pytest_configure`, so `mote-rag index --backend auto` measures on this machine in every run and writes nothing home.
+
 Threads are pinned once, in `pytest_configure`: OMP_NUM_THREADS (and MKL's, OpenBLAS's) is set to the usable CPUs,
 at most 4, unless the run sets it; torch and faiss read it when they load (the fast tier never loads torch). On the
 idle 2-core machine two threads beat one (MiniLM evaluation 26 s against 40 s, the tiny-model training tests 31 s
@@ -41,6 +44,10 @@ def pytest_configure(config):
     if "torch" in sys.modules:  # loaded before us (a plugin): pin it now; otherwise it reads the variables
         sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     config.pluginmanager.register(_TorchGuard(), "mote-rag-torch-guard")
+    # the backend choice and its ONNX exports (mote_rag.backend) go to a cache of the run's own, never ~/.cache
+    import tempfile
+
+    os.environ["MOTE_RAG_CACHE"] = tempfile.mkdtemp(prefix="mote-rag-test-cache-")
 
 
 class _TorchGuard:

@@ -13,8 +13,8 @@ change in the machine's load hits them alike:
 
 Each figure is the median over --rounds of documents/s; the ratio is against the raw encoder's median. Target:
 each >= 0.95x. The model defaults to an fp32 ONNX export of the embedded base (all-MiniLM-L6-v2), made once under
-~/.cache/mote-rag/bench_index_path (nothing is downloaded). The result records the CPU model and flags, the load
-average at start and end, and the library versions.
+~/.cache/mote-rag/bench_index_path (nothing is downloaded). The result records the machine (benchmarks/machine.py:
+CPU model and flags, versions, threads, the load average at start and end, and whether the run was idle).
 
     python benchmarks/bench_index_path.py [--docs 1000] [--batch-size 32] [--rounds 3] [--model FOLDER]
 """
@@ -24,52 +24,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result
+from machine import Run, describe
 
 from mote_rag.readers import default_data_dir, iter_jsonl, read_corpus, resolve_file
 
 TARGET = 0.95
 MEASURES = ("raw", "faiss_add", "store", "cli")
-
-
-def cpu_info() -> dict:
-    """CPU model and the flags that matter to onnxruntime's kernels (from /proc/cpuinfo; Linux only)."""
-    model, flags = platform.processor() or "unknown", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    except OSError:
-        pass
-    return {
-        "model": model,
-        "cores": os.cpu_count(),
-        "flags": {f: f in flags for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni")},
-    }
-
-
-def versions() -> dict:
-    out = {"python": platform.python_version()}
-    for dist in ("mote-rag", "onnxruntime", "tokenizers", "faiss-cpu", "numpy", "langchain-core", "torch"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
 
 
 def scifact_corpus(n: int, folder: Path) -> Path:
@@ -95,9 +65,8 @@ def default_model() -> Path:
     return folder
 
 
-def report(args, argv, seconds: dict, cli_reported: list, n: int, model: Path, encoder: str, loads) -> None:
+def report(args, argv, seconds: dict, cli_reported: list, n: int, model: Path, encoder: str, machine: dict) -> None:
     """Print the figures and ratios, and write benchmarks/results/bench_index_path.json (atomically)."""
-    load_start, load_end = loads
     batch = args.batch_size
     med = {m: statistics.median(seconds[m]) for m in MEASURES}
     rates = {m: n / med[m] for m in MEASURES}
@@ -116,15 +85,16 @@ def report(args, argv, seconds: dict, cli_reported: list, n: int, model: Path, e
         f"  cli: {cli_parts['wall_s']:.2f}s wall = {cli_parts['start_read_open_s']:.2f}s start/read/open + "
         f"{cli_parts['reported_by_cli_s']:.2f}s index (raw encode of the same texts: {cli_parts['encode_only_s']:.2f}s)"
     )
-    print(f"load average {load_start[0]:.2f} at start, {load_end[0]:.2f} at end")
+    print(
+        f"{describe(machine)}; load average {machine['load_average_start'][0]:.2f} at start, "
+        f"{machine['load_average_end'][0]:.2f} at end: {'idle' if machine['idle'] else 'NOT idle'}"
+    )
     if not args.no_write:
         write_result(
             "bench_index_path",
             {
                 "command": "python benchmarks/bench_index_path.py " + " ".join(argv or sys.argv[1:]),
-                "cpu": cpu_info(),
-                "load_average": {"start": list(load_start), "end": list(load_end)},
-                "versions": versions(),
+                "machine": machine,
                 "setup": {
                     "texts": f"the first {n} SciFact abstracts (titles as metadata), mote_rag.readers.read_corpus",
                     "model": str(model),
@@ -143,21 +113,27 @@ def report(args, argv, seconds: dict, cli_reported: list, n: int, model: Path, e
         )
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--model", default=None, help="encoder folder (default: fp32 ONNX export of the base)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave the results file alone")
-    args = parser.parse_args(argv)
+    parser.add_argument("--threads", type=int, default=2, help="recorded; set OMP_NUM_THREADS to change it")
+    parser.add_argument("--settle-s", type=float, default=150, help="wait at most this long for the load to decay")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
 
     from langchain_mote import MoTEEmbeddings, MoTEVectorStore
 
     from mote_rag.index.faiss_index import FaissIndex
     from mote_rag.loading import load_encoder
 
-    load_start = os.getloadavg()
+    run = Run(args.threads, settle_s=args.settle_s)
     model = Path(args.model) if args.model else default_model()
     work = Path(tempfile.mkdtemp(prefix="bench-index-path-"))
     cli = [str(Path(sys.executable).with_name("mote-rag"))]
@@ -203,9 +179,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"round {r + 1}: " + ", ".join(f"{m} {seconds[m][-1]:.2f}s" for m in MEASURES), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    load_end = os.getloadavg()
-
-    report(args, argv, seconds, cli_reported, n, model, type(encoder).__name__, (load_start, load_end))
+    machine = run.finish()
+    run.warn_if_loaded()
+    report(args, argv, seconds, cli_reported, n, model, type(encoder).__name__, machine)
     return 0
 
 

@@ -19,8 +19,9 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from mote_rag.runtime.cpu import SIMD_FLAGS, cpu_flags, cpu_model_name, cpuinfo, simd_family
+
 IDLE_LOAD = 0.5
-CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16", "avx512_bf16", "avx512_fp16")
 PACKAGES = (
     "onnxruntime",
     "onnx",
@@ -34,37 +35,14 @@ PACKAGES = (
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TOKENIZERS_PARALLELISM")
 
 
-def _cpuinfo() -> dict[str, str]:
-    """The first processor's fields of /proc/cpuinfo (empty where the file is absent)."""
-    fields: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if not line.strip():
-                break
-            key, _, value = line.partition(":")
-            fields[key.strip()] = value.strip()
-    except OSError:
-        pass
-    return fields
-
-
 def cpu_facts() -> dict:
     """Model name, family/model numbers, the listed SIMD flags (True/False each) and the int8 kernel family."""
-    info = _cpuinfo()
-    flags = set(info.get("flags", "").split())
-    have = {f: f in flags for f in CPU_FLAGS}
-    if have["amx_int8"]:
-        family = "AMX-INT8 (+ AVX-512 VNNI)"
-    elif have["avx512_vnni"] or have["avx_vnni"]:
-        family = "VNNI (AVX-512 VNNI)" if have["avx512_vnni"] else "VNNI (AVX-VNNI)"
-    elif have["avx512f"]:
-        family = "AVX-512 without VNNI"
-    elif have["avx2"]:
-        family = "AVX2 only"
-    else:
-        family = "no AVX2"
+    info = cpuinfo()
+    flags = cpu_flags()
+    have = {f: f in flags for f in SIMD_FLAGS}
+    family = simd_family(flags)
     return {
-        "model_name": info.get("model name") or platform.processor() or "unknown",
+        "model_name": cpu_model_name(),
         "vendor": info.get("vendor_id"),
         "cpu_family": info.get("cpu family"),
         "model": info.get("model"),

@@ -20,7 +20,7 @@ from mote_rag.readers import iter_jsonl, read_qrels
 # 3 steps and 50 test queries: with 2 steps on 30 queries the adapted query expert moved no ranking of the slice.
 # Batches of 16 (the recipe's 32 halved in the slice's copy of train.json): training is the slowest stage.
 STEPS, BATCH = 3, 16
-TEST_QUERIES, TRAIN_PAIRS, DISTRACTORS = 50, BATCH * STEPS, 50  # the training pairs are what STEPS batches use
+TEST_QUERIES, TRAIN_PAIRS, DISTRACTORS = 50, BATCH * STEPS, 10  # the training pairs are what STEPS batches use
 CLASSIFICATION_TRAIN, CLASSIFICATION_TEST, CLUSTERING_TEST = 160, 60, 60
 
 

@@ -79,6 +79,15 @@ def register(subparsers) -> None:
     )
     p.add_argument("--batch-size", type=int, default=64, help="texts embedded per batch (default: 64)")
     p.add_argument(
+        "--backend",
+        choices=["auto", "torch", "onnx"],
+        default="auto",
+        help="for a torch model (base, a saved MoTE folder, a checkpoint): embed with torch, or with its fp32 ONNX "
+        "export (same vectors and fingerprint; exported once into $MOTE_RAG_CACHE, default ~/.cache/mote-rag); "
+        "auto times both on this corpus the first time this CPU family is seen and keeps the faster "
+        "(mote_rag.backend; default: auto). An exported ONNX folder always runs on onnxruntime",
+    )
+    p.add_argument(
         "--collection",
         default=None,
         help="the collection this index serves: its documents use that collection's document expert if the "
@@ -122,6 +131,30 @@ def open_encoder(spec: str):
         return load_encoder(spec)
     except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
         raise BadInput(f"--model {spec}: {exc}") from None
+
+
+def choose_backend(encoder, args, texts, document_task: str):
+    """The encoder that embeds the corpus: an ONNX folder as it is; a torch model on --backend (mote_rag.backend)."""
+    from mote_rag.cli.main import BadInput
+    from mote_rag.runtime.onnx_encoder import OnnxEncoder
+
+    if isinstance(encoder, OnnxEncoder):
+        if args.backend == "torch":
+            raise BadInput(f"--backend torch: --model {args.model} is an ONNX export, which has no torch weights")
+        return encoder
+    from mote_rag.backend import serving_encoder
+
+    chosen, record = serving_encoder(
+        encoder, texts, document_task, args.backend, batch_size=args.batch_size, show_progress=not args.quiet
+    )
+    if record["reason"] == "asked":
+        return chosen
+    print(
+        f"mote-rag index: backend {record['backend']}: onnxruntime runs at {record['onnx_vs_torch']:.2f}x torch's "
+        f"speed on this CPU ({record['reason']}, {record['file']}; --backend torch|onnx to choose)",
+        file=sys.stderr,
+    )
+    return chosen
 
 
 def collection_tasks(encoder, collection: str | None) -> tuple[str, str]:
@@ -235,6 +268,7 @@ def run(args) -> int:
     check_model_files(args.model)
     encoder = open_encoder(args.model)
     document_task, query_task = collection_tasks(encoder, args.collection)
+    encoder = choose_backend(encoder, args, corpus.texts, document_task)
     start = time.perf_counter()
     index = FaissIndex.build(
         encoder,
