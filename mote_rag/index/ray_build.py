@@ -31,6 +31,7 @@ Ray is optional (`pip install 'mote-rag[ray]'`); `require_ray()` says so when it
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import logging
 import os
@@ -70,6 +71,35 @@ def require_ray():
 
 
 # ---------------------------------------------------------------------------------------------- reading
+class CorpusInputError(ValueError):
+    """A row of the corpus is bad (raised in a Ray Data task). Its message is kept apart from `args`: Ray Data
+    appends its retry advice to `args[0]` ("Failed to apply UDF transform ... if you believe this to be
+    transient"), which is noise for an input error; the message travels in the instance's state and is what
+    str() gives on the driver."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _input_errors(parse):
+    """The parse function, with its ValueErrors (a bad row, a bad file) raised as CorpusInputError."""
+
+    @functools.wraps(parse)
+    def wrapped(*args, **kwargs):
+        try:
+            return parse(*args, **kwargs)
+        except CorpusInputError:
+            raise
+        except ValueError as exc:
+            raise CorpusInputError(str(exc)) from None
+
+    return wrapped
+
+
 def _documents(
     rows: list[dict], where: str, id_field: str, text_fields: list[str], metadata_fields: list[str] | None
 ) -> dict:
@@ -87,6 +117,7 @@ def _documents(
     }
 
 
+@_input_errors
 def _parse_jsonl(batch: dict, id_field: str, text_fields: list[str], metadata_fields) -> dict:
     rows = []
     paths = batch["path"]
@@ -95,6 +126,7 @@ def _parse_jsonl(batch: dict, id_field: str, text_fields: list[str], metadata_fi
     return _documents(rows, str(paths[0]) if len(paths) else "corpus", id_field, text_fields, metadata_fields)
 
 
+@_input_errors
 def _parse_table(batch: dict, id_field: str, text_fields: list[str], metadata_fields, source: str) -> dict:
     columns = list(batch)
     n = len(batch[columns[0]]) if columns else 0
@@ -102,6 +134,7 @@ def _parse_table(batch: dict, id_field: str, text_fields: list[str], metadata_fi
     return _documents(rows, source, id_field, text_fields, metadata_fields)
 
 
+@_input_errors
 def _parse_txt(batch: dict, root: str) -> dict:
     rows = []
     for data, path in zip(batch["bytes"], batch["path"]):
