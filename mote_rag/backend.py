@@ -129,6 +129,7 @@ def serving_encoder(
     """(encoder, record): `model` itself or its ONNX twin, whichever `backend` says ("auto": the faster one here).
 
     The record says which, why ("measured now", "recorded" or "asked"), and the figures behind an automatic choice.
+    Where the cache cannot be written, auto keeps torch and its record says so (the CLI prints it).
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -140,14 +141,21 @@ def serving_encoder(
     path = cache_dir() / CHOICE_FILE
     entry = _recorded(path).get(key)
     if entry is None:
-        twin = onnx_twin(model, show_progress)
+        try:
+            twin = onnx_twin(model, show_progress)
+        except OSError as exc:  # a read-only or full cache: torch still embeds, and the record says why
+            return model, {"backend": "torch", "reason": f"no ONNX export to time against ({exc})"}
         entry = {**measure_backends(model, twin, texts, task, batch_size), "measured": _now()}
-        with folder_lock(cache_dir() / f".{CHOICE_FILE}.lock", "backend choice file"):
-            choices = _recorded(path)
-            choices[key] = entry
-            write_json_atomic(path, choices)
+        reason = "measured now"
+        try:
+            with folder_lock(cache_dir() / f".{CHOICE_FILE}.lock", "backend choice file"):
+                choices = _recorded(path)
+                choices[key] = entry
+                write_json_atomic(path, choices)
+        except OSError as exc:
+            reason = f"measured now, not recorded ({exc})"
         logger.info("backend choice for %s: %s", key, entry)
-        record = {**entry, "reason": "measured now", "key": key, "file": str(path)}
+        record = {**entry, "reason": reason, "key": key, "file": str(path)}
         return (twin if entry["backend"] == "onnx" else model), record
     if entry.get("backend") not in ("torch", "onnx"):
         raise ValueError(f"{path}: the entry for {key!r} names no backend; remove the file to measure again")

@@ -109,3 +109,14 @@ def test_cli_index_backends_give_one_index(tiny_mote_dir, tiny_onnx_dir, tmp_pat
         == 2
     )
     assert "is an ONNX export, which has no torch weights" in capsys.readouterr().err
+
+
+def test_a_cache_that_cannot_be_written_keeps_torch_and_says_why(tiny_mote, tmp_path, monkeypatch):
+    from mote_rag.backend import serving_encoder
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("MOTE_RAG_CACHE", str(blocker / "cache"))  # a folder under a file cannot be made
+    encoder, record = serving_encoder(tiny_mote, TEXTS, "search_document", "auto")
+    assert encoder is tiny_mote and record["backend"] == "torch"
+    assert record["reason"].startswith("no ONNX export to time against (") and "a-file" in record["reason"]

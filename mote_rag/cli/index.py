@@ -149,6 +149,9 @@ def choose_backend(encoder, args, texts, document_task: str):
     )
     if record["reason"] == "asked":
         return chosen
+    if "onnx_vs_torch" not in record:
+        print(f"mote-rag index: warning: backend torch: {record['reason']}", file=sys.stderr)
+        return chosen
     print(
         f"mote-rag index: backend {record['backend']}: onnxruntime runs at {record['onnx_vs_torch']:.2f}x torch's "
         f"speed on this CPU ({record['reason']}, {record['file']}; --backend torch|onnx to choose)",
