@@ -47,7 +47,15 @@ def pytest_configure(config):
     # the backend choice and its ONNX exports (mote_rag.backend) go to a cache of the run's own, never ~/.cache
     import tempfile
 
-    os.environ["MOTE_RAG_CACHE"] = tempfile.mkdtemp(prefix="mote-rag-test-cache-")
+    os.environ["MOTE_RAG_CACHE"] = config._mote_rag_cache = tempfile.mkdtemp(prefix="mote-rag-test-cache-")
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    cache = getattr(config, "_mote_rag_cache", None)
+    if cache:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 class _TorchGuard:

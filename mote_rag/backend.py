@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -77,7 +78,7 @@ def onnx_twin(model, show_progress: bool = False):
     folder = make_folder(cache_dir() / "onnx", "mote-rag cache folder") / model.fingerprint
     if not (folder / "manifest.json").is_file():
         if show_progress:
-            print(f"exporting the model to ONNX once, into {folder}", flush=True)
+            print(f"exporting the model to ONNX once, into {folder}", file=sys.stderr, flush=True)
         model.export_onnx(folder, optimize=True)  # atomic and locked; checked against torch
     twin = OnnxEncoder(folder, threads=_threads())  # its default variant: the fused graphs
     if twin.fingerprint != model.fingerprint:
