@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml constraints.txt integrations/*/pyproject.toml
 	$(PIP) install -q -c constraints.txt torch==2.13.0
 	$(PIP) install -q -c constraints.txt -e ".[ray,test]" $(INTEGRATIONS) -r requirements-dev.txt
 	$(PIP) install -q -c constraints.txt --no-deps $(FASTEMBED)
+	# ranx (the tests' reference metrics) compiles its numba kernels on first use, about 50 s on 2 cores, and caches
+	# them in site-packages: compiled once here, for the one id width the tests give it (conftest.ranx_scores)
+	$(BIN)/python -c "import conftest; conftest.warm_ranx()"
 	touch $(STAMP)
 
 quickstart: setup

@@ -163,6 +163,36 @@ def _torch():
 
 
 # ---------------------------------------------------------------------------------------------- data
+RANX_METRICS = ("ndcg@10", "map@10", "recall@100", "mrr@10")
+RANX_ID_WIDTH = 12
+
+
+def ranx_scores(qrels: dict, run: dict, metrics=RANX_METRICS) -> dict:
+    """ranx's figures for (qrels, run), every document id renamed to one width first (the same renaming in both, so
+    the figures are unchanged). ranx types document ids as fixed-width strings and numba compiles its kernels once
+    per width, 15-30 s each on 2 cores; with one width the suite compiles them once, and `make setup` does that
+    (`warm_ranx`), so a fresh checkout's test run does not pay it."""
+    from ranx import Qrels, Run, evaluate
+
+    names: dict = {}
+
+    def name(doc) -> str:
+        return names.setdefault(doc, f"d{len(names):0{RANX_ID_WIDTH - 1}d}")
+
+    renamed_qrels = {str(q): {name(d): int(v) for d, v in docs.items()} for q, docs in qrels.items()}
+    renamed_run = {str(q): {name(d): float(v) for d, v in docs.items()} for q, docs in run.items()}
+    return evaluate(Qrels(renamed_qrels), Run(renamed_run), list(metrics))
+
+
+def warm_ranx() -> None:
+    """Compile (and cache, in ranx's __pycache__) the numba kernels `ranx_scores` uses: `make setup` runs it."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numba's type-safety notes about ranx's own casts
+        ranx_scores({"q0": {"a": 1, "b": 2}, "q1": {"c": 1}}, {"q0": {"a": 0.9, "c": 0.5}, "q1": {"c": 0.7, "b": 0.1}})
+
+
 def shared_data_dir() -> Path:
     return Path(os.environ.get("MOTE_RAG_DATA", REPO.parent / "shared" / "data"))
 

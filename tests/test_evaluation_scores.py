@@ -9,21 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import RANX_METRICS, ranx_scores
 from mote_rag.evaluation import evaluate, get_suite
 from mote_rag.evaluation.metrics import retrieval_metrics
 
 pytestmark = pytest.mark.slow
-
-RANX_METRICS = ["ndcg@10", "map@10", "recall@100", "mrr@10"]
-
-
-def ranx_scores(qrels, run) -> dict:
-    from ranx import Qrels, Run
-    from ranx import evaluate as ranx_evaluate
-
-    return ranx_evaluate(
-        Qrels({q: dict(r) for q, r in qrels.items()}), Run({q: dict(r) for q, r in run.items()}), RANX_METRICS
-    )
 
 
 @pytest.fixture(scope="module")

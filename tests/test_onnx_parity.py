@@ -68,8 +68,7 @@ def test_fp32_and_int8_match_torch_on_every_task_path(minilm_mote, minilm_onnx_d
 
 
 def test_scifact_ndcg_int8_within_one_point_of_fp32(minilm_onnx_dir, data_dir):
-    from ranx import Qrels, Run, evaluate
-
+    from conftest import ranx_scores
     from mote_rag.readers import load_beir
 
     data = load_beir(data_dir / "retrieval" / "scifact", split="test")
@@ -85,7 +84,7 @@ def test_scifact_ndcg_int8_within_one_point_of_fp32(minilm_onnx_dir, data_dir):
         sims = enc.encode_query([data.queries[q] for q in qids]) @ enc.encode_document([data.corpus[d] for d in dids]).T
         top = np.argsort(-sims, axis=1)[:, :10]
         run = {q: {dids[j]: float(sims[i, j]) for j in top[i]} for i, q in enumerate(qids)}
-        scores[variant] = 100 * evaluate(Qrels(qrels), Run(run), "ndcg@10")
+        scores[variant] = 100 * ranx_scores(qrels, run)["ndcg@10"]
     assert scores["fp32"] > 50  # a real retrieval result, not noise
     assert abs(scores["int8"] - scores["fp32"]) <= 1.0, scores
 
