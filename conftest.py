@@ -170,8 +170,8 @@ RANX_ID_WIDTH = 12
 def ranx_scores(qrels: dict, run: dict, metrics=RANX_METRICS) -> dict:
     """ranx's figures for (qrels, run), every document id renamed to one width first (the same renaming in both, so
     the figures are unchanged). ranx types document ids as fixed-width strings and numba compiles its kernels once
-    per width, 15-30 s each on 2 cores; with one width the suite compiles them once, and `make setup` does that
-    (`warm_ranx`), so a fresh checkout's test run does not pay it."""
+    per width, 15-30 s each on 2 cores; with one width the suite compiles them once, and `make test` does that
+    first (`warm_ranx`), so a fresh checkout's test timings do not carry it."""
     from ranx import Qrels, Run, evaluate
 
     names: dict = {}
@@ -185,7 +185,8 @@ def ranx_scores(qrels: dict, run: dict, metrics=RANX_METRICS) -> dict:
 
 
 def warm_ranx() -> None:
-    """Compile (and cache, in ranx's __pycache__) the numba kernels `ranx_scores` uses: `make setup` runs it."""
+    """Compile (and cache, in ranx's __pycache__) the numba kernels `ranx_scores` uses; the Makefile's test targets
+    run it once."""
     import warnings
 
     with warnings.catch_warnings():

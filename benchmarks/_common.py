@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mote_rag.atomic import write_json_atomic
 from mote_rag.readers import default_data_dir, iter_jsonl, resolve_file
+from mote_rag.runtime.cpu import cpu_model_name
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -47,7 +48,7 @@ def timed(fn, repeat: int = 1) -> float:
 def write_result(name: str, payload: dict) -> Path:
     payload = {
         "benchmark": name,
-        "machine": {"python": platform.python_version(), "cpu": platform.processor(), "system": platform.platform()},
+        "machine": {"python": platform.python_version(), "cpu": cpu_model_name(), "system": platform.platform()},
         **payload,
     }
     path = RESULTS / f"{name}.json"
